@@ -1,0 +1,1 @@
+"""codethread's bot: the session core, the chat adapters, the CLI and the composition root."""

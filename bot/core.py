@@ -1,0 +1,272 @@
+"""The session service: everything a chat adapter can ask of codethread.
+
+A session is one snippet's story, kept in one thread. :meth:`SessionService.start` opens it;
+:meth:`SessionService.turn` produces the next version from a request (the first prompt, or
+feedback on the current version) and reports progress as :mod:`bot.values` events. Turns of one
+session run strictly in arrival order (one lock per session); different sessions run
+concurrently. Anyone in a thread may give feedback; only the owner may delete a session.
+
+The service knows no platform: adapters pass a :class:`~bot.values.Caller` and render events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from bot.codeblocks import extract_code
+from bot.engine_pool import EnginePool, ModelStatus
+from bot.errors import NotOwner, SessionNotFound, UserError
+from bot.languages import Language, Languages
+from bot.limits import AccessPolicy, RateLimiter, check_prompt
+from bot.metrics import Metrics
+from bot.prompts import ContextTooSmall, PromptBudget, build_messages
+from bot.values import Caller, Done, Failed, Loading, NonCode, Progress, Reply, Started, Waiting
+from engines import EngineError, GenerationRequest, Usage
+from storage import Session, SessionKey, Store, Version
+
+__all__ = ["ServiceSettings", "SessionService"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceSettings:
+    default_language: str = "python"
+    max_prompt_chars: int = 8000
+    temperature: float = 0.2
+    turn_timeout: float = 300.0  # seconds for one whole answer
+    max_answer_chars: int = 200_000  # stop reading a runaway answer here
+
+
+class _SessionLocks:
+    """One FIFO lock per session, forgotten when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+
+    def waiting(self, session_id: int) -> int:
+        return self._locks.get(session_id, (None, 0))[1]
+
+    @contextlib.asynccontextmanager
+    async def hold(self, session_id: int) -> AsyncIterator[None]:
+        lock, users = self._locks.get(session_id, (asyncio.Lock(), 0))
+        self._locks[session_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[session_id]
+            if users == 1:
+                del self._locks[session_id]
+            else:
+                self._locks[session_id] = (lock, users - 1)
+
+
+class SessionService:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        engines: EnginePool,
+        languages: Languages,
+        settings: ServiceSettings,
+        metrics: Metrics,
+        rate_limiter: RateLimiter | None = None,
+        access: AccessPolicy | None = None,
+    ) -> None:
+        self.store = store
+        self.engines = engines
+        self.languages = languages
+        self.settings = settings
+        self.metrics = metrics
+        self._rate = rate_limiter or RateLimiter(limit=0)
+        self._access = access or AccessPolicy()
+        self._locks = _SessionLocks()
+        self._failed: dict[int, str] = {}  # session id -> request of its last failed turn
+        self._seen: OrderedDict[str, None] = OrderedDict()  # recent delivery ids
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    async def start(
+        self,
+        *,
+        caller: Caller,
+        key: SessionKey,
+        prompt: str,
+        language: str | None = None,
+        model: str | None = None,
+    ) -> Session:
+        """Open a session for ``prompt``; refuses bad input before anything is stored."""
+        self._access.check(user=caller.user, channel=caller.channel)
+        prompt = check_prompt(prompt, limit=self.settings.max_prompt_chars)
+        lang = self.language(language)
+        spec = self.engines.resolve(model)
+        title = prompt.splitlines()[0][:80]
+        return await self.store.create_session(
+            key=key, owner=caller.user, language=lang.name, model=spec.name, title=title
+        )
+
+    def language(self, word: str | None) -> Language:
+        return self.languages.get(word or self.settings.default_language)
+
+    async def find(self, key: SessionKey) -> Session | None:
+        """The session living in a thread, if any (adapters ignore threads that are not)."""
+        return await self.store.find_session(key)
+
+    async def get(self, session_id: int, caller: Caller | None = None) -> Session:
+        """The session ``session_id``; with a caller, only if they own it."""
+        session = await self.store.get_session(session_id)
+        if session is None:
+            raise SessionNotFound(session_id)
+        if caller is not None and not self._owns(caller, session):
+            raise NotOwner(session_id)
+        return session
+
+    async def list(self, caller: Caller, *, limit: int = 25) -> list[Session]:
+        """The caller's sessions in their workspace, newest first."""
+        return await self.store.list_sessions(
+            owner=caller.user, platform=caller.platform, workspace=caller.workspace, limit=limit
+        )
+
+    async def show(
+        self, session_id: int, *, number: int | None = None, caller: Caller | None = None
+    ) -> tuple[Session, Version | None]:
+        """A session and one of its versions (the latest by default)."""
+        session = await self.get(session_id, caller)
+        version = await self.store.get_version(session_id, number)
+        if number is not None and version is None:
+            raise UserError(f"Session {session_id} has no version {number}.")
+        return session, version
+
+    async def delete(self, session_id: int, caller: Caller) -> Session:
+        """Delete a session and everything in it; owner only. Cancels nothing already running."""
+        session = await self.get(session_id, caller)
+        await self.store.delete_session(session_id)
+        self._failed.pop(session_id, None)
+        return session
+
+    def models(self) -> list[ModelStatus]:
+        return self.engines.status()
+
+    def first_delivery(self, delivery_id: str) -> bool:
+        """True the first time a platform delivery id is seen (retries return False)."""
+        if delivery_id in self._seen:
+            return False
+        self._seen[delivery_id] = None
+        if len(self._seen) > 10_000:
+            self._seen.popitem(last=False)
+        return True
+
+    def failed_request(self, session_id: int) -> str | None:
+        """The request of the session's last failed turn, kept so that it can be retried."""
+        return self._failed.get(session_id)
+
+    @staticmethod
+    def _owns(caller: Caller, session: Session) -> bool:
+        return caller.user == session.owner and caller.platform == session.key.platform
+
+    # -- turns -------------------------------------------------------------------------------
+
+    async def turn(self, session_id: int, caller: Caller, text: str) -> AsyncIterator[Reply]:
+        """Make the next version of a session from ``text``; yields events, ends with a result.
+
+        Refusals (empty or oversized text, rate limit, allow-lists, unknown session) raise
+        :class:`UserError` before any event. Engine failures end the stream with
+        :class:`Failed`, keeping the request for a retry; the session stays usable.
+        """
+        self._access.check(user=caller.user, channel=caller.channel)
+        request = check_prompt(text, limit=self.settings.max_prompt_chars)
+        if await self.store.get_session(session_id) is None:
+            raise SessionNotFound(session_id)
+        self._rate.check(f"{caller.platform}:{caller.user}")
+        if self._locks.waiting(session_id):
+            yield Waiting(position=self._locks.waiting(session_id))
+        async with self._locks.hold(session_id):
+            session = await self.store.get_session(session_id)
+            if session is None:  # deleted while this turn waited
+                raise SessionNotFound(session_id)
+            async for event in self._turn(session, request):
+                yield event
+
+    async def _turn(self, session: Session, request: str) -> AsyncIterator[Reply]:
+        language = self.language(session.language)
+        history = await self.store.list_versions(session.id)
+        if not history and (earlier := self._failed.get(session.id)) and earlier != request:
+            request = f"{earlier}\n\n{request}"  # the first answer failed: keep what was asked
+        try:
+            spec = self.engines.resolve(session.model)
+            engine = self.engines.get(spec)
+        except (UserError, EngineError) as err:
+            yield self._fail(session, request, str(err))
+            return
+        if self.engines.is_loading(spec):
+            yield Loading(model=spec.name)
+        await self.engines.wait_ready(spec)
+        yield Started(session=session, request=request, number=len(history) + 1, model=spec.name)
+
+        budget = PromptBudget(
+            context_window=engine.context_window,
+            reserve_for_answer=min(spec.max_new_tokens, engine.context_window // 2),
+        )
+        try:
+            messages = build_messages(
+                language=language, history=history, request=request, budget=budget
+            )
+        except ContextTooSmall as err:
+            yield self._fail(session, request, str(err))
+            return
+        generation = GenerationRequest(
+            messages=messages,
+            temperature=self.settings.temperature,
+            max_tokens=budget.reserve_for_answer,
+        )
+        usage = Usage()
+        began = time.perf_counter()
+        parts: list[str] = []
+        size = 0
+        try:
+            async with asyncio.timeout(self.settings.turn_timeout):
+                async for delta in engine.stream(generation, usage):
+                    parts.append(delta)
+                    size += len(delta)
+                    yield Progress(delta=delta, text="".join(parts))
+                    if size >= self.settings.max_answer_chars:
+                        break
+        except EngineError as err:
+            yield self._fail(session, request, str(err))
+            return
+        except TimeoutError:
+            yield self._fail(
+                session, request, f"The model took longer than {self.settings.turn_timeout:.0f} s."
+            )
+            return
+        latency_ms = round((time.perf_counter() - began) * 1000)
+        self.metrics.observe_answer(model=spec.name, seconds=latency_ms / 1000)
+        answer = "".join(parts)
+        extraction = extract_code(answer)
+        self._failed.pop(session.id, None)
+        if extraction is None:
+            self.metrics.turns.labels(outcome="non_code").inc()
+            yield NonCode(session=session, text=answer.strip() or "(the model returned nothing)")
+            return
+        version = await self.store.add_version(
+            session.id,
+            request=request,
+            code=extraction.code,
+            note=extraction.note,
+            model=spec.name,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            latency_ms=latency_ms,
+        )
+        self.metrics.turns.labels(outcome="version").inc()
+        session = await self.get(session.id)
+        yield Done(session=session, version=version, complete=extraction.complete)
+
+    def _fail(self, session: Session, request: str, message: str) -> Failed:
+        self._failed[session.id] = request
+        self.metrics.turns.labels(outcome="failed").inc()
+        return Failed(session=session, message=message, request=request)

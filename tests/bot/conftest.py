@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from bot.app import App, build
+from bot.config import Config
+from bot.values import Caller, Reply
+from engines import Engine, FakeEngine, ModelSpec
+
+CALLER = Caller(platform="console", workspace="local", user="alice", channel="terminal")
+
+
+def fenced(code: str, lang: str = "python", note: str = "") -> str:
+    return f"{note}\n\n```{lang}\n{code}\n```\n".lstrip()
+
+
+@pytest.fixture
+def fake() -> FakeEngine:
+    """The engine every model reference resolves to in these tests (echo unless scripted)."""
+    return FakeEngine()
+
+
+@pytest.fixture
+async def app(tmp_path: Path, fake: FakeEngine) -> AsyncIterator[App]:
+    def factory(spec: ModelSpec) -> Engine:
+        return fake
+
+    config = Config(db_path=tmp_path / "ct.db", model="fake:echo", rate_limit_per_minute=0)
+    app = await build(config, engine_factory=factory)
+    await app.start()
+    yield app
+    await app.aclose()
+
+
+async def collect(replies: AsyncIterator[Reply]) -> list[Reply]:
+    return [event async for event in replies]
+
+

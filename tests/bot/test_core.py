@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+
+from bot.app import App
+from bot.errors import EmptyPrompt, NotOwner, PromptTooLong, RateLimited, SessionNotFound, UnknownLanguage, UnknownModelRef
+from bot.limits import RateLimiter
+from bot.values import Caller, Done, Failed, NonCode, Progress, Started, Waiting
+from engines import EngineUnavailable, FakeEngine, GenerationRequest
+from storage import SessionKey
+
+from .conftest import CALLER, collect, fenced
+
+_threads = itertools.count()
+
+
+def key() -> SessionKey:
+    return SessionKey(platform="console", workspace="local", channel="terminal", thread=f"t{next(_threads)}")
+
+
+async def test_first_turn_makes_version_one_with_note(app: App, fake: FakeEngine) -> None:
+    fake.responder = lambda r: fenced("print('hi')", note="Here it is.")
+    session = await app.service.start(caller=CALLER, key=key(), prompt="say hi", language="py")
+    events = await collect(app.service.turn(session.id, CALLER, "say hi"))
+
+    assert isinstance(events[0], Started) and events[0].number == 1
+    assert any(isinstance(e, Progress) for e in events)
+    done = events[-1]
+    assert isinstance(done, Done)
+    assert done.version.number == 1 and done.version.code == "print('hi')"
+    assert done.version.note == "Here it is." and done.version.request == "say hi"
+    assert done.session.language == "python" and done.session.version_count == 1
+
+
+async def test_adjust_carries_current_code_and_feedback(app: App, fake: FakeEngine) -> None:
+    answers = iter([fenced("def f():\n    return 1"), fenced("def f():\n    return 2")])
+    fake.responder = lambda r: next(answers)
+    session = await app.service.start(caller=CALLER, key=key(), prompt="write f")
+    await collect(app.service.turn(session.id, CALLER, "write f"))
+    events = await collect(app.service.turn(session.id, CALLER, "return 2 instead"))
+
+    last = fake.requests[-1]
+    roles = [m.role for m in last.messages]
+    assert roles == ["system", "user", "assistant", "user"]
+    assert "return 1" in last.messages[2].content  # the current version
+    assert last.messages[-1].content == "return 2 instead"
+    assert "return 2 instead" not in last.messages[0].content  # user text never in the system prompt
+    assert last.temperature <= 0.3
+    done = events[-1]
+    assert isinstance(done, Done) and done.version.number == 2 and "return 2" in done.version.code
+
+
+async def test_concurrent_adjusts_in_one_session_apply_in_order(app: App, fake: FakeEngine) -> None:
+    fake.delay = 0.02
+    fake.responder = lambda r: fenced(f"# v for {r.messages[-1].content}")
+    session = await app.service.start(caller=CALLER, key=key(), prompt="start")
+    await collect(app.service.turn(session.id, CALLER, "start"))
+
+    feedback = [f"step {i}" for i in range(5)]
+    results = await asyncio.gather(*(collect(app.service.turn(session.id, CALLER, f)) for f in feedback))
+
+    versions = await app.store.list_versions(session.id)
+    assert [v.request for v in versions] == ["start", *feedback]
+    assert [v.number for v in versions] == [1, 2, 3, 4, 5, 6]
+    # each turn saw the version made by the one before it
+    for i, request in enumerate(fake.requests[1:], start=1):
+        assert f"# v for {versions[i - 1].request}" in request.messages[-2].content
+    assert any(isinstance(e, Waiting) for events in results for e in events)
+
+
+async def test_sessions_run_concurrently(app: App, fake: FakeEngine) -> None:
+    fake.delay = 0.2
+    sessions = [await app.service.start(caller=CALLER, key=key(), prompt=f"p{i}") for i in range(5)]
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await asyncio.gather(*(collect(app.service.turn(s.id, CALLER, "go")) for s in sessions))
+    assert loop.time() - began < 0.2 * 5 * 0.6  # overlapped, not one after another
+
+
+async def test_non_code_answer_makes_no_version(app: App, fake: FakeEngine) -> None:
+    fake.responder = lambda r: "Which CSV dialect do you mean?"
+    session = await app.service.start(caller=CALLER, key=key(), prompt="parse csv")
+    events = await collect(app.service.turn(session.id, CALLER, "parse csv"))
+    assert isinstance(events[-1], NonCode) and "dialect" in events[-1].text
+    assert await app.store.list_versions(session.id) == []
+
+
+@pytest.mark.parametrize("text", ["", "   \n ", "x" * 200_000])
+async def test_bad_prompts_never_reach_the_engine(app: App, fake: FakeEngine, text: str) -> None:
+    with pytest.raises((EmptyPrompt, PromptTooLong)) as info:
+        await app.service.start(caller=CALLER, key=key(), prompt=text)
+    assert "limit" in str(info.value) or "what the code should do" in str(info.value)
+    session = await app.service.start(caller=CALLER, key=key(), prompt="ok")
+    with pytest.raises((EmptyPrompt, PromptTooLong)):
+        await collect(app.service.turn(session.id, CALLER, text))
+    assert fake.requests == []
+
+
+async def test_unknown_language_and_model_name_the_choices(app: App) -> None:
+    with pytest.raises(UnknownLanguage, match="python.*rust"):
+        await app.service.start(caller=CALLER, key=key(), prompt="x", language="klingon")
+    with pytest.raises(UnknownModelRef, match="gpt-4o-mini"):
+        await app.service.start(caller=CALLER, key=key(), prompt="x", model="nope")
+
+
+async def test_engine_failure_keeps_request_and_session_usable(app: App, fake: FakeEngine) -> None:
+    session = await app.service.start(caller=CALLER, key=key(), prompt="write x")
+    fake.fail = EngineUnavailable("The model server answered 500.")
+    events = await collect(app.service.turn(session.id, CALLER, "write x"))
+    assert isinstance(events[-1], Failed) and "500" in events[-1].message
+    assert app.service.failed_request(session.id) == "write x"
+
+    fake.fail = None
+    fake.responder = lambda r: fenced("x = 1")
+    events = await collect(app.service.turn(session.id, CALLER, "write x"))
+    assert isinstance(events[-1], Done) and events[-1].version.number == 1
+    assert app.service.failed_request(session.id) is None
+
+
+async def test_turn_timeout_is_a_failure(app: App, fake: FakeEngine) -> None:
+    app.service.settings = type(app.service.settings)(turn_timeout=0.05)
+    fake.delay = 1.0
+    session = await app.service.start(caller=CALLER, key=key(), prompt="slow")
+    events = await collect(app.service.turn(session.id, CALLER, "slow"))
+    assert isinstance(events[-1], Failed) and "longer than" in events[-1].message
+
+
+async def test_history_is_trimmed_oldest_first_never_the_current_code(app: App, fake: FakeEngine) -> None:
+    fake.context_window = 3000
+    counter = itertools.count(1)
+    fake.responder = lambda r: fenced(f"# version {next(counter)}\n" + "x = 1\n" * 200)
+    session = await app.service.start(caller=CALLER, key=key(), prompt="v1")
+    for i in range(1, 6):
+        await collect(app.service.turn(session.id, CALLER, f"change {i}"))
+    last: GenerationRequest = fake.requests[-1]
+    text = "\n".join(m.content for m in last.messages)
+    assert "# version 4" in text  # the current version (made by the 4th turn) is always there
+    assert "# version 1" not in text  # the oldest went first
+    assert last.messages[-1].content == "change 5"
+
+
+async def test_ownership_list_show_delete(app: App, fake: FakeEngine) -> None:
+    bob = Caller(platform="console", workspace="local", user="bob")
+    session = await app.service.start(caller=CALLER, key=key(), prompt="mine")
+    await collect(app.service.turn(session.id, CALLER, "mine"))
+
+    assert [s.id for s in await app.service.list(CALLER)] == [session.id]
+    assert await app.service.list(bob) == []
+    with pytest.raises(NotOwner):
+        await app.service.show(session.id, caller=bob)
+    with pytest.raises(NotOwner):
+        await app.service.delete(session.id, bob)
+    # anyone in the thread may give feedback
+    events = await collect(app.service.turn(session.id, bob, "bob's idea"))
+    assert isinstance(events[-1], Done) and events[-1].version.number == 2
+
+    _, v1 = await app.service.show(session.id, number=1, caller=CALLER)
+    assert v1 is not None and v1.request == "mine"
+    await app.service.delete(session.id, CALLER)
+    with pytest.raises(SessionNotFound):
+        await app.service.show(session.id, caller=CALLER)
+
+
+async def test_rate_limit_per_user(app: App) -> None:
+    app.service._rate = RateLimiter(limit=2, window=60)
+    session = await app.service.start(caller=CALLER, key=key(), prompt="a")
+    await collect(app.service.turn(session.id, CALLER, "a"))
+    await collect(app.service.turn(session.id, CALLER, "b"))
+    with pytest.raises(RateLimited, match="try again"):
+        await collect(app.service.turn(session.id, CALLER, "c"))
+
+
+async def test_duplicate_deliveries_are_recognised(app: App) -> None:
+    assert app.service.first_delivery("Ev1")
+    assert not app.service.first_delivery("Ev1")
+    assert app.service.first_delivery("Ev2")
