@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -55,7 +55,9 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--language", "-l", help="Language of a new snippet (default: CODETHREAD_LANGUAGE or python).")
+@click.option(
+    "--language", "-l", help="Language of a new snippet (default: CODETHREAD_LANGUAGE or python)."
+)
 @click.option("--model", "-m", help="Model reference: a catalog name, openai:ID or hf:PATH.")
 @click.option("--session", "-s", "session_id", type=int, help="Resume one of your sessions by id.")
 def chat(language: str | None, model: str | None, session_id: int | None) -> None:
@@ -72,7 +74,10 @@ def chat(language: str | None, model: str | None, session_id: int | None) -> Non
             spec = service.engines.resolve(model or (session.model if session else None))
             service.engines.get(spec)  # start loading now, while the user types
             if interactive:
-                click.echo(f"codethread · {spec.name} · type what the code should do; /help for commands", err=True)
+                click.echo(
+                    f"codethread · {spec.name} · type what the code should do; /help for commands",
+                    err=True,
+                )
             chat = ConsoleChat(
                 service,
                 out=sys.stdout,
@@ -92,7 +97,7 @@ async def _lines(interactive: bool) -> AsyncIterator[str]:
     while True:
         try:
             if interactive:
-                line = await asyncio.to_thread(input, "› ")
+                line = await asyncio.to_thread(input, "> ")
             else:
                 line = await asyncio.to_thread(sys.stdin.readline)
                 if not line:
@@ -115,7 +120,7 @@ def snippets_list(as_json: bool, limit: int) -> None:
 
     async def go() -> None:
         async with _app() as app:
-            sessions = await app.service.list(console_caller(), limit=limit)
+            sessions = await app.service.list_sessions(console_caller(), limit=limit)
         if as_json:
             rows: list[dict[str, Any]] = [
                 {
@@ -148,7 +153,9 @@ def snippets_show(session_id: int, number: int | None) -> None:
 
     async def go() -> None:
         async with _app() as app:
-            session, version = await app.service.show(session_id, number=number, caller=console_caller())
+            session, version = await app.service.show(
+                session_id, number=number, caller=console_caller()
+            )
             language = app.service.language(session.language)
         if version is None:
             click.echo(f"Session {session.id} ({session.title}) has no version yet.")
@@ -183,19 +190,26 @@ def models(as_json: bool) -> None:
         async with _app() as app:
             statuses = await app.engines.probe()
         if as_json:
-            click.echo(json.dumps([
-                {
-                    "name": st.spec.name,
-                    "ref": st.spec.ref,
-                    "description": st.spec.description,
-                    "default": st.default,
-                    "status": str(st.readiness) if st.readiness else "not loaded",
-                }
-                for st in statuses
-            ], indent=2))
+            click.echo(
+                json.dumps(
+                    [
+                        {
+                            "name": st.spec.name,
+                            "ref": st.spec.ref,
+                            "description": st.spec.description,
+                            "default": st.default,
+                            "status": str(st.readiness) if st.readiness else "not loaded",
+                        }
+                        for st in statuses
+                    ],
+                    indent=2,
+                )
+            )
             return
         for st in statuses:
-            status = str(st.readiness) if st.readiness else "not loaded (loads when the service starts)"
+            status = (
+                str(st.readiness) if st.readiness else "not loaded (loads when the service starts)"
+            )
             mark = "*" if st.default else " "
             click.echo(f"{mark} {st.spec.name:<14} {st.spec.ref:<44} {status}")
 
@@ -203,12 +217,12 @@ def models(as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--port", default=8080, show_default=True, help="Port of /healthz, /metrics and /slack/events.")
+@click.option(
+    "--port", default=8080, show_default=True, help="Port of /healthz, /metrics and /slack/events."
+)
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
 def serve(port: int, host: str) -> None:
     """Run the chat adapters whose credentials are set, with /healthz and /metrics."""
     from bot.server import serve as run_server
 
     _run(run_server(load_config(), host=host, port=port))
-
-

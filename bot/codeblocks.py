@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Extraction", "extract_code", "fence", "close_open_fence"]
+__all__ = ["Extraction", "close_open_fence", "extract_code", "fence"]
 
 # An opening fence: up to three spaces, then ``` or ~~~ (or longer), then an info string.
 _OPEN = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`\n]*?)[ \t]*$")

@@ -36,7 +36,7 @@ from bot.errors import ConfigError
 
 __all__ = ["Config", "load_config"]
 
-_KEYS = {
+_KEYS: dict[str, type | tuple[type, ...]] = {
     "model": str,
     "language": str,
     "max_prompt_chars": int,

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
 from bot.codeblocks import extract_code
@@ -125,7 +126,7 @@ class SessionService:
             raise NotOwner(session_id)
         return session
 
-    async def list(self, caller: Caller, *, limit: int = 25) -> list[Session]:
+    async def list_sessions(self, caller: Caller, *, limit: int = 25) -> list[Session]:
         """The caller's sessions in their workspace, newest first."""
         return await self.store.list_sessions(
             owner=caller.user, platform=caller.platform, workspace=caller.workspace, limit=limit
@@ -170,7 +171,7 @@ class SessionService:
 
     # -- turns -------------------------------------------------------------------------------
 
-    async def turn(self, session_id: int, caller: Caller, text: str) -> AsyncIterator[Reply]:
+    async def turn(self, session_id: int, caller: Caller, text: str) -> AsyncGenerator[Reply]:
         """Make the next version of a session from ``text``; yields events, ends with a result.
 
         Refusals (empty or oversized text, rate limit, allow-lists, unknown session) raise
@@ -179,19 +180,17 @@ class SessionService:
         """
         self._access.check(user=caller.user, channel=caller.channel)
         request = check_prompt(text, limit=self.settings.max_prompt_chars)
-        if await self.store.get_session(session_id) is None:
-            raise SessionNotFound(session_id)
         self._rate.check(f"{caller.platform}:{caller.user}")
         if self._locks.waiting(session_id):
             yield Waiting(position=self._locks.waiting(session_id))
         async with self._locks.hold(session_id):
             session = await self.store.get_session(session_id)
-            if session is None:  # deleted while this turn waited
+            if session is None:  # unknown, or deleted while this turn waited
                 raise SessionNotFound(session_id)
             async for event in self._turn(session, request):
                 yield event
 
-    async def _turn(self, session: Session, request: str) -> AsyncIterator[Reply]:
+    async def _turn(self, session: Session, request: str) -> AsyncGenerator[Reply]:
         language = self.language(session.language)
         history = await self.store.list_versions(session.id)
         if not history and (earlier := self._failed.get(session.id)) and earlier != request:
@@ -263,7 +262,9 @@ class SessionService:
             latency_ms=latency_ms,
         )
         self.metrics.turns.labels(outcome="version").inc()
-        session = await self.get(session.id)
+        session = dataclasses.replace(
+            session, version_count=version.number, updated_at=version.created_at
+        )
         yield Done(session=session, version=version, complete=extraction.complete)
 
     def _fail(self, session: Session, request: str, message: str) -> Failed:

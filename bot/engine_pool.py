@@ -8,6 +8,7 @@ readiness is visible through :meth:`EnginePool.status`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -77,14 +78,12 @@ class EnginePool:
 
     @staticmethod
     async def _start(engine: Engine) -> None:
-        try:
+        with contextlib.suppress(EngineError):  # the engine records why in its readiness
             await engine.start()
-        except EngineError:
-            pass  # the engine records why in its readiness
 
     def status(self) -> list[ModelStatus]:
-        default = self.resolve(None).ref
-        specs = {spec.ref: spec for spec in self.catalog}
+        default = self.resolve(None)
+        specs = {spec.ref: spec for spec in self.catalog} | {default.ref: default}
         for ref in self._engines:
             specs.setdefault(ref, self.catalog.resolve(ref))
         return [
@@ -93,15 +92,15 @@ class EnginePool:
                 readiness=self._engines[ref].readiness
                 if ref in self._engines
                 else self._broken.get(ref),
-                default=ref == default,
+                default=ref == default.ref,
             )
             for ref, spec in specs.items()
         ]
 
     async def probe(self) -> list[ModelStatus]:
         """Status of every model, starting the engines that are cheap to start (no weights)."""
-        for spec in self.catalog:
-            if spec.ref in self._engines:
+        for spec in [self.resolve(None), *self.catalog]:
+            if spec.ref in self._engines or spec.ref in self._broken:
                 continue
             try:
                 engine = self._factory(spec)

@@ -66,7 +66,9 @@ class SessionNotFound(UserError):
 
 class NotOwner(UserError):
     def __init__(self, session_id: int) -> None:
-        super().__init__(f"Session {session_id} belongs to someone else; only its owner can do that.")
+        super().__init__(
+            f"Session {session_id} belongs to someone else; only its owner can do that."
+        )
 
 
 class NotAllowed(UserError):

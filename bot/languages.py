@@ -24,12 +24,19 @@ class Language:
 
 
 LANGUAGES: tuple[Language, ...] = (
-    Language(name="python", label="Python", fence="python", extension="py", aliases=("py", "python3")),
     Language(
-        name="javascript", label="JavaScript", fence="javascript", extension="js",
+        name="python", label="Python", fence="python", extension="py", aliases=("py", "python3")
+    ),
+    Language(
+        name="javascript",
+        label="JavaScript",
+        fence="javascript",
+        extension="js",
         aliases=("js", "node", "nodejs"),
     ),
-    Language(name="typescript", label="TypeScript", fence="typescript", extension="ts", aliases=("ts",)),
+    Language(
+        name="typescript", label="TypeScript", fence="typescript", extension="ts", aliases=("ts",)
+    ),
     Language(name="bash", label="Bash", fence="bash", extension="sh", aliases=("sh", "shell")),
     Language(name="c", label="C", fence="c", extension="c"),
     Language(name="cpp", label="C++", fence="cpp", extension="cpp", aliases=("c++", "cxx")),

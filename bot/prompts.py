@@ -67,7 +67,10 @@ def build_messages(
     """Messages for the next version: system, earlier (request, answer) pairs, the new request."""
     system = ChatMessage(role="system", content=system_prompt(language))
     pairs = [
-        (ChatMessage(role="user", content=v.request), ChatMessage(role="assistant", content=_answer(v, language)))
+        (
+            ChatMessage(role="user", content=v.request),
+            ChatMessage(role="assistant", content=_answer(v, language)),
+        )
         for v in history
     ]
     last = ChatMessage(role="user", content=request)

@@ -53,7 +53,9 @@ def make_web_app(app: App) -> web.Application:
 
 async def serve(config: Config, *, host: str, port: int) -> None:
     """Run until SIGINT or SIGTERM."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     app = await build(config)
     runner = web.AppRunner(make_web_app(app))
     try:

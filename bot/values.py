@@ -11,7 +11,17 @@ from dataclasses import dataclass
 
 from storage import Session, Version
 
-__all__ = ["Caller", "Done", "Failed", "Loading", "NonCode", "Progress", "Reply", "Started", "Waiting"]
+__all__ = [
+    "Caller",
+    "Done",
+    "Failed",
+    "Loading",
+    "NonCode",
+    "Progress",
+    "Reply",
+    "Started",
+    "Waiting",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

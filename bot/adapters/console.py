@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import TextIO
 
 from rich.console import Console
@@ -65,7 +65,13 @@ class ConsoleChat:
         self.model = model
         self.session = session
         self.interactive = interactive
-        self.console = Console(file=out, highlight=False, soft_wrap=True, force_terminal=interactive or None, no_color=not interactive)
+        self.console = Console(
+            file=out,
+            highlight=False,
+            soft_wrap=True,
+            force_terminal=interactive or None,
+            no_color=not interactive,
+        )
 
     def say(self, text: str, style: str = "") -> None:
         if self.interactive:
@@ -126,7 +132,7 @@ class ConsoleChat:
             )
         await self.render(self.service.turn(self.session.id, self.caller, text))
 
-    async def render(self, replies: AsyncIterator[Reply]) -> None:
+    async def render(self, replies: AsyncGenerator[Reply]) -> None:
         live: Live | None = None
         try:
             async with contextlib.aclosing(replies) as events:
@@ -135,7 +141,9 @@ class ConsoleChat:
                         case Waiting(position=position):
                             self.say(f"… waiting for {position} earlier request(s)", "dim")
                         case Loading(model=model):
-                            self.say(f"… {model} is loading; your request runs when it is ready", "dim")
+                            self.say(
+                                f"… {model} is loading; your request runs when it is ready", "dim"
+                            )
                         case Started() if self.interactive:
                             live = Live(console=self.console, refresh_per_second=8, transient=True)
                             live.start()
@@ -153,7 +161,10 @@ class ConsoleChat:
                             self.say("(no code in this answer; no new version)", "yellow")
                             self.say(text)
                         case Failed(message=message):
-                            self.say(f"! {message} Your message is kept: /retry sends it again.", "bold red")
+                            self.say(
+                                f"! {message} Your message is kept: /retry sends it again.",
+                                "bold red",
+                            )
         finally:
             if live is not None:
                 live.stop()
@@ -162,7 +173,9 @@ class ConsoleChat:
         language = self.service.language(session.language)
         if self.interactive:
             self.console.rule(describe(session, version), style="cyan")
-            self.console.print(Syntax(version.code, language.fence, theme="monokai", word_wrap=True))
+            self.console.print(
+                Syntax(version.code, language.fence, theme="monokai", word_wrap=True)
+            )
         else:
             self.say(f"── {describe(session, version)}")
             self.say(fence(version.code, language.fence))
@@ -177,7 +190,7 @@ class ConsoleChat:
         self.say("The next message starts a new snippet.", "dim")
 
     async def _snippets(self, _: str) -> None:
-        sessions = await self.service.list(self.caller)
+        sessions = await self.service.list_sessions(self.caller)
         if not sessions:
             self.say("No snippets yet.")
         for s in sessions:
@@ -188,7 +201,9 @@ class ConsoleChat:
         session = self._current()
         if arg and not arg.isdigit():
             raise UserError("Usage: /show [VERSION-NUMBER]")
-        session, version = await self.service.show(session.id, number=int(arg) if arg else None, caller=self.caller)
+        session, version = await self.service.show(
+            session.id, number=int(arg) if arg else None, caller=self.caller
+        )
         if version is None:
             self.say("This session has no version yet.")
         else:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -37,5 +37,3 @@ async def app(tmp_path: Path, fake: FakeEngine) -> AsyncIterator[App]:
 
 async def collect(replies: AsyncIterator[Reply]) -> list[Reply]:
     return [event async for event in replies]
-
-

@@ -6,7 +6,15 @@ import itertools
 import pytest
 
 from bot.app import App
-from bot.errors import EmptyPrompt, NotOwner, PromptTooLong, RateLimited, SessionNotFound, UnknownLanguage, UnknownModelRef
+from bot.errors import (
+    EmptyPrompt,
+    NotOwner,
+    PromptTooLong,
+    RateLimited,
+    SessionNotFound,
+    UnknownLanguage,
+    UnknownModelRef,
+)
 from bot.limits import RateLimiter
 from bot.values import Caller, Done, Failed, NonCode, Progress, Started, Waiting
 from engines import EngineUnavailable, FakeEngine, GenerationRequest
@@ -18,7 +26,9 @@ _threads = itertools.count()
 
 
 def key() -> SessionKey:
-    return SessionKey(platform="console", workspace="local", channel="terminal", thread=f"t{next(_threads)}")
+    return SessionKey(
+        platform="console", workspace="local", channel="terminal", thread=f"t{next(_threads)}"
+    )
 
 
 async def test_first_turn_makes_version_one_with_note(app: App, fake: FakeEngine) -> None:
@@ -47,7 +57,9 @@ async def test_adjust_carries_current_code_and_feedback(app: App, fake: FakeEngi
     assert roles == ["system", "user", "assistant", "user"]
     assert "return 1" in last.messages[2].content  # the current version
     assert last.messages[-1].content == "return 2 instead"
-    assert "return 2 instead" not in last.messages[0].content  # user text never in the system prompt
+    assert (
+        "return 2 instead" not in last.messages[0].content
+    )  # user text never in the system prompt
     assert last.temperature <= 0.3
     done = events[-1]
     assert isinstance(done, Done) and done.version.number == 2 and "return 2" in done.version.code
@@ -60,7 +72,9 @@ async def test_concurrent_adjusts_in_one_session_apply_in_order(app: App, fake: 
     await collect(app.service.turn(session.id, CALLER, "start"))
 
     feedback = [f"step {i}" for i in range(5)]
-    results = await asyncio.gather(*(collect(app.service.turn(session.id, CALLER, f)) for f in feedback))
+    results = await asyncio.gather(
+        *(collect(app.service.turn(session.id, CALLER, f)) for f in feedback)
+    )
 
     versions = await app.store.list_versions(session.id)
     assert [v.request for v in versions] == ["start", *feedback]
@@ -100,7 +114,7 @@ async def test_bad_prompts_never_reach_the_engine(app: App, fake: FakeEngine, te
 
 
 async def test_unknown_language_and_model_name_the_choices(app: App) -> None:
-    with pytest.raises(UnknownLanguage, match="python.*rust"):
+    with pytest.raises(UnknownLanguage, match=r"python.*rust"):
         await app.service.start(caller=CALLER, key=key(), prompt="x", language="klingon")
     with pytest.raises(UnknownModelRef, match="gpt-4o-mini"):
         await app.service.start(caller=CALLER, key=key(), prompt="x", model="nope")
@@ -128,7 +142,9 @@ async def test_turn_timeout_is_a_failure(app: App, fake: FakeEngine) -> None:
     assert isinstance(events[-1], Failed) and "longer than" in events[-1].message
 
 
-async def test_history_is_trimmed_oldest_first_never_the_current_code(app: App, fake: FakeEngine) -> None:
+async def test_history_is_trimmed_oldest_first_never_the_current_code(
+    app: App, fake: FakeEngine
+) -> None:
     fake.context_window = 3000
     counter = itertools.count(1)
     fake.responder = lambda r: fenced(f"# version {next(counter)}\n" + "x = 1\n" * 200)
@@ -147,8 +163,8 @@ async def test_ownership_list_show_delete(app: App, fake: FakeEngine) -> None:
     session = await app.service.start(caller=CALLER, key=key(), prompt="mine")
     await collect(app.service.turn(session.id, CALLER, "mine"))
 
-    assert [s.id for s in await app.service.list(CALLER)] == [session.id]
-    assert await app.service.list(bob) == []
+    assert [s.id for s in await app.service.list_sessions(CALLER)] == [session.id]
+    assert await app.service.list_sessions(bob) == []
     with pytest.raises(NotOwner):
         await app.service.show(session.id, caller=bob)
     with pytest.raises(NotOwner):

@@ -1,0 +1,41 @@
+"""Errors raised by the store.
+
+Only conditions a caller can act on get their own class; anything else from SQLite (a corrupt
+file, a full disk) propagates as the ``sqlite3`` exception it is::
+
+    StoreError
+    ├── SessionExists    create_session() on a (platform, workspace, channel, thread) in use
+    └── SessionNotFound  add_version() for a session id that does not exist (or was deleted)
+
+:func:`storage.migrate` also raises a plain :class:`StoreError` for a database whose schema is
+newer than this code.
+"""
+
+from __future__ import annotations
+
+from .records import SessionKey
+
+__all__ = ["SessionExists", "SessionNotFound", "StoreError"]
+
+
+class StoreError(Exception):
+    """Base of the store's own errors."""
+
+
+class SessionExists(StoreError):
+    """A session already lives in this thread."""
+
+    def __init__(self, key: SessionKey) -> None:
+        self.key = key
+        super().__init__(
+            f"A session already exists for {key.platform} thread {key.thread!r} "
+            f"(workspace {key.workspace!r}, channel {key.channel!r})."
+        )
+
+
+class SessionNotFound(StoreError, LookupError):
+    """No session has this id."""
+
+    def __init__(self, session_id: int) -> None:
+        self.session_id = session_id
+        super().__init__(f"No session with id {session_id}.")

@@ -1,0 +1,111 @@
+"""Schema migrations, recorded in ``PRAGMA user_version``.
+
+Each schema version is one small function ``mNNN_what(conn)`` in :data:`MIGRATIONS`; version N
+is ``MIGRATIONS[N - 1]``. Names and bodies of released migrations never change: a schema change
+is a new function appended to the list (e.g. ``m002_runs`` adding the sandbox's ``runs`` table).
+Every migration runs in its own ``BEGIN IMMEDIATE`` transaction together with the
+``user_version`` bump, so a failure leaves the database at the previous version.
+
+Migrations use one ``conn.execute`` per statement (never ``executescript``, which commits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+import aiosqlite
+
+from .errors import StoreError
+
+__all__ = ["MIGRATIONS", "Migration", "migrate", "schema_version"]
+
+Migration = Callable[[aiosqlite.Connection], Awaitable[None]]
+
+
+async def m001_initial(conn: aiosqlite.Connection) -> None:
+    """Sessions keyed by their thread, and their append-only versions."""
+    await conn.execute(
+        """
+        CREATE TABLE sessions (
+            id         INTEGER PRIMARY KEY AUTOINCREMENT,
+            platform   TEXT NOT NULL,
+            workspace  TEXT NOT NULL,
+            channel    TEXT NOT NULL,
+            thread     TEXT NOT NULL,
+            owner      TEXT NOT NULL,
+            language   TEXT NOT NULL,
+            model      TEXT NOT NULL,
+            title      TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            UNIQUE (platform, workspace, channel, thread)
+        )
+        """
+    )
+    # "One owner's sessions on one platform/workspace, newest first": an index range scan
+    # read backwards (updated_at DESC, then rowid DESC as the tie-break), no sort.
+    await conn.execute(
+        "CREATE INDEX sessions_owner_recent ON sessions (owner, platform, workspace, updated_at)"
+    )
+    # Listings without an owner: one workspace (or platform), or everything, newest first.
+    await conn.execute(
+        "CREATE INDEX sessions_place_recent ON sessions (platform, workspace, updated_at)"
+    )
+    await conn.execute("CREATE INDEX sessions_recent ON sessions (updated_at)")
+    await conn.execute(
+        """
+        CREATE TABLE versions (
+            id                INTEGER PRIMARY KEY AUTOINCREMENT,
+            session_id        INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+            number            INTEGER NOT NULL CHECK (number >= 1),
+            request           TEXT NOT NULL,
+            code              TEXT NOT NULL,
+            note              TEXT NOT NULL,
+            model             TEXT NOT NULL,
+            prompt_tokens     INTEGER,
+            completion_tokens INTEGER,
+            latency_ms        INTEGER NOT NULL,
+            status            TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+            created_at        REAL NOT NULL,
+            UNIQUE (session_id, number)
+        )
+        """
+    )
+
+
+MIGRATIONS: Sequence[Migration] = (m001_initial,)
+
+
+async def schema_version(conn: aiosqlite.Connection) -> int:
+    """The database's ``PRAGMA user_version`` (0 for a blank database)."""
+    rows = list(await conn.execute_fetchall("PRAGMA user_version"))
+    return int(rows[0][0])
+
+
+async def migrate(
+    conn: aiosqlite.Connection, *, migrations: Sequence[Migration] = MIGRATIONS
+) -> int:
+    """Apply the migrations the database lacks, in order; return the resulting version.
+
+    Idempotent. Raises :class:`StoreError` if the database is newer than ``migrations``
+    (written by a later release), rather than guessing at its schema. Must be called outside
+    a transaction.
+    """
+    current = await schema_version(conn)
+    if current > len(migrations):
+        raise StoreError(
+            f"The database schema is version {current}, newer than this release knows "
+            f"({len(migrations)}); upgrade codethread."
+        )
+    for number, migration in enumerate(migrations[current:], start=current + 1):
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            await migration(conn)
+            # PRAGMA takes no bound parameters; ``number`` is an int we produced.
+            await conn.execute(f"PRAGMA user_version = {int(number)}")
+            await conn.commit()
+        except BaseException:
+            await conn.rollback()
+            raise
+        current = number
+    return current

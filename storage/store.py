@@ -1,0 +1,365 @@
+"""The session store: sessions keyed by their thread, and their numbered versions.
+
+One :class:`Store` owns one aiosqlite connection (one worker thread). Every statement runs
+under the store's asyncio lock and every write in an explicit ``BEGIN IMMEDIATE`` transaction,
+so tasks sharing a store never see each other's half-done writes, and processes sharing the
+file (WAL mode, ``busy_timeout``) serialize their writers. All values are bound parameters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, cast
+
+import aiosqlite
+
+from .errors import SessionExists, SessionNotFound
+from .migrations import migrate
+from .records import Session, SessionKey, Version, VersionStatus
+
+__all__ = ["Store"]
+
+Clock = Callable[[], float]
+
+BUSY_TIMEOUT_MS = 5000
+
+_SESSION_SELECT = """
+SELECT s.id, s.platform, s.workspace, s.channel, s.thread, s.owner, s.language, s.model,
+       s.title, s.created_at, s.updated_at,
+       (SELECT COUNT(*) FROM versions AS v WHERE v.session_id = s.id) AS version_count
+FROM sessions AS s
+"""
+
+_VERSION_SELECT = """
+SELECT id, session_id, number, request, code, note, model, prompt_tokens, completion_tokens,
+       latency_ms, status, created_at
+FROM versions
+"""
+
+# The only columns list_sessions() may filter on and update_session() may set; SQL text is
+# built from these constant names, never from values.
+_LIST_FILTERS = ("owner", "platform", "workspace")
+_UPDATABLE = ("language", "model", "title")
+
+
+def _list_query(
+    *, owner: str | None, platform: str | None, workspace: str | None, limit: int
+) -> tuple[str, list[Any]]:
+    """SQL and parameters for :meth:`Store.list_sessions` (separate so tests can EXPLAIN it)."""
+    given = dict(zip(_LIST_FILTERS, (owner, platform, workspace), strict=True))
+    where = [f"s.{name} = ?" for name, value in given.items() if value is not None]
+    params: list[Any] = [value for value in given.values() if value is not None]
+    sql = _SESSION_SELECT
+    if where:
+        sql += "WHERE " + " AND ".join(where) + "\n"
+    sql += "ORDER BY s.updated_at DESC, s.id DESC\nLIMIT ?"
+    params.append(limit)
+    return sql, params
+
+
+def _prepare_path(path: str | Path) -> str:
+    """The database name for sqlite3, with the file's parent directories created."""
+    if str(path) == ":memory:":
+        return ":memory:"
+    file = Path(path).expanduser()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    return str(file)
+
+
+def _session(row: sqlite3.Row) -> Session:
+    return Session(
+        id=row["id"],
+        key=SessionKey(
+            platform=row["platform"],
+            workspace=row["workspace"],
+            channel=row["channel"],
+            thread=row["thread"],
+        ),
+        owner=row["owner"],
+        language=row["language"],
+        model=row["model"],
+        title=row["title"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        version_count=row["version_count"],
+    )
+
+
+def _version(row: sqlite3.Row) -> Version:
+    return Version(
+        id=row["id"],
+        session_id=row["session_id"],
+        number=row["number"],
+        request=row["request"],
+        code=row["code"],
+        note=row["note"],
+        model=row["model"],
+        prompt_tokens=row["prompt_tokens"],
+        completion_tokens=row["completion_tokens"],
+        latency_ms=row["latency_ms"],
+        status=cast(VersionStatus, row["status"]),  # CHECK constraint: 'ok' or 'failed'
+        created_at=row["created_at"],
+    )
+
+
+class Store:
+    """Async access to the sessions database. Build it with :meth:`open`; close it when done.
+
+    ``async with await Store.open(path) as store:`` closes it on exit.
+    """
+
+    def __init__(self, conn: aiosqlite.Connection, *, name: str, clock: Clock = time.time) -> None:
+        """Wrap an open, migrated connection; prefer :meth:`open`."""
+        self._conn = conn
+        self._name = name
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    @classmethod
+    async def open(cls, path: str | Path, *, clock: Clock = time.time) -> Store:
+        """Open (creating it and its parent directories if needed) and migrate a database.
+
+        ``":memory:"`` gives a private in-memory database. ``clock`` supplies the unix-seconds
+        timestamps stored in ``created_at``/``updated_at``.
+        """
+        target = await asyncio.to_thread(_prepare_path, path)
+        # isolation_level=None: no implicit transactions; the store issues BEGIN/COMMIT itself.
+        conn = await aiosqlite.connect(target, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            await conn.execute("PRAGMA synchronous = NORMAL")
+            await migrate(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(conn, name=target, clock=clock)
+
+    async def close(self) -> None:
+        """Finish queued work and close the connection. Safe to call twice."""
+        async with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                await self._conn.execute("PRAGMA optimize")
+            finally:
+                await self._conn.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self._name!r})"
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    async def create_session(
+        self, *, key: SessionKey, owner: str, language: str, model: str, title: str
+    ) -> Session:
+        """Start a session in ``key``'s thread; :class:`SessionExists` if one is there already."""
+        now = self._clock()
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                """
+                INSERT INTO sessions (platform, workspace, channel, thread, owner, language,
+                                      model, title, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (platform, workspace, channel, thread) DO NOTHING
+                """,
+                (key.platform, key.workspace, key.channel, key.thread, owner, language, model,
+                 title, now, now),
+            )  # fmt: skip
+            inserted, session_id = cursor.rowcount, cursor.lastrowid
+            await cursor.close()
+        if inserted != 1 or session_id is None:
+            raise SessionExists(key)
+        return Session(
+            id=session_id,
+            key=key,
+            owner=owner,
+            language=language,
+            model=model,
+            title=title,
+            created_at=now,
+            updated_at=now,
+            version_count=0,
+        )
+
+    async def get_session(self, session_id: int) -> Session | None:
+        rows = await self._fetchall(_SESSION_SELECT + "WHERE s.id = ?", (session_id,))
+        return _session(rows[0]) if rows else None
+
+    async def find_session(self, key: SessionKey) -> Session | None:
+        """The session living in ``key``'s thread, if any."""
+        rows = await self._fetchall(
+            _SESSION_SELECT
+            + "WHERE s.platform = ? AND s.workspace = ? AND s.channel = ? AND s.thread = ?",
+            (key.platform, key.workspace, key.channel, key.thread),
+        )
+        return _session(rows[0]) if rows else None
+
+    async def list_sessions(
+        self,
+        *,
+        owner: str | None = None,
+        platform: str | None = None,
+        workspace: str | None = None,
+        limit: int = 50,
+    ) -> list[Session]:
+        """Sessions matching every filter given, most recently updated first (ties: newest id)."""
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, not {limit}")
+        sql, params = _list_query(owner=owner, platform=platform, workspace=workspace, limit=limit)
+        return [_session(row) for row in await self._fetchall(sql, params)]
+
+    async def update_session(
+        self,
+        session_id: int,
+        *,
+        language: str | None = None,
+        model: str | None = None,
+        title: str | None = None,
+    ) -> Session | None:
+        """Change the fields given (and ``updated_at``); the session after, or None if missing.
+
+        With no field given nothing is written and the session is returned as it is.
+        """
+        given = dict(zip(_UPDATABLE, (language, model, title), strict=True))
+        changes = {name: value for name, value in given.items() if value is not None}
+        if changes:
+            assignments = ", ".join(f"{name} = ?" for name in changes)
+            async with self._transaction() as conn:
+                await conn.execute(
+                    f"UPDATE sessions SET {assignments}, updated_at = ? WHERE id = ?",
+                    (*changes.values(), self._clock(), session_id),
+                )
+        return await self.get_session(session_id)
+
+    async def delete_session(self, session_id: int) -> bool:
+        """Delete a session and (by cascade) its versions; False if there was none."""
+        async with self._transaction() as conn:
+            cursor = await conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+            deleted = cursor.rowcount
+            await cursor.close()
+        return deleted > 0
+
+    # -- versions ---------------------------------------------------------------------------
+
+    async def add_version(
+        self,
+        session_id: int,
+        *,
+        request: str,
+        code: str,
+        note: str,
+        model: str,
+        prompt_tokens: int | None,
+        completion_tokens: int | None,
+        latency_ms: int,
+        status: VersionStatus = "ok",
+    ) -> Version:
+        """Append the session's next version (latest number + 1) and bump its ``updated_at``.
+
+        Numbering and insert happen in one write transaction, so concurrent calls (tasks or
+        processes) get distinct consecutive numbers. :class:`SessionNotFound` if no session.
+        """
+        now = self._clock()
+        async with self._transaction() as conn:
+            rows = list(
+                await conn.execute_fetchall(
+                    """
+                    SELECT (SELECT 1 FROM sessions WHERE id = ?) AS found,
+                           (SELECT MAX(number) FROM versions WHERE session_id = ?) AS latest
+                    """,
+                    (session_id, session_id),
+                )
+            )
+            if rows[0]["found"] is None:
+                raise SessionNotFound(session_id)
+            number = (rows[0]["latest"] or 0) + 1
+            cursor = await conn.execute(
+                """
+                INSERT INTO versions (session_id, number, request, code, note, model,
+                                      prompt_tokens, completion_tokens, latency_ms, status,
+                                      created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                (session_id, number, request, code, note, model, prompt_tokens,
+                 completion_tokens, latency_ms, status, now),
+            )  # fmt: skip
+            version_id = cursor.lastrowid
+            await cursor.close()
+            await conn.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (now, session_id))
+        assert version_id is not None
+        return Version(
+            id=version_id,
+            session_id=session_id,
+            number=number,
+            request=request,
+            code=code,
+            note=note,
+            model=model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            latency_ms=latency_ms,
+            status=status,
+            created_at=now,
+        )
+
+    async def get_version(self, session_id: int, number: int | None = None) -> Version | None:
+        """Version ``number`` of a session, or its latest when ``number`` is None."""
+        if number is None:
+            sql = _VERSION_SELECT + "WHERE session_id = ? ORDER BY number DESC LIMIT 1"
+            params: tuple[int, ...] = (session_id,)
+        else:
+            sql = _VERSION_SELECT + "WHERE session_id = ? AND number = ?"
+            params = (session_id, number)
+        rows = await self._fetchall(sql, params)
+        return _version(rows[0]) if rows else None
+
+    async def list_versions(self, session_id: int) -> list[Version]:
+        """All versions of a session, oldest (number 1) first."""
+        rows = await self._fetchall(
+            _VERSION_SELECT + "WHERE session_id = ? ORDER BY number", (session_id,)
+        )
+        return [_version(row) for row in rows]
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def _fetchall(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+        async with self._lock:
+            return list(await self._conn.execute_fetchall(sql, params))
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Hold the lock and a write transaction; commit on success, roll back on any error.
+
+        BEGIN is inside the ``try``: aiosqlite queues a call before awaiting it, so even when
+        the task is cancelled mid-BEGIN the ROLLBACK queued after it still runs.
+        """
+        async with self._lock:
+            try:
+                await self._conn.execute("BEGIN IMMEDIATE")
+                yield self._conn
+                await self._conn.commit()
+            except BaseException:
+                await self._conn.rollback()
+                raise

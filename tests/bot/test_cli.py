@@ -1,0 +1,136 @@
+"""The ``codethread`` CLI in a subprocess, against the loopback OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.openai_server import OpenAIServer, ScriptedReply, code_reply
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path, openai_server: OpenAIServer):  # type: ignore[no-untyped-def]
+    def handler(body: dict[str, Any]) -> ScriptedReply:
+        last = body["messages"][-1]["content"]
+        if "FAIL" in last:
+            return ScriptedReply(status=500, error_message="boom", headers={"retry-after-ms": "1"})
+        if "PROSE" in last:
+            return ScriptedReply(text="Do you want it recursive or iterative?")
+        return code_reply(body)
+
+    openai_server.handler = handler
+
+    async def run(*args: str, stdin: str = "", user: str = "alice") -> Result:
+        env = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path),
+            "USER": user,
+            "LOGNAME": user,
+            "CODETHREAD_DB": str(tmp_path / "ct.db"),
+            "CODETHREAD_MODEL": "openai:test-model",
+            "OPENAI_BASE_URL": openai_server.base_url,
+            "NO_PROXY": "127.0.0.1",
+        }
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", *args,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=env,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), 60)
+        assert proc.returncode is not None
+        return Result(proc.returncode, out.decode(), err.decode())
+
+    return run
+
+
+def fenced_blocks(text: str) -> list[str]:
+    return [part for i, part in enumerate(text.split("```")) if i % 2 == 1]
+
+
+async def test_piped_chat_makes_two_versions_then_list_show_resume_delete(run_cli) -> None:  # type: ignore[no-untyped-def]
+    chat = await run_cli(
+        "chat", "--language", "python", stdin="write fizzbuzz\nmake it count to 30\n"
+    )
+    assert chat.code == 0, chat.err
+    blocks = fenced_blocks(chat.out)
+    assert len(blocks) == 2
+    assert blocks[0].startswith("python\n# fake-model version 1")
+    assert "# built on version 1" in blocks[1] and "make it count to 30" in blocks[1]
+    assert "Traceback" not in chat.err
+
+    listing = await run_cli("snippets", "list", "--json")
+    assert listing.code == 0, listing.err
+    (session,) = json.loads(listing.out)
+    assert session["versions"] == 2 and session["title"] == "write fizzbuzz"
+    sid = str(session["id"])
+
+    shown = await run_cli("snippets", "show", sid, "--version", "1")
+    assert shown.code == 0 and "# fake-model version 1" in shown.out and "built on" not in shown.out
+
+    resumed = await run_cli("chat", "--session", sid, stdin="add a docstring\n")
+    assert resumed.code == 0, resumed.err
+    assert "# built on version 2" in resumed.out and "version 3" in resumed.out
+
+    other = await run_cli("snippets", "delete", sid, user="mallory")
+    assert other.code != 0 and "belongs to someone else" in other.err
+
+    deleted = await run_cli("snippets", "delete", sid)
+    assert deleted.code == 0 and f"Deleted session {sid}" in deleted.out
+    assert json.loads((await run_cli("snippets", "list", "--json")).out) == []
+
+
+async def test_errors_are_messages_and_the_session_stays_usable(run_cli) -> None:  # type: ignore[no-untyped-def]
+    stdin = "write a parser\nFAIL please\nPROSE please\n" + "x" * 200_000 + "\nadd tests\n"
+    chat = await run_cli("chat", stdin=stdin)
+    assert chat.code == 0, chat.err
+    assert "Traceback" not in chat.out + chat.err
+    assert "500" in chat.out and "/retry" in chat.out
+    assert "no code in this answer" in chat.out and "recursive or iterative" in chat.out
+    assert "200,000 characters; the limit is 8,000" in chat.out
+    blocks = fenced_blocks(chat.out)
+    assert len(blocks) == 2 and "# built on version 1" in blocks[1]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("chat", "--language", "klingon"), "Unknown language 'klingon'. Choose one of: python"),
+        (("chat", "--model", "nope"), "Unknown model 'nope'. Choose one of: gpt-4o-mini"),
+        (("chat", "--session", "999"), "No snippet session 999"),
+        (("snippets", "show", "999"), "No snippet session 999"),
+        (("snippets", "show", "abc"), "'abc' is not a valid integer"),
+    ],
+)
+async def test_bad_input_is_one_line_and_non_zero(
+    run_cli, args: tuple[str, ...], message: str
+) -> None:  # type: ignore[no-untyped-def]
+    result = await run_cli(*args, stdin="hello\n")
+    assert result.code != 0
+    assert message in result.err
+    assert "Traceback" not in result.err
+    assert len(result.err.strip().splitlines()) <= 4  # click adds two usage lines to usage errors
+
+
+async def test_models_lists_catalog_with_readiness(run_cli) -> None:  # type: ignore[no-untyped-def]
+    result = await run_cli("models", "--json")
+    assert result.code == 0, result.err
+    models = {m["name"]: m for m in json.loads(result.out)}
+    assert models["openai:test-model"]["default"] is True
+    assert models["openai:test-model"]["status"] == "ready"
+    assert models["qwen-coder"]["status"].startswith("failed: The local engine is not installed")

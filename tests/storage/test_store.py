@@ -1,0 +1,346 @@
+"""Store: sessions, versions, scoping, atomic numbering, persistence."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from storage import Session, SessionExists, SessionKey, SessionNotFound, Store
+from storage.store import _list_query
+
+
+class Ticks:
+    """A clock that moves one second per reading, so ordering by time is deterministic."""
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def key(thread: str = "t1", *, platform: str = "slack", workspace: str = "T1") -> SessionKey:
+    return SessionKey(platform=platform, workspace=workspace, channel="C1", thread=thread)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "codethread.db"
+
+
+@pytest.fixture
+async def store(db_path: Path) -> AsyncIterator[Store]:
+    async with await Store.open(db_path, clock=Ticks()) as store:
+        yield store
+
+
+async def new_session(store: Store, thread: str = "t1", owner: str = "alice", **where: str) -> int:
+    session = await store.create_session(
+        key=key(thread, **where), owner=owner, language="python", model="fake", title=thread
+    )
+    return session.id
+
+
+async def add(store: Store, session_id: int, code: str = "print(1)") -> int:
+    version = await store.add_version(
+        session_id,
+        request="make it",
+        code=code,
+        note="",
+        model="fake",
+        prompt_tokens=10,
+        completion_tokens=20,
+        latency_ms=5,
+    )
+    return version.number
+
+
+def is_file(path: Path) -> bool:
+    return path.is_file()
+
+
+def raw(db_path: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
+    """Read the file with a plain sqlite3 connection, behind the store's back."""
+    with closing(sqlite3.connect(db_path)) as conn:
+        return [tuple(row) for row in conn.execute(sql, params)]
+
+
+# -- opening ---------------------------------------------------------------------------------
+
+
+async def test_open_creates_parent_dirs_and_uses_wal(store: Store, db_path: Path) -> None:
+    assert is_file(db_path)
+    assert raw(db_path, "PRAGMA journal_mode") == [("wal",)]
+
+
+async def test_data_persists_across_close_and_reopen(db_path: Path) -> None:
+    async with await Store.open(db_path) as store:
+        session_id = await new_session(store)
+        await add(store, session_id, code="x = 'kept'")
+
+    async with await Store.open(db_path) as store:
+        session = await store.get_session(session_id)
+        latest = await store.get_version(session_id)
+    assert session is not None
+    assert session.key == key() and session.version_count == 1
+    assert latest is not None and latest.code == "x = 'kept'"
+
+
+async def test_memory_database_and_close_twice() -> None:
+    store = await Store.open(":memory:")
+    await new_session(store)
+    assert len(await store.list_sessions()) == 1
+    await store.close()
+    await store.close()
+
+
+# -- sessions --------------------------------------------------------------------------------
+
+
+async def test_create_get_and_find_session(store: Store) -> None:
+    created = await store.create_session(
+        key=key(), owner="alice", language="python", model="fake", title="fizzbuzz"
+    )
+
+    assert created.owner == "alice" and created.title == "fizzbuzz"
+    assert created.created_at == created.updated_at == 1_001.0
+    assert created.version_count == 0
+    assert await store.get_session(created.id) == created
+    assert await store.find_session(key()) == created
+    assert await store.find_session(key("other")) is None
+    assert await store.get_session(created.id + 1) is None
+
+
+async def test_duplicate_key_raises_session_exists(store: Store) -> None:
+    await new_session(store, "t1")
+
+    with pytest.raises(SessionExists) as caught:
+        await new_session(store, "t1", owner="bob")
+    assert caught.value.key == key("t1")
+
+    await new_session(store, "t1", platform="discord")  # same thread id, other platform: fine
+    assert len(await store.list_sessions()) == 2
+
+
+async def test_update_session_changes_only_given_fields(store: Store) -> None:
+    session_id = await new_session(store)
+    before = await store.get_session(session_id)
+    assert before is not None
+
+    after = await store.update_session(session_id, title="renamed")
+
+    assert after is not None
+    assert after.title == "renamed"
+    assert (after.language, after.model) == (before.language, before.model)
+    assert after.updated_at > before.updated_at
+    assert await store.update_session(session_id) == after  # nothing given: nothing written
+    assert await store.update_session(session_id + 1, model="other") is None
+
+
+async def test_values_are_stored_verbatim(store: Store) -> None:
+    nasty = 'Robert\'); DROP TABLE sessions; -- "quoted" ? :name %s \\ \n\t ünï 😀'
+    odd_key = SessionKey(platform="slack", workspace="T'1", channel='C"1', thread="1 OR 1=1")
+    session = await store.create_session(
+        key=odd_key, owner=nasty, language="python", model="fake", title=nasty
+    )
+    version = await store.add_version(
+        session.id,
+        request=nasty,
+        code=nasty,
+        note=nasty,
+        model=nasty,
+        prompt_tokens=None,
+        completion_tokens=None,
+        latency_ms=0,
+    )
+
+    found = await store.find_session(odd_key)
+    assert found is not None and found.title == nasty and found.owner == nasty
+    assert await store.get_version(session.id) == version
+    assert (version.request, version.code, version.note) == (nasty, nasty, nasty)
+    assert [s.id for s in await store.list_sessions(owner=nasty)] == [session.id]
+    assert await store.find_session(key("1")) is None
+
+
+# -- listing ---------------------------------------------------------------------------------
+
+
+async def test_list_sessions_scopes_orders_limits_and_counts(store: Store) -> None:
+    a1 = await new_session(store, "a1", owner="alice")
+    a2 = await new_session(store, "a2", owner="alice")
+    a3 = await new_session(store, "a3", owner="alice")
+    other_ws = await new_session(store, "a4", owner="alice", workspace="T2")
+    other_platform = await new_session(store, "a5", owner="alice", platform="discord")
+    bob = await new_session(store, "b1", owner="bob")
+    await add(store, a1)  # a1 is now the most recently updated
+    await add(store, a1)
+    await add(store, a2)
+
+    def ids(sessions: list[Session]) -> list[int]:
+        return [s.id for s in sessions]
+
+    mine = await store.list_sessions(owner="alice", platform="slack", workspace="T1")
+    assert ids(mine) == [a2, a1, a3]
+    assert [s.version_count for s in mine] == [1, 2, 0]
+    assert ids(await store.list_sessions(owner="alice")) == [a2, a1, other_platform, other_ws, a3]
+    assert ids(await store.list_sessions(owner="alice", platform="slack")) == [a2, a1, other_ws, a3]
+    assert ids(await store.list_sessions(platform="slack", workspace="T1")) == [a2, a1, bob, a3]
+    assert ids(await store.list_sessions(owner="bob")) == [bob]
+    assert await store.list_sessions(owner="carol") == []
+    assert len(await store.list_sessions()) == 6
+    assert ids(await store.list_sessions(owner="alice", limit=2)) == [a2, a1]
+    assert await store.list_sessions(limit=0) == []
+    with pytest.raises(ValueError):
+        await store.list_sessions(limit=-1)
+
+
+async def test_list_sessions_ties_break_by_newest_id(db_path: Path) -> None:
+    async with await Store.open(db_path, clock=lambda: 42.0) as store:
+        first = await new_session(store, "x")
+        second = await new_session(store, "y")
+        assert [s.id for s in await store.list_sessions(owner="alice")] == [second, first]
+
+
+async def test_owner_listing_uses_the_index_without_sorting(store: Store, db_path: Path) -> None:
+    sql, params = _list_query(owner="alice", platform="slack", workspace="T1", limit=50)
+
+    plan = " | ".join(str(row[3]) for row in raw(db_path, "EXPLAIN QUERY PLAN " + sql, *params))
+
+    assert "sessions_owner_recent" in plan
+    assert "TEMP B-TREE" not in plan
+    assert "SCAN" not in plan
+
+
+# -- versions --------------------------------------------------------------------------------
+
+
+async def test_versions_are_numbered_and_bump_the_session(store: Store) -> None:
+    session_id = await new_session(store)
+
+    assert [await add(store, session_id, code=f"v{n}") for n in range(3)] == [1, 2, 3]
+
+    versions = await store.list_versions(session_id)
+    assert [(v.number, v.code, v.status) for v in versions] == [
+        (1, "v0", "ok"),
+        (2, "v1", "ok"),
+        (3, "v2", "ok"),
+    ]
+    session = await store.get_session(session_id)
+    assert session is not None
+    assert session.version_count == 3
+    assert session.updated_at == versions[-1].created_at > session.created_at
+
+
+async def test_get_version_latest_or_numbered(store: Store) -> None:
+    session_id = await new_session(store)
+    assert await store.get_version(session_id) is None
+
+    for n in range(3):
+        await add(store, session_id, code=f"v{n + 1}")
+
+    latest = await store.get_version(session_id)
+    second = await store.get_version(session_id, 2)
+    assert latest is not None and (latest.number, latest.code) == (3, "v3")
+    assert second is not None and (second.number, second.code) == (2, "v2")
+    assert await store.get_version(session_id, 4) is None
+    assert await store.get_version(session_id + 1) is None
+
+
+async def test_failed_version_status_is_kept(store: Store) -> None:
+    session_id = await new_session(store)
+    version = await store.add_version(
+        session_id,
+        request="r",
+        code="",
+        note="boom",
+        model="fake",
+        prompt_tokens=None,
+        completion_tokens=None,
+        latency_ms=1,
+        status="failed",
+    )
+    assert await store.get_version(session_id) == version
+    assert version.status == "failed" and version.prompt_tokens is None
+
+
+async def test_concurrent_add_version_gets_consecutive_numbers(store: Store) -> None:
+    session_id = await new_session(store)
+
+    numbers = await asyncio.gather(*(add(store, session_id, code=str(i)) for i in range(25)))
+
+    assert sorted(numbers) == list(range(1, 26))
+    assert [v.number for v in await store.list_versions(session_id)] == list(range(1, 26))
+
+
+async def test_concurrent_add_version_from_two_connections(store: Store, db_path: Path) -> None:
+    session_id = await new_session(store)
+    async with await Store.open(db_path) as other:
+        numbers = await asyncio.gather(
+            *(add(s, session_id) for _ in range(10) for s in (store, other))
+        )
+    assert sorted(numbers) == list(range(1, 21))
+
+
+async def test_add_version_to_missing_session(store: Store, db_path: Path) -> None:
+    with pytest.raises(SessionNotFound):
+        await add(store, 404)
+    assert raw(db_path, "SELECT COUNT(*) FROM versions") == [(0,)]
+
+
+async def test_failed_write_rolls_back_and_store_stays_usable(store: Store) -> None:
+    session_id = await new_session(store)
+
+    with pytest.raises(sqlite3.IntegrityError):
+        await store.add_version(
+            session_id,
+            request="r",
+            code="c",
+            note="",
+            model="fake",
+            prompt_tokens=None,
+            completion_tokens=None,
+            latency_ms=1,
+            status="weird",  # type: ignore[arg-type]
+        )
+
+    assert await add(store, session_id) == 1
+
+
+async def test_cancelled_add_version_leaves_store_usable(store: Store) -> None:
+    session_id = await new_session(store)
+    task = asyncio.create_task(add(store, session_id))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    number = await add(store, session_id)
+
+    assert [v.number for v in await store.list_versions(session_id)] == list(range(1, number + 1))
+
+
+# -- deleting --------------------------------------------------------------------------------
+
+
+async def test_delete_session_cascades_to_versions(store: Store, db_path: Path) -> None:
+    doomed = await new_session(store, "t1")
+    kept = await new_session(store, "t2")
+    for session_id in (doomed, doomed, kept):
+        await add(store, session_id)
+
+    assert await store.delete_session(doomed) is True
+
+    assert await store.get_session(doomed) is None
+    assert await store.list_versions(doomed) == []
+    assert raw(db_path, "SELECT session_id, COUNT(*) FROM versions GROUP BY session_id") == [
+        (kept, 1)
+    ]
+    assert await store.delete_session(doomed) is False
+    assert await store.delete_session(9999) is False
+    await new_session(store, "t1")  # the thread is free again
