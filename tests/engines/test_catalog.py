@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import pytest
+
+from engines import (
+    Catalog,
+    EngineNotInstalled,
+    FakeEngine,
+    ModelSpec,
+    UnknownModel,
+    create_engine,
+    register_engine,
+    schemes,
+    unregister_engine,
+)
+from engines.openai_compat import OpenAIEngine
+
+
+def test_builtin_names_and_specs() -> None:
+    catalog = Catalog.builtin()
+    assert {"gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "qwen-coder", "hermes"} <= set(catalog.names())
+    qwen = catalog.resolve("qwen-coder")
+    assert qwen.ref == "hf:Qwen/Qwen2.5-Coder-1.5B-Instruct"
+    assert (qwen.scheme, qwen.target) == ("hf", "Qwen/Qwen2.5-Coder-1.5B-Instruct")
+    assert qwen.context_window == 32768
+    assert "CPU" in qwen.description
+    assert catalog.resolve("gpt-4o-mini").context_window == 128_000
+    assert [spec.name for spec in catalog] == catalog.names()
+    assert "hermes" in catalog and len(catalog) == len(catalog.names())
+
+
+def test_target_keeps_later_colons() -> None:
+    spec = ModelSpec(name="x", ref="hf:/models/a:b")
+    assert (spec.scheme, spec.target) == ("hf", "/models/a:b")
+
+
+def test_resolve_ad_hoc_reference() -> None:
+    catalog = Catalog.builtin()
+    spec = catalog.resolve("openai:my-finetune")
+    assert spec == ModelSpec(name="openai:my-finetune", ref="openai:my-finetune")
+    assert catalog.resolve(" hf:./models/tiny ").target == "./models/tiny"
+
+
+def test_ad_hoc_reference_inherits_limits_of_a_matching_entry() -> None:
+    spec = Catalog.builtin().resolve("openai:gpt-4o-mini")
+    assert spec.name == "openai:gpt-4o-mini"
+    assert spec.context_window == 128_000
+
+
+@pytest.mark.parametrize("ref", ["gpt-5-ultra", "nope:model", "openai:", "", "openai"])
+def test_unknown_reference_names_the_choices(ref: str) -> None:
+    with pytest.raises(UnknownModel) as caught:
+        Catalog.builtin().resolve(ref)
+    assert caught.value.choices == Catalog.builtin().names()
+    assert "gpt-4o-mini" in str(caught.value) and "openai:<model-id>" in str(caught.value)
+
+
+def test_extended_adds_and_overrides() -> None:
+    catalog = Catalog.builtin().extended(
+        {
+            "local-llama": {
+                "ref": "openai:llama3.2",
+                "description": "Ollama on this machine",
+                "context_window": 4096,
+                "base_url": "http://127.0.0.1:11434/v1",
+            },
+            "gpt-4o-mini": {"ref": "openai:gpt-4o-mini", "api_key_env": "WORK_OPENAI_KEY"},
+        }
+    )
+    llama = catalog.resolve("local-llama")
+    assert llama == ModelSpec(
+        name="local-llama",
+        ref="openai:llama3.2",
+        description="Ollama on this machine",
+        context_window=4096,
+        base_url="http://127.0.0.1:11434/v1",
+    )
+    assert catalog.resolve("gpt-4o-mini").api_key_env == "WORK_OPENAI_KEY"
+    assert catalog.names()[0] == "gpt-4o-mini"  # an override keeps its place
+    assert Catalog.builtin().resolve("gpt-4o-mini").api_key_env is None  # original untouched
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"ref": "openai:x", "colour": "red"}, r"\[models\.mine\]: unknown key 'colour'"),
+        ({"description": "no ref"}, r"\[models\.mine\]: missing required key 'ref'"),
+        ({"ref": 42}, r"\[models\.mine\]: ref must be a string"),
+        ({"ref": "openai:x", "context_window": "big"}, r"context_window must be an integer"),
+        ({"ref": "openai:x", "context_window": True}, r"context_window must be an integer"),
+        ({"ref": "openai:x", "max_new_tokens": 0}, r"max_new_tokens must be a positive"),
+        ({"ref": "gpt-4o"}, r"\[models\.mine\]: ref 'gpt-4o' must look like scheme:target"),
+        ({"ref": "ollama:llama3"}, r"unknown scheme 'ollama'"),
+    ],
+)
+def test_extended_rejects_bad_entries(table: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Catalog.builtin().extended({"mine": table})
+
+
+def test_extended_rejects_a_non_table_and_a_name_with_a_colon() -> None:
+    with pytest.raises(ValueError, match=r"\[models\.mine\] must be a table"):
+        Catalog.builtin().extended({"mine": "openai:x"})  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="without ':'"):
+        Catalog.builtin().extended({"a:b": {"ref": "openai:x"}})
+
+
+def test_registry_builds_each_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    catalog = Catalog.builtin()
+    assert {"openai", "hf", "fake"} <= set(schemes())
+    assert isinstance(create_engine(catalog.resolve("gpt-4o-mini")), OpenAIEngine)
+    echo = create_engine(catalog.resolve("fake:parrot"))
+    assert isinstance(echo, FakeEngine) and echo.model == "parrot"
+
+
+def test_hf_without_the_local_engine_is_not_installed() -> None:
+    with pytest.raises(EngineNotInstalled, match=r"pip install 'codethread\[local\]'"):
+        create_engine(Catalog.builtin().resolve("qwen-coder"))
+
+
+def test_register_engine_serves_a_new_scheme() -> None:
+    register_engine("canned", lambda spec: FakeEngine(lambda request: spec.target, model="c"))
+    try:
+        spec = Catalog.builtin().resolve("canned:hello")
+        assert isinstance(create_engine(spec), FakeEngine)
+    finally:
+        unregister_engine("canned")
+    with pytest.raises(UnknownModel):
+        Catalog.builtin().resolve("canned:hello")
+    with pytest.raises(UnknownModel):
+        create_engine(ModelSpec(name="x", ref="canned:hello"))

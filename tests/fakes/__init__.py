@@ -1,0 +1,1 @@
+"""Loopback stand-ins for outside services; nothing here reaches the internet."""
