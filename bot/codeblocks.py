@@ -81,3 +81,26 @@ def close_open_fence(text: str) -> str:
         assert marker is not None
         return text.rstrip("\n") + "\n" + marker["fence"]
     return text
+
+
+def tail(text: str, limit: int) -> str:
+    """The end of ``text`` in at most about ``limit`` characters, cut at a line, fences intact.
+
+    When the cut falls inside a code block, the block's opening fence is repeated above the
+    kept lines; an open block at the end is closed.
+    """
+    if len(text) <= limit:
+        return close_open_fence(text)
+    lines = text.splitlines()
+    kept: list[str] = []
+    size = 0
+    for line in reversed(lines):
+        if size + len(line) + 1 > limit - 40:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    kept.reverse()
+    first = len(lines) - len(kept)
+    opener = next((lines[b.start] for b in _blocks(lines) if b.start < first <= b.end), None)
+    head = ["…", opener] if opener is not None else ["…"]
+    return close_open_fence("\n".join(head + kept))

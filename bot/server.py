@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Sequence
 
 from aiohttp import web
 
+from bot.adapters.base import ChatAdapter
 from bot.app import App, build
 from bot.config import Config
 from bot.metrics import CONTENT_TYPE_LATEST
@@ -43,12 +45,20 @@ async def _metrics(request: web.Request) -> web.Response:
     return web.Response(body=app.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def make_web_app(app: App) -> web.Application:
+def make_web_app(app: App, adapters: Sequence[ChatAdapter] = ()) -> web.Application:
     web_app = web.Application()
     web_app[APP_KEY] = app
     web_app.router.add_get("/healthz", _healthz)
     web_app.router.add_get("/metrics", _metrics)
+    for adapter in adapters:
+        web_app.router.add_routes(adapter.routes())
     return web_app
+
+
+def make_adapters(app: App) -> list[ChatAdapter]:
+    """The adapters whose credentials are set (imported only then)."""
+    adapters: list[ChatAdapter] = []
+    return adapters
 
 
 async def serve(config: Config, *, host: str, port: int) -> None:
@@ -57,12 +67,15 @@ async def serve(config: Config, *, host: str, port: int) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     app = await build(config)
-    runner = web.AppRunner(make_web_app(app))
+    adapters = make_adapters(app)
+    runner = web.AppRunner(make_web_app(app, adapters))
     try:
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
         log.info("listening on http://%s:%d (/healthz, /metrics)", host, port)
-        adapters: list[str] = []
+        for adapter in adapters:
+            await adapter.start()
+            log.info("%s adapter started", adapter.name)
         if not adapters:
             log.info(
                 "no chat adapter has credentials (set SLACK_BOT_TOKEN or DISCORD_BOT_TOKEN); "
@@ -77,5 +90,7 @@ async def serve(config: Config, *, host: str, port: int) -> None:
         log.info("shutting down")
         start.cancel()
     finally:
+        for adapter in adapters:
+            await adapter.aclose()
         await runner.cleanup()
         await app.aclose()
