@@ -14,6 +14,7 @@ extend the model catalog without code::
     turn_timeout = 300              # seconds for one whole answer
     allowed_users = ["U123"]        # empty = everyone
     allowed_channels = []           # empty = everywhere
+    discord_allow_dms = false       # answer in Discord direct messages too
 
     [models.qwen-local]
     ref = "openai:qwen2.5-coder:7b"
@@ -45,6 +46,7 @@ _KEYS: dict[str, type | tuple[type, ...]] = {
     "allowed_users": list,
     "allowed_channels": list,
     "models": dict,
+    "discord_allow_dms": bool,
 }
 
 
@@ -65,6 +67,7 @@ class Config:
     slack_api_url: str | None = None
     discord_bot_token: str | None = field(default=None, repr=False)
     discord_api_url: str | None = None
+    discord_allow_dms: bool = False  # answer /code in direct messages too
 
 
 def _default_model(env: Mapping[str, str]) -> str:
@@ -85,7 +88,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
     for key, value in data.items():
         if key not in _KEYS:
             raise ConfigError(f"Unknown key {key!r} in {path}; known: {', '.join(_KEYS)}.")
-        if not isinstance(value, _KEYS[key]) or isinstance(value, bool):
+        wrong_bool = isinstance(value, bool) and _KEYS[key] is not bool
+        if not isinstance(value, _KEYS[key]) or wrong_bool:
             raise ConfigError(f"{key!r} in {path} has the wrong type ({type(value).__name__}).")
     return data
 
@@ -113,4 +117,5 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         slack_api_url=env.get("SLACK_API_URL") or None,
         discord_bot_token=env.get("DISCORD_BOT_TOKEN") or None,
         discord_api_url=env.get("DISCORD_API_URL") or None,
+        discord_allow_dms=data.get("discord_allow_dms", False),
     )

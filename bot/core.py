@@ -26,7 +26,18 @@ from bot.languages import Language, Languages
 from bot.limits import AccessPolicy, RateLimiter, check_prompt
 from bot.metrics import Metrics
 from bot.prompts import ContextTooSmall, PromptBudget, build_messages
-from bot.values import Caller, Done, Failed, Loading, NonCode, Progress, Reply, Started, Waiting
+from bot.values import (
+    Caller,
+    Done,
+    Failed,
+    Loading,
+    NonCode,
+    Progress,
+    Reply,
+    RunReport,
+    Started,
+    Waiting,
+)
 from engines import EngineError, GenerationRequest, Usage
 from storage import Session, SessionKey, Store, Version
 
@@ -148,6 +159,16 @@ class SessionService:
         await self.store.delete_session(session_id)
         self._failed.pop(session_id, None)
         return session
+
+    @property
+    def can_run(self) -> bool:
+        """Whether snippets can be run here (a working sandbox); adapters hide Run otherwise."""
+        return False
+
+    async def run(self, session_id: int, caller: Caller, *, number: int | None = None) -> RunReport:
+        """Run a version (the latest by default) in the sandbox and store the result."""
+        await self.show(session_id, number=number)
+        raise UserError("Running snippets is not enabled on this bot (no sandbox is set up).")
 
     def models(self) -> list[ModelStatus]:
         return self.engines.status()

@@ -58,6 +58,14 @@ def make_web_app(app: App, adapters: Sequence[ChatAdapter] = ()) -> web.Applicat
 def make_adapters(app: App) -> list[ChatAdapter]:
     """The adapters whose credentials are set (imported only then)."""
     adapters: list[ChatAdapter] = []
+    if app.config.slack_bot_token:
+        from bot.adapters.slack_adapter import SlackAdapter
+
+        adapters.append(SlackAdapter.from_app(app))
+    if app.config.discord_bot_token:
+        from bot.adapters.discord_adapter import DiscordAdapter
+
+        adapters.append(DiscordAdapter.from_app(app))
     return adapters
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sandbox import RunResult
 from storage import Session, Version
 
 __all__ = [
@@ -87,3 +88,12 @@ class Failed:
 
 
 Reply = Waiting | Loading | Started | Progress | Done | NonCode | Failed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunReport:
+    """One sandboxed run of a version, as the core stored it."""
+
+    session: Session
+    version: Version
+    result: RunResult

@@ -1,0 +1,32 @@
+"""What a sandboxed run reports: plain values, no process handles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["LimitHit", "RunResult", "RunStatus"]
+
+#: ok: exit 0; failed: non-zero exit; compile_error: the compile step failed;
+#: limit: a limit killed it (see ``limit_hit``); unavailable: no toolchain / no sandbox
+RunStatus = Literal["ok", "failed", "compile_error", "limit", "unavailable"]
+LimitHit = Literal["wall_time", "cpu_time", "memory", "file_size", "processes", "output"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult:
+    status: RunStatus
+    exit_code: int | None  # None when killed by a signal or never started
+    stdout: str
+    stderr: str
+    duration_ms: int  # wall time of the run step (compile excluded)
+    peak_memory_kb: int | None = None
+    limit_hit: LimitHit | None = None
+    truncated: bool = False  # stdout or stderr was cut at the output cap
+    compile_output: str = ""  # compiler diagnostics of compiled languages
+    compile_ms: int = 0
+    message: str = ""  # a human explanation for unavailable / limit statuses
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "ok"
