@@ -84,13 +84,13 @@ def close_open_fence(text: str) -> str:
 
 
 def tail(text: str, limit: int) -> str:
-    """The end of ``text`` in at most about ``limit`` characters, cut at a line, fences intact.
+    """The end of ``text`` in at most ``limit`` characters, cut at a line, fences intact.
 
     When the cut falls inside a code block, the block's opening fence is repeated above the
     kept lines; an open block at the end is closed.
     """
-    if len(text) <= limit:
-        return close_open_fence(text)
+    if len(text) <= limit and len(closed := close_open_fence(text)) <= limit:
+        return closed
     lines = text.splitlines()
     kept: list[str] = []
     size = 0

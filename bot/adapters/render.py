@@ -81,5 +81,11 @@ def render_version(
 
 
 def partial(text: str, *, limit: int) -> str:
-    """Partial model output for a streaming message: the newest part that fits, fences intact."""
-    return tail(text.rstrip() + " ▌", limit)
+    """Partial model output for a streaming message: the newest part that fits, fences intact.
+
+    A cursor marks the end; after a fence line it goes on a line of its own (glued to a closing
+    fence it would turn it into an opening one).
+    """
+    text = text.rstrip()
+    after_fence = text.rsplit("\n", 1)[-1].lstrip().startswith(("```", "~~~"))
+    return tail(text + ("\n▌" if after_fence else " ▌"), limit)

@@ -1,0 +1,119 @@
+"""The Discord slash commands: ``/code`` and ``/snippets list|show|run|delete``.
+
+Only the shapes live here (names, options, descriptions, autocomplete); every callback hands
+the interaction to the adapter (:class:`CommandHandler`), which acknowledges it and calls the
+core. Options that name a language, a model or a snippet autocomplete from the live lists.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import discord
+from discord import app_commands
+
+__all__ = ["CommandHandler", "build_commands"]
+
+Interaction = discord.Interaction[discord.Client]
+Choices = list[app_commands.Choice[str]]
+
+
+class CommandHandler(Protocol):
+    async def code(
+        self, interaction: Interaction, prompt: str, language: str | None, model: str | None
+    ) -> None: ...
+
+    async def snippets_list(self, interaction: Interaction) -> None: ...
+
+    async def snippets_show(
+        self, interaction: Interaction, session_id: int, number: int | None
+    ) -> None: ...
+
+    async def snippets_run(
+        self, interaction: Interaction, session_id: int, number: int | None
+    ) -> None: ...
+
+    async def snippets_delete(self, interaction: Interaction, session_id: int) -> None: ...
+
+    def language_choices(self, current: str) -> Choices: ...
+
+    def model_choices(self, current: str) -> Choices: ...
+
+    async def snippet_choices(
+        self, interaction: Interaction, current: str
+    ) -> list[app_commands.Choice[int]]: ...
+
+
+def build_commands(
+    handler: CommandHandler, *, allow_dms: bool
+) -> list[app_commands.Command[Any, ..., Any] | app_commands.Group]:
+    """The commands to add to the tree; usable in servers, and in DMs only if ``allow_dms``."""
+
+    @app_commands.command(
+        name="code", description="Write code in a new thread; reply there to adjust it."
+    )
+    @app_commands.describe(
+        prompt="What the code should do",
+        language="Programming language (default: the bot's default)",
+        model="Model to use (default: the bot's default)",
+    )
+    async def code(
+        interaction: Interaction,
+        prompt: app_commands.Range[str, 1, 6000],
+        language: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        await handler.code(interaction, prompt, language, model)
+
+    @code.autocomplete("language")
+    async def _languages(interaction: Interaction, current: str) -> Choices:
+        return handler.language_choices(current)
+
+    @code.autocomplete("model")
+    async def _models(interaction: Interaction, current: str) -> Choices:
+        return handler.model_choices(current)
+
+    snippets = app_commands.Group(
+        name="snippets", description="Your snippets (answers only you can see)"
+    )
+
+    @snippets.command(name="list", description="List your snippets in this server.")
+    async def list_(interaction: Interaction) -> None:
+        await handler.snippets_list(interaction)
+
+    @snippets.command(name="show", description="Show a version of one of your snippets.")
+    @app_commands.rename(session="id")
+    @app_commands.describe(
+        session="Snippet id (from /snippets list)", version="Version number (default: latest)"
+    )
+    async def show(interaction: Interaction, session: int, version: int | None = None) -> None:
+        await handler.snippets_show(interaction, session, version)
+
+    @snippets.command(name="run", description="Run a version of one of your snippets.")
+    @app_commands.rename(session="id")
+    @app_commands.describe(
+        session="Snippet id (from /snippets list)", version="Version number (default: latest)"
+    )
+    async def run(interaction: Interaction, session: int, version: int | None = None) -> None:
+        await handler.snippets_run(interaction, session, version)
+
+    @snippets.command(
+        name="delete", description="Delete one of your snippets and its thread's session."
+    )
+    @app_commands.rename(session="id")
+    @app_commands.describe(session="Snippet id (from /snippets list)")
+    async def delete(interaction: Interaction, session: int) -> None:
+        await handler.snippets_delete(interaction, session)
+
+    with_ids: list[app_commands.Command[Any, ..., None]] = [show, run, delete]
+    for command in with_ids:
+
+        @command.autocomplete("session")
+        async def _snippets(
+            interaction: Interaction, current: str
+        ) -> list[app_commands.Choice[int]]:
+            return await handler.snippet_choices(interaction, current)
+
+    contexts = app_commands.AppCommandContext(guild=True, dm_channel=allow_dms)
+    code.allowed_contexts = snippets.allowed_contexts = contexts
+    return [code, snippets]

@@ -1,0 +1,679 @@
+"""The Slack adapter end to end: signed requests to the real web app, a fake Slack on loopback.
+
+Requests are signed with slack_sdk's SignatureVerifier and posted to ``/slack/events`` of
+``bot.server.make_web_app``; the adapter's Web API client talks to :class:`FakeSlack`, which
+records every call. The composition root is the real one, with a scripted FakeEngine (or the
+loopback OpenAI-compatible server).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from slack_sdk.signature import SignatureVerifier
+
+from bot.adapters.slack_adapter import SlackAdapter
+from bot.adapters.slack_blocks import run_message, to_plain
+from bot.adapters.slack_sessions import parse_code
+from bot.app import App, build
+from bot.config import Config
+from bot.errors import UserError
+from bot.languages import Languages
+from bot.server import make_web_app
+from bot.values import Caller, RunReport
+from engines import EngineUnavailable, FakeEngine, create_engine
+from sandbox import RunResult
+from storage import Session, SessionKey, Version
+from tests.fakes.openai_server import OpenAIServer
+from tests.fakes.slack_api import BOT_ID, BOT_USER, TEAM, FakeSlack, Posted
+
+from .conftest import fenced
+
+SECRET = "test-signing-secret"
+TOKEN = "xoxb-test-token"
+_ids = itertools.count(1)
+
+
+@dataclass
+class Bot:
+    app: App
+    adapter: SlackAdapter
+    http: TestClient[Any, Any]
+    slack: FakeSlack
+
+    async def post(
+        self, body: str, content_type: str, *, retry: int | None = None, secret: str = SECRET
+    ) -> tuple[int, str, float]:
+        stamp = str(int(time.time()))
+        headers = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": sign(body, stamp, secret),
+        }
+        if retry is not None:
+            headers["X-Slack-Retry-Num"] = str(retry)
+            headers["X-Slack-Retry-Reason"] = "http_timeout"
+        began = time.perf_counter()
+        response = await self.http.post("/slack/events", data=body, headers=headers)
+        text = await response.text()
+        return response.status, text, time.perf_counter() - began
+
+    async def command(
+        self, name: str, text: str, *, user: str = "U1", channel: str = "C1", team: str = TEAM
+    ) -> tuple[int, str, float]:
+        form = {
+            "token": "legacy",
+            "team_id": team,
+            "channel_id": channel,
+            "user_id": user,
+            "command": name,
+            "text": text,
+            "api_app_id": "A1",
+            "response_url": self.slack.response_url(f"{user}-{next(_ids)}"),
+            "trigger_id": f"trigger-{next(_ids)}",
+        }
+        return await self.post(urlencode(form), "application/x-www-form-urlencoded")
+
+    async def event(
+        self, event: dict[str, Any], *, event_id: str | None = None, retry: int | None = None
+    ) -> int:
+        body = event_body(event, event_id=event_id or f"Ev{next(_ids)}")
+        status, _, _ = await self.post(json.dumps(body), "application/json", retry=retry)
+        return status
+
+    async def interact(self, payload: dict[str, Any]) -> tuple[int, str]:
+        body = urlencode({"payload": json.dumps(payload)})
+        status, text, _ = await self.post(body, "application/x-www-form-urlencoded")
+        return status, text
+
+    async def click(self, action_id: str, message: Posted, *, user: str = "U1") -> None:
+        value = next(
+            e["value"]
+            for b in message.blocks
+            if b["type"] == "actions"
+            for e in b["elements"]
+            if e["action_id"] == action_id
+        )
+        status, _ = await self.interact(
+            {
+                "type": "block_actions",
+                "team": {"id": TEAM},
+                "user": {"id": user},
+                "api_app_id": "A1",
+                "channel": {"id": message.channel},
+                "container": {"type": "message", "message_ts": message.ts},
+                "message": {"ts": message.ts, "thread_ts": message.thread_ts},
+                "trigger_id": "t",
+                "response_url": self.slack.response_url(f"click-{next(_ids)}"),
+                "actions": [
+                    {"action_id": action_id, "block_id": "b", "type": "button", "value": value}
+                ],
+            }
+        )
+        assert status == 200
+        await self.settle()
+
+    async def settle(self) -> None:
+        await self.adapter.drain()
+
+    async def start_session(self, text: str = "say hi", *, user: str = "U1") -> Posted:
+        status, _, _ = await self.command("/code", text, user=user)
+        assert status == 200
+        await self.settle()
+        return self.slack.top_level("C1")[-1]
+
+    def count(self, kind: str) -> float:
+        return float(self.app.metrics.events.labels(platform="slack", kind=kind)._value.get())
+
+
+def sign(body: str, stamp: str, secret: str = SECRET) -> str:
+    return SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body) or ""
+
+
+def event_body(event: dict[str, Any], *, event_id: str, team: str = TEAM) -> dict[str, Any]:
+    return {
+        "token": "legacy",
+        "team_id": team,
+        "api_app_id": "A1",
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": int(time.time()),
+        "event": event,
+        "authorizations": [{"team_id": team, "user_id": BOT_USER, "is_bot": True}],
+    }
+
+
+def reply(parent: Posted, text: str, *, user: str = "U1", **extra: Any) -> dict[str, Any]:
+    ts = f"1800000000.{next(_ids):06d}"
+    return {
+        "type": "message",
+        "channel": parent.channel,
+        "user": user,
+        "text": text,
+        "ts": ts,
+        "thread_ts": parent.ts,
+        "channel_type": "channel",
+        **extra,
+    }
+
+
+def fences_balanced(markdown: str) -> bool:
+    return sum(1 for line in markdown.splitlines() if line.startswith("```")) % 2 == 0
+
+
+def config(tmp_path: Path, slack: FakeSlack, **slack_settings: Any) -> Config:
+    settings = {"slack_signing_secret": SECRET, **slack_settings}
+    return Config(
+        db_path=tmp_path / "ct.db",
+        model="fake:echo",
+        rate_limit_per_minute=0,
+        slack_bot_token=TOKEN,
+        slack_api_url=slack.base_url,
+        **settings,
+    )
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def engine() -> FakeEngine:
+    return FakeEngine(lambda request: fenced("print('hi')", note="Here it is."))
+
+
+@contextlib.asynccontextmanager
+async def running(
+    config: Config, slack: FakeSlack, engine: FakeEngine | None
+) -> AsyncIterator[Bot]:
+    """The real app and web app with a started Slack adapter (edits paced at 0.05 s)."""
+    factory = (lambda spec: engine) if engine is not None else create_engine
+    app = await build(config, engine_factory=factory)
+    await app.start()
+    adapter = SlackAdapter.from_app(app, edit_interval=0.05)
+    await adapter.start()
+    try:
+        server = TestServer(make_web_app(app, [adapter]), host="127.0.0.1")
+        async with TestClient(server) as http:
+            yield Bot(app=app, adapter=adapter, http=http, slack=slack)
+    finally:
+        await adapter.aclose()
+        await app.aclose()
+
+
+@pytest.fixture
+async def bot(tmp_path: Path, slack: FakeSlack, engine: FakeEngine) -> AsyncIterator[Bot]:
+    async with running(config(tmp_path, slack), slack, engine) as bot:
+        yield bot
+
+
+# -- starting a session -------------------------------------------------------------------------
+
+
+async def test_code_command_acks_at_once_then_parent_thread_and_code(
+    bot: Bot, engine: FakeEngine
+) -> None:
+    engine.delay = 0.5
+    status, body, elapsed = await bot.command("/code", "python model:fake:echo say &lt;hi&gt;")
+    assert status == 200 and body == "" and elapsed < engine.delay  # acknowledged before work
+    await bot.settle()
+
+    [parent] = bot.slack.top_level("C1")
+    assert "<@U1>" in parent.body() and "*Python*" in parent.body() and "fake:echo" in parent.body()
+    assert "say &lt;hi&gt;" in parent.body()  # escaped for mrkdwn
+    assert engine.requests[0].messages[-1].content == "say <hi>"  # plain text for the model
+    [version] = bot.slack.thread("C1", parent.ts)
+    assert "Version 1 of #1" in version.body() and "```python\nprint('hi')\n```" in version.body()
+    assert "Here it is." in version.body()
+    assert version.action_ids() == ["codethread_delete"]  # no Run without a sandbox
+    session = await bot.app.service.find(
+        SessionKey(platform="slack", workspace=TEAM, channel="C1", thread=parent.ts)
+    )
+    assert session is not None and session.owner == "U1" and session.language == "python"
+    assert bot.count("command_code") == 1
+
+
+async def test_streaming_edits_one_message_about_once_per_interval(
+    bot: Bot, engine: FakeEngine
+) -> None:
+    code = "\n".join(f"line_{i} = {i}" for i in range(40))
+    engine.responder = lambda r: fenced(code, note="Streaming.")
+    engine.chunk_size, engine.delay = 8, 0.6
+    parent = await bot.start_session()
+
+    [version] = bot.slack.thread("C1", parent.ts)
+    posts = [c for c in bot.slack.calls_to("chat.postMessage") if c.params.get("thread_ts")]
+    updates = [c for c in bot.slack.calls_to("chat.update") if c.params["ts"] == version.ts]
+    assert len(posts) == 1 and len(updates) >= 3  # one message, edited while it streamed
+    assert all(c.params["ts"] == version.ts for c in bot.slack.calls_to("chat.update"))
+    streamed = [u.params["blocks"][0]["text"] for u in updates[:-1]]
+    assert all("writing with" in text and fences_balanced(text) for text in streamed)
+    gaps = [b.at - a.at for a, b in itertools.pairwise(updates[:-1])]
+    assert min(gaps) >= 0.05 * 0.8  # the throttle (edit_interval=0.05 in these tests)
+    assert len(updates) < len(code) / engine.chunk_size  # far fewer edits than chunks
+    assert f"```python\n{code}\n```" in version.body()
+
+
+async def test_mention_starts_a_session_the_same_way(bot: Bot) -> None:
+    text = f"<@{BOT_USER}> rust reverse a string"
+    event = {"type": "app_mention", "channel": "C1", "user": "U1", "text": text, "ts": "1.1"}
+    assert await bot.event(event) == 200
+    assert await bot.event({**event, "type": "message"}) == 200  # the same message, top level
+    await bot.settle()
+
+    [parent] = bot.slack.top_level("C1")
+    assert "*Rust*" in parent.body() and "reverse a string" in parent.body()
+    assert len(bot.slack.thread("C1", parent.ts)) == 1
+
+
+async def test_empty_code_opens_the_form_and_submitting_it_starts_a_session(bot: Bot) -> None:
+    status, body, _ = await bot.command("/code", "")
+    assert status == 200 and body == ""
+    await bot.settle()
+    [opened] = bot.slack.calls_to("views.open")
+    view = opened.params["view"]
+    assert opened.params["trigger_id"].startswith("trigger-") and view["type"] == "modal"
+    selects = {b["block_id"]: b["element"] for b in view["blocks"]}
+    assert selects["language"]["initial_option"]["value"] == "python"
+    assert "fake:echo" in [o["value"] for o in selects["model"]["options"]]
+    assert bot.slack.top_level("C1") == []
+
+    values = {
+        "language": {"value": {"type": "static_select", "selected_option": {"value": "go"}}},
+        "model": {"value": {"type": "static_select", "selected_option": {"value": "fake:echo"}}},
+        "prompt": {"value": {"type": "plain_text_input", "value": "a <tiny> web server"}},
+    }
+    submitted = {**view, "state": {"values": values}}
+    payload = {"type": "view_submission", "team": {"id": TEAM}, "user": {"id": "U7"}}
+    status, body = await bot.interact({**payload, "view": submitted, "api_app_id": "A1"})
+    assert status == 200 and body == ""  # the form closes
+    await bot.settle()
+    [parent] = bot.slack.top_level("C1")
+    assert "<@U7>" in parent.body() and "*Go*" in parent.body()
+    assert "a &lt;tiny&gt; web server" in parent.body()
+    assert len(bot.slack.thread("C1", parent.ts)) == 1
+
+
+async def test_unknown_language_or_model_is_an_ephemeral_list_of_choices(bot: Bot) -> None:
+    await bot.command("/code", "language:cobol print hello")
+    await bot.command("/code", "model:nope print hello")
+    await bot.settle()
+    answers = [body for _, body in bot.slack.responses]
+    assert all(a["response_type"] == "ephemeral" for a in answers)
+    assert "Unknown language 'cobol'. Choose one of: python, javascript" in answers[0]["text"]
+    assert "Unknown model 'nope'. Choose one of:" in answers[1]["text"]
+    assert "gpt-4o-mini" in answers[1]["text"]
+    assert bot.slack.calls_to("chat.postMessage") == []
+
+
+async def test_not_in_channel_is_explained(bot: Bot) -> None:
+    bot.slack.fail("chat.postMessage", "not_in_channel")
+    await bot.command("/code", "say hi")
+    await bot.settle()
+    [(_, answer)] = bot.slack.responses
+    assert "/invite @codethread" in answer["text"]
+
+
+async def test_a_refused_first_turn_leaves_nothing_behind(
+    tmp_path: Path, slack: FakeSlack, engine: FakeEngine
+) -> None:
+    settings = dataclasses.replace(config(tmp_path, slack), rate_limit_per_minute=1)
+    async with running(settings, slack, engine) as bot:
+        await bot.start_session("first")
+        await bot.command("/code", "second")
+        await bot.settle()
+        assert len(await bot.app.service.list_sessions(_caller("U1"))) == 1
+    [parent] = slack.top_level("C1")
+    assert "first" in parent.body()
+    assert "faster than the limit" in slack.responses[-1][1]["text"]
+
+
+async def test_slack_rate_limit_is_waited_out(bot: Bot) -> None:
+    bot.slack.rate_limit("chat.update", retry_after=0)
+    parent = await bot.start_session()
+    [version] = bot.slack.thread("C1", parent.ts)
+    assert "print('hi')" in version.body()
+
+
+# -- adjusting ----------------------------------------------------------------------------------
+
+
+async def test_reply_adjusts_the_current_version(bot: Bot, engine: FakeEngine) -> None:
+    answers = iter([fenced("def f():\n    return 1"), fenced("def f():\n    return 2")])
+    engine.responder = lambda r: next(answers)
+    parent = await bot.start_session("write f")
+
+    assert await bot.event(reply(parent, f"<@{BOT_USER}> return 2 &amp; be quick")) == 200
+    await bot.settle()
+
+    last = engine.requests[-1].messages
+    assert "return 1" in last[-2].content and last[-1].content == "return 2 & be quick"
+    first, second = bot.slack.thread("C1", parent.ts)
+    assert "Version 1" in first.body() and "return 1" in first.body()
+    assert "Version 2" in second.body() and "return 2" in second.body()
+
+
+async def test_reply_through_the_openai_compatible_engine(
+    tmp_path: Path, slack: FakeSlack, openai_server: OpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_server.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    settings = dataclasses.replace(config(tmp_path, slack), model="openai:test-model")
+    async with running(settings, slack, None) as bot:
+        parent = await bot.start_session("count the words")
+        await bot.event(reply(parent, "skip empty lines"))
+        await bot.settle()
+    first, second = slack.thread("C1", parent.ts)
+    assert "# fake-model version 1" in first.body() and "count the words" in first.body()
+    assert "# built on version 1" in second.body() and "skip empty lines" in second.body()
+
+
+async def test_retries_and_repeated_events_answer_once(bot: Bot, engine: FakeEngine) -> None:
+    form = urlencode(
+        {"team_id": TEAM, "channel_id": "C1", "user_id": "U1", "command": "/code",
+         "text": "say hi", "response_url": bot.slack.response_url("x"), "trigger_id": "T1"}
+    )  # fmt: skip
+    for retry in (None, 1):  # the same command delivered twice (same one-time trigger_id)
+        status, _, _ = await bot.post(form, "application/x-www-form-urlencoded", retry=retry)
+        assert status == 200
+    await bot.settle()
+    [parent] = bot.slack.top_level("C1")
+    message = reply(parent, "shorter please")
+    assert await bot.event(message, event_id="EvSame") == 200
+    assert await bot.event(message, event_id="EvSame", retry=1) == 200  # Slack's retry
+    assert await bot.event(message, event_id="EvSame") == 200  # a plain redelivery
+    mention = {**message, "type": "app_mention"}  # the same message as an app_mention
+    assert await bot.event(mention, event_id="EvOther") == 200
+    await bot.settle()
+
+    assert len(engine.requests) == 2
+    assert len(bot.slack.thread("C1", parent.ts)) == 2
+    assert bot.count("duplicate") == 3 and bot.count("retry") == 1
+
+
+async def test_ignore_rules(bot: Bot, engine: FakeEngine) -> None:
+    parent = await bot.start_session()
+    before = len(bot.slack.calls)
+    for event in [
+        reply(parent, "from a bot", user="U9", bot_id="B9"),
+        reply(parent, "from me", user=BOT_USER, bot_id=BOT_ID),
+        reply(parent, "edited", subtype="message_changed"),
+        reply(parent, "gone", subtype="message_deleted"),
+        reply(parent, "joined", subtype="channel_join"),
+        {**reply(parent, "top level"), "thread_ts": None},
+        {**reply(parent, "another thread"), "thread_ts": "1699999999.000001"},
+    ]:
+        assert await bot.event({k: v for k, v in event.items() if v is not None}) == 200
+    await bot.settle()
+    assert len(engine.requests) == 1 and len(bot.slack.calls) == before
+
+
+async def test_mention_in_a_thread_that_is_no_session_gets_a_hint(bot: Bot) -> None:
+    event = {
+        "type": "app_mention",
+        "channel": "C1",
+        "user": "U1",
+        "text": f"<@{BOT_USER}> help",
+        "ts": "1.2",
+        "thread_ts": "1.1",
+    }
+    await bot.event(event)
+    await bot.settle()
+    [hint] = bot.slack.ephemerals
+    assert hint["user"] == "U1" and hint["thread_ts"] == "1.1"
+    assert "not a snippet session" in hint["text"]
+
+
+# -- failures -----------------------------------------------------------------------------------
+
+
+async def test_engine_failure_is_a_message_in_the_thread_and_retry_works(
+    bot: Bot, engine: FakeEngine
+) -> None:
+    engine.fail = EngineUnavailable("The model server is down.")
+    parent = await bot.start_session("sum a list")
+    [failed] = bot.slack.thread("C1", parent.ts)
+    assert "The model server is down." in failed.body() and "Traceback" not in failed.body()
+    assert failed.action_ids() == ["codethread_retry"]
+
+    engine.fail = None
+    await bot.click("codethread_retry", failed)
+    await bot.click("codethread_retry", failed)  # a second click on the same message: ignored
+    _, version = bot.slack.thread("C1", parent.ts)
+    assert "Version 1" in version.body()
+    assert engine.requests[-1].messages[-1].content == "sum a list"  # the kept request
+    assert len(engine.requests) == 2
+
+
+async def test_unexpected_error_is_a_plain_message(bot: Bot, engine: FakeEngine) -> None:
+    def broken(request: object) -> str:
+        raise RuntimeError("secret internals")
+
+    engine.responder = broken
+    await bot.command("/code", "say hi")
+    await bot.settle()
+    [(_, answer)] = bot.slack.responses
+    assert "Something went wrong on my side" in answer["text"]
+    assert "secret internals" not in answer["text"]
+    [parent] = bot.slack.top_level("C1")
+    [interrupted] = bot.slack.thread("C1", parent.ts)
+    assert "interrupted" in interrupted.body()
+
+
+# -- long snippets ------------------------------------------------------------------------------
+
+
+async def test_long_snippet_goes_to_the_thread_as_a_file(bot: Bot, engine: FakeEngine) -> None:
+    code = "\n".join(f'echo "line {i} of a long script"' for i in range(300))
+    engine.responder = lambda r: fenced(code, lang="bash")
+    parent = await bot.start_session("bash print many lines")
+
+    preview, file_message = bot.slack.thread("C1", parent.ts)
+    assert "more lines in the file" in preview.body() and fences_balanced(preview.body())
+    assert len(preview.body()) < 4000 and preview.action_ids() == ["codethread_delete"]
+    [url] = bot.slack.calls_to("files.getUploadURLExternal")
+    assert url.params["filename"] == "snippet.sh" and url.params["snippet_type"] == "shell"
+    [complete] = bot.slack.calls_to("files.completeUploadExternal")
+    assert complete.params["channel_id"] == "C1" and complete.params["thread_ts"] == parent.ts
+    assert bot.slack.uploads[complete.params["files"][0]["id"]] == code.encode()
+    assert file_message.files
+
+
+# -- /snippets and buttons ----------------------------------------------------------------------
+
+
+async def test_snippets_are_scoped_to_the_caller_and_delete_is_owner_only(bot: Bot) -> None:
+    mine = await bot.start_session("first of mine")
+    await bot.start_session("second of mine")
+    theirs = await bot.start_session("someone else's", user="U2")
+    bot.slack.responses.clear()
+
+    for text, who in [("", {}), ("", {"team": "T0OTHER"}), ("delete 1", {"user": "U2"})]:
+        await bot.command("/snippets", text, **who)
+        await bot.settle()  # one at a time, so the answers come in order
+    await bot.command("/snippets", "show 3")
+    await bot.settle()
+    listing, elsewhere, refused, hidden = (body for _, body in bot.slack.responses)
+    assert all(r["response_type"] == "ephemeral" for r in (listing, elsewhere, refused, hidden))
+    text = json.dumps(listing["blocks"])
+    assert "first of mine" in text and "second of mine" in text and "someone else" not in text
+    link = f"https://fake-team.slack.test/archives/C1/p{mine.ts.replace('.', '')}"
+    assert link in text
+    assert "no snippets in this workspace" in elsewhere["text"]
+    assert "belongs to someone else" in refused["text"]
+    assert "belongs to someone else" in hidden["text"]
+    assert await bot.app.service.get(1) is not None
+
+    [v_theirs] = bot.slack.thread("C1", theirs.ts)
+    await bot.click("codethread_delete", v_theirs, user="U1")  # not the owner
+    [refusal] = bot.slack.ephemerals
+    assert refusal["user"] == "U1" and "belongs to someone else" in refusal["text"]
+    assert await bot.app.service.get(3) is not None
+
+    [v_mine] = bot.slack.thread("C1", mine.ts)
+    await bot.click("codethread_delete", v_mine, user="U1")
+    assert bot.slack.thread("C1", mine.ts) == []  # the bot's messages are gone
+    assert "was deleted by <@U1>" in bot.slack.messages[("C1", mine.ts)].body()
+    assert [s.id for s in await bot.app.service.list_sessions(_caller("U1"))] == [2]
+
+
+async def test_snippets_show_and_run(bot: Bot) -> None:
+    await bot.start_session("say hi")
+    for text in ("show #1", "run 1", "show one", "frobnicate"):
+        await bot.command("/snippets", text)
+        await bot.settle()
+    shown, ran, bad, usage = (body for _, body in bot.slack.responses)
+    assert "```python\nprint('hi')\n```" in shown["blocks"][0]["text"]
+    assert "Running snippets is not enabled" in ran["text"]
+    assert "Give a snippet number" in bad["text"]
+    assert "/snippets show ID" in usage["text"]
+
+
+def test_run_result_rendering() -> None:
+    result = RunResult(
+        status="limit",
+        exit_code=None,
+        stdout="x" * 10_000,
+        stderr="Killed",
+        duration_ms=2000,
+        peak_memory_kb=51200,
+        limit_hit="wall_time",
+    )
+    key = SessionKey(platform="slack", workspace=TEAM, channel="C1", thread="1.1")
+    session = Session(
+        id=3, key=key, owner="U1", language="python", model="m", title="t",
+        created_at=0.0, updated_at=0.0, version_count=1,
+    )  # fmt: skip
+    version = Version(
+        id=1, session_id=3, number=1, request="r", code="print(1)", note="", model="m",
+        prompt_tokens=None, completion_tokens=None, latency_ms=1, status="ok", created_at=0.0,
+    )  # fmt: skip
+    message = run_message(RunReport(session=session, version=version, result=result))
+    text = message.blocks[0]["text"]
+    assert "stopped by a limit" in text and "limit hit: wall time" in text
+    assert "no exit code" in text and "2.00 s" in text and "peak memory 50.0 MB" in text
+    assert "```text\nKilled\n```" in text and "more characters" in text
+    assert len(text) <= 4000 and fences_balanced(text)
+
+
+# -- security and modes -------------------------------------------------------------------------
+
+
+async def test_bad_signature_is_401_and_nothing_is_posted(bot: Bot, engine: FakeEngine) -> None:
+    form = urlencode({"command": "/code", "text": "hi", "user_id": "U1", "channel_id": "C1"})
+    status, _, _ = await bot.post(form, "application/x-www-form-urlencoded", secret="wrong")
+    assert status == 401
+    stale = {"X-Slack-Request-Timestamp": "1000000000", "Content-Type": "application/json"}
+    body = json.dumps(event_body({"type": "app_mention"}, event_id="Ev0"))
+    stale["X-Slack-Signature"] = sign(body, "1000000000")
+    response = await bot.http.post("/slack/events", data=body, headers=stale)
+    assert response.status == 401
+    await bot.settle()
+    assert bot.slack.calls == [] and engine.requests == []
+
+    challenge = json.dumps({"type": "url_verification", "challenge": "abc", "token": "x"})
+    status, text, _ = await bot.post(challenge, "application/json")
+    assert status == 200 and "abc" in text
+
+
+async def test_socket_mode(tmp_path: Path, slack: FakeSlack, engine: FakeEngine) -> None:
+    settings = {"slack_signing_secret": None, "slack_app_token": "xapp-test"}
+    async with running(config(tmp_path, slack, **settings), slack, engine) as bot:
+        assert bot.adapter.routes() == []  # no HTTP endpoint in Socket Mode
+        await slack.connected()
+        command = {
+            "team_id": TEAM,
+            "channel_id": "C1",
+            "user_id": "U1",
+            "command": "/code",
+            "text": "python say hi",
+            "response_url": slack.response_url("socket"),
+            "trigger_id": "t",
+        }
+        ack = await slack.send_envelope("slash_commands", command)
+        assert "envelope_id" in ack
+        await bot.settle()
+        [parent] = slack.top_level("C1")
+        message = {**reply(parent, "louder"), "team": TEAM}
+        for attempt in (0, 1):  # a redelivery of the same event id
+            await slack.send_envelope(
+                "events_api", event_body(message, event_id="EvS"), retry_attempt=attempt
+            )
+        await bot.settle()
+    assert [c.token for c in slack.calls_to("apps.connections.open")] == ["xapp-test"]
+    assert len(slack.thread("C1", parent.ts)) == 2 and len(engine.requests) == 2
+    assert all(c.token == TOKEN for c in slack.calls_to("chat.postMessage"))
+
+
+# -- small pieces -------------------------------------------------------------------------------
+
+
+def _caller(user: str) -> Caller:
+    return Caller(platform="slack", workspace=TEAM, user=user, channel="C1")
+
+
+def test_parse_code() -> None:
+    langs = Languages()
+    assert parse_code("python model:gpt-4o sum a list", langs).model == "gpt-4o"
+    request = parse_code("model:fake:echo Rust  sum\n  a list", langs)
+    assert (request.language, request.model, request.prompt) == (
+        "Rust",
+        "fake:echo",
+        "sum\n  a list",
+    )
+    assert parse_code("language:cobol x", langs).language == "cobol"
+    assert parse_code("sort numbers in python", langs).language is None
+    assert parse_code("go", langs).prompt == ""
+    with pytest.raises(UserError):
+        parse_code("model: hi", langs)
+
+
+def test_to_plain() -> None:
+    text = f"<@{BOT_USER}> fetch <https://example.com|example.com> &amp; a&lt;b <@U2>"
+    assert to_plain(text, bot_user=BOT_USER) == "fetch https://example.com & a<b <@U2>"
+    assert re.fullmatch(r"mail a@b\.c", to_plain("mail <mailto:a@b.c|a@b.c>"))
+
+
+# The bot scope each Web API method the adapter calls needs (None: no scope, or an app token).
+METHOD_SCOPES = {
+    "chat_postMessage": "chat:write",
+    "chat_update": "chat:write",
+    "chat_delete": "chat:write",
+    "chat_postEphemeral": "chat:write",
+    "chat_getPermalink": None,
+    "conversations_replies": "channels:history",  # groups:history for private channels
+    "views_open": None,
+    "files_upload_v2": "files:write",
+    "files_delete": "files:write",
+}
+
+
+def test_manifest_has_exactly_what_the_adapter_uses() -> None:
+    yaml = pytest.importorskip("yaml")
+    root = Path(__file__).resolve().parents[2]
+    manifest = yaml.safe_load((root / "slack" / "manifest.yaml").read_text())
+    source = "".join(p.read_text() for p in (root / "bot" / "adapters").glob("slack_*.py"))
+    called = set(re.findall(r"self\.client\.(\w+)\(", source))
+    assert called == set(METHOD_SCOPES)
+    needed = {scope for scope in METHOD_SCOPES.values() if scope}
+    needed |= {"commands", "app_mentions:read", "groups:history"}  # commands, events
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == needed
+    commands = {c["command"] for c in manifest["features"]["slash_commands"]}
+    assert commands == set(re.findall(r'bolt\.command\("(/\w+)"\)', source))
+    events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
+    assert events == {"app_mention", "message.channels", "message.groups"}
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True
