@@ -38,10 +38,10 @@ from bot.values import (
     Started,
     Waiting,
 )
-from engines import EngineError, GenerationRequest, Usage
+from engines import EngineError, GenerationRequest, ModelSpec, Usage
 from storage import Session, SessionKey, Store, Version
 
-__all__ = ["ServiceSettings", "SessionService"]
+__all__ = ["ServiceSettings", "SessionService", "StartCheck"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +51,15 @@ class ServiceSettings:
     temperature: float = 0.2
     turn_timeout: float = 300.0  # seconds for one whole answer
     max_answer_chars: int = 200_000  # stop reading a runaway answer here
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartCheck:
+    """A request that passed every check: the stripped prompt, the language and the model."""
+
+    prompt: str
+    language: Language
+    model: ModelSpec
 
 
 class _SessionLocks:
@@ -102,6 +111,21 @@ class SessionService:
 
     # -- sessions ----------------------------------------------------------------------------
 
+    def check(
+        self, caller: Caller, *, prompt: str, language: str | None = None, model: str | None = None
+    ) -> StartCheck:
+        """Everything :meth:`start` would refuse, checked without storing anything.
+
+        Adapters call it before they post anything on the platform (a parent message, a
+        thread), so that a refusal leaves nothing behind.
+        """
+        self._access.check(user=caller.user, channel=caller.channel)
+        prompt = check_prompt(prompt, limit=self.settings.max_prompt_chars)
+        lang = self.language(language)
+        spec = self.engines.resolve(model)
+        self._rate.check(self._rate_key(caller), count=False)
+        return StartCheck(prompt=prompt, language=lang, model=spec)
+
     async def start(
         self,
         *,
@@ -112,13 +136,13 @@ class SessionService:
         model: str | None = None,
     ) -> Session:
         """Open a session for ``prompt``; refuses bad input before anything is stored."""
-        self._access.check(user=caller.user, channel=caller.channel)
-        prompt = check_prompt(prompt, limit=self.settings.max_prompt_chars)
-        lang = self.language(language)
-        spec = self.engines.resolve(model)
-        title = prompt.splitlines()[0][:80]
+        checked = self.check(caller, prompt=prompt, language=language, model=model)
         return await self.store.create_session(
-            key=key, owner=caller.user, language=lang.name, model=spec.name, title=title
+            key=key,
+            owner=caller.user,
+            language=checked.language.name,
+            model=checked.model.name,
+            title=checked.prompt.splitlines()[0][:80],
         )
 
     def language(self, word: str | None) -> Language:
@@ -188,7 +212,15 @@ class SessionService:
 
     @staticmethod
     def _owns(caller: Caller, session: Session) -> bool:
-        return caller.user == session.owner and caller.platform == session.key.platform
+        return (
+            caller.user == session.owner
+            and caller.platform == session.key.platform
+            and caller.workspace == session.key.workspace
+        )
+
+    @staticmethod
+    def _rate_key(caller: Caller) -> str:
+        return f"{caller.platform}:{caller.workspace}:{caller.user}"
 
     # -- turns -------------------------------------------------------------------------------
 
@@ -201,7 +233,7 @@ class SessionService:
         """
         self._access.check(user=caller.user, channel=caller.channel)
         request = check_prompt(text, limit=self.settings.max_prompt_chars)
-        self._rate.check(f"{caller.platform}:{caller.user}")
+        self._rate.check(self._rate_key(caller))
         if self._locks.waiting(session_id):
             yield Waiting(position=self._locks.waiting(session_id))
         async with self._locks.hold(session_id):

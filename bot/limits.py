@@ -33,8 +33,9 @@ class RateLimiter:
         self._clock = clock
         self._hits: dict[str, deque[float]] = {}
 
-    def check(self, user: str) -> None:
-        """Count one request for ``user``; raises :class:`RateLimited` when over the limit."""
+    def check(self, user: str, *, count: bool = True) -> None:
+        """Count one request for ``user`` (unless ``count`` is False, to look ahead only);
+        raises :class:`RateLimited` when over the limit."""
         if self.limit <= 0:
             return
         now = self._clock()
@@ -43,7 +44,8 @@ class RateLimiter:
             hits.popleft()
         if len(hits) >= self.limit:
             raise RateLimited(hits[0] + self.window - now)
-        hits.append(now)
+        if count:
+            hits.append(now)
         if len(self._hits) > 10_000:  # forget idle users now and then
             self._hits = {u: h for u, h in self._hits.items() if h and h[-1] > now - self.window}
 

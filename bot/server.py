@@ -9,6 +9,7 @@ failed, with the readiness of every started model in the JSON body.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ __all__ = ["make_web_app", "serve"]
 log = logging.getLogger("codethread")
 
 APP_KEY = web.AppKey("codethread", App)
+DRAIN_SECONDS = 5.0  # on shutdown, how long answers in flight may take to finish
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -99,6 +101,8 @@ async def serve(config: Config, *, host: str, port: int) -> None:
         start.cancel()
     finally:
         for adapter in adapters:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(adapter.drain(), DRAIN_SECONDS)
             await adapter.aclose()
         await runner.cleanup()
         await app.aclose()

@@ -26,5 +26,8 @@ class ChatAdapter(abc.ABC):
     @abc.abstractmethod
     async def start(self) -> None: ...
 
+    async def drain(self) -> None:  # noqa: B027 - optional; nothing in flight by default
+        """Wait for the answers already in flight (called on shutdown, with a time limit)."""
+
     @abc.abstractmethod
     async def aclose(self) -> None: ...

@@ -36,7 +36,6 @@ from bot.adapters.discord_views import render_run
 from bot.codeblocks import fence
 from bot.core import SessionService
 from bot.errors import UserError
-from bot.limits import check_prompt
 from bot.values import Caller
 from storage import Session, SessionKey
 
@@ -95,9 +94,9 @@ class Interactions:
                 f"I can't open a thread here: I'm missing {permission_names(missing)} in this "
                 "channel. Ask an admin to grant it, or use /code in another channel."
             )
-        lang = self.service.language(language)  # refuse bad input before anything is posted
-        spec = self.service.engines.resolve(model)
-        title = check_prompt(prompt, limit=self.service.settings.max_prompt_chars).splitlines()[0]
+        # refuse bad input before anything is posted
+        checked = self.service.check(caller, prompt=prompt, language=language, model=model)
+        lang, spec, title = checked.language, checked.model, checked.prompt.splitlines()[0]
         await interaction.response.defer(thinking=True)
         interaction.extras["withdraw"] = True  # on failure, take the public post back
         message = await interaction.edit_original_response(

@@ -40,7 +40,6 @@ from bot.adapters.slack_blocks import (
 from bot.core import SessionService
 from bot.errors import SessionNotFound, UserError
 from bot.languages import Languages
-from bot.limits import check_prompt
 from bot.values import Caller, Done, Failed, Loading, NonCode, Progress, Started, Waiting
 from storage import Session, SessionKey, Version
 
@@ -199,9 +198,10 @@ class SlackSessions:
 
     async def open(self, caller: Caller, request: CodeRequest) -> None:
         """Post the parent message, open the session in its thread, make version 1."""
-        language = self.service.language(request.language)
-        model = self.service.engines.resolve(request.model)
-        prompt = check_prompt(request.prompt, limit=self.service.settings.max_prompt_chars)
+        checked = self.service.check(
+            caller, prompt=request.prompt, language=request.language, model=request.model
+        )
+        language, model, prompt = checked.language, checked.model, checked.prompt
         parent = parent_message(
             user=caller.user, language=language, model=model.name, prompt=prompt
         )

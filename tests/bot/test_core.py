@@ -193,3 +193,19 @@ async def test_duplicate_deliveries_are_recognised(app: App) -> None:
     assert app.service.first_delivery("Ev1")
     assert not app.service.first_delivery("Ev1")
     assert app.service.first_delivery("Ev2")
+
+
+async def test_check_refuses_before_anything_is_stored(app: App) -> None:
+    from bot.errors import NotAllowed
+    from bot.limits import AccessPolicy
+
+    app.service._access = AccessPolicy(users=frozenset({"alice"}))
+    mallory = Caller(platform="console", workspace="local", user="mallory")
+    with pytest.raises(NotAllowed):
+        app.service.check(mallory, prompt="hi")
+    checked = app.service.check(CALLER, prompt="  hi  ", language="c++", model=None)
+    assert (checked.prompt, checked.language.name, checked.model.ref) == ("hi", "cpp", "fake:echo")
+    app.service._rate = RateLimiter(limit=1, window=60)
+    app.service.check(CALLER, prompt="x")  # looking does not count
+    app.service.check(CALLER, prompt="x")
+    assert await app.store.list_sessions() == []
