@@ -19,13 +19,16 @@ class RunResult:
     exit_code: int | None  # None when killed by a signal or never started
     stdout: str
     stderr: str
-    duration_ms: int  # wall time of the run step (compile excluded)
-    peak_memory_kb: int | None = None
+    duration_ms: int  # wall time of the run step (compile excluded; sandbox set-up included)
+    peak_memory_kb: int | None = None  # peak resident memory of the largest process
+    # The limit that stopped the run (status "limit"); with "ok"/"failed", one met on the way
+    # that did not stop it: "output" (output was cut) or "processes" (a fork was refused).
     limit_hit: LimitHit | None = None
     truncated: bool = False  # stdout or stderr was cut at the output cap
     compile_output: str = ""  # compiler diagnostics of compiled languages
     compile_ms: int = 0
     message: str = ""  # a human explanation for unavailable / limit statuses
+    cpu_ms: int | None = None  # user + system CPU time of the run step's processes
 
     @property
     def passed(self) -> bool:

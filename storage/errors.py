@@ -5,7 +5,8 @@ file, a full disk) propagates as the ``sqlite3`` exception it is::
 
     StoreError
     ├── SessionExists    create_session() on a (platform, workspace, channel, thread) in use
-    └── SessionNotFound  add_version() for a session id that does not exist (or was deleted)
+    ├── SessionNotFound  add_version() for a session id that does not exist (or was deleted)
+    └── VersionNotFound  add_run() for a version id that does not exist (or was deleted)
 
 :func:`storage.migrate` also raises a plain :class:`StoreError` for a database whose schema is
 newer than this code.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from .records import SessionKey
 
-__all__ = ["SessionExists", "SessionNotFound", "StoreError"]
+__all__ = ["SessionExists", "SessionNotFound", "StoreError", "VersionNotFound"]
 
 
 class StoreError(Exception):
@@ -39,3 +40,11 @@ class SessionNotFound(StoreError, LookupError):
     def __init__(self, session_id: int) -> None:
         self.session_id = session_id
         super().__init__(f"No session with id {session_id}.")
+
+
+class VersionNotFound(StoreError, LookupError):
+    """No version has this id."""
+
+    def __init__(self, version_id: int) -> None:
+        self.version_id = version_id
+        super().__init__(f"No version with id {version_id}.")

@@ -73,7 +73,41 @@ async def m001_initial(conn: aiosqlite.Connection) -> None:
     )
 
 
-MIGRATIONS: Sequence[Migration] = (m001_initial,)
+async def m002_runs(conn: aiosqlite.Connection) -> None:
+    """Sandboxed runs of a version (``kind`` 'run') and of its unit tests ('test', with the
+    generated test code in ``tests``).
+
+    The value sets of ``status`` and ``limit_hit`` are the sandbox's; a new value there needs a
+    migration here.
+    """
+    await conn.execute(
+        """
+        CREATE TABLE runs (
+            id             INTEGER PRIMARY KEY AUTOINCREMENT,
+            version_id     INTEGER NOT NULL REFERENCES versions (id) ON DELETE CASCADE,
+            kind           TEXT NOT NULL CHECK (kind IN ('run', 'test')),
+            status         TEXT NOT NULL
+                           CHECK (status IN ('ok', 'failed', 'compile_error', 'limit',
+                                             'unavailable')),
+            exit_code      INTEGER,
+            stdout         TEXT NOT NULL,
+            stderr         TEXT NOT NULL,
+            duration_ms    INTEGER NOT NULL,
+            peak_memory_kb INTEGER,
+            limit_hit      TEXT
+                           CHECK (limit_hit IN ('wall_time', 'cpu_time', 'memory', 'file_size',
+                                                'processes', 'output')),
+            compile_output TEXT NOT NULL,
+            tests          TEXT NOT NULL DEFAULT '',
+            created_at     REAL NOT NULL
+        )
+        """
+    )
+    # A version's runs in order (and its latest, read backwards); also serves the cascade.
+    await conn.execute("CREATE INDEX runs_version ON runs (version_id, id)")
+
+
+MIGRATIONS: Sequence[Migration] = (m001_initial, m002_runs)
 
 
 async def schema_version(conn: aiosqlite.Connection) -> int:

@@ -5,9 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Session", "SessionKey", "Version", "VersionStatus"]
+__all__ = [
+    "Run",
+    "RunKind",
+    "RunLimit",
+    "RunStatus",
+    "Session",
+    "SessionKey",
+    "Version",
+    "VersionStatus",
+]
 
 VersionStatus = Literal["ok", "failed"]
+RunKind = Literal["run", "test"]  # the snippet itself, or its unit tests
+# The sandbox's values (storage does not import the sandbox; the schema checks them).
+RunStatus = Literal["ok", "failed", "compile_error", "limit", "unavailable"]
+RunLimit = Literal["wall_time", "cpu_time", "memory", "file_size", "processes", "output"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,4 +59,23 @@ class Version:
     completion_tokens: int | None
     latency_ms: int
     status: VersionStatus
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Run:
+    """One sandboxed run of a version, as stored (output already capped by the sandbox)."""
+
+    id: int
+    version_id: int
+    kind: RunKind
+    status: RunStatus
+    exit_code: int | None  # None when a signal or a limit ended it, or it never started
+    stdout: str
+    stderr: str
+    duration_ms: int
+    peak_memory_kb: int | None
+    limit_hit: RunLimit | None
+    compile_output: str
+    tests: str  # the unit tests a 'test' run ran ("" for a plain run)
     created_at: float

@@ -1,4 +1,4 @@
-"""The session store: sessions keyed by their thread, and their numbered versions.
+"""The session store: sessions keyed by their thread, their numbered versions, and runs.
 
 One :class:`Store` owns one aiosqlite connection (one worker thread). Every statement runs
 under the store's asyncio lock and every write in an explicit ``BEGIN IMMEDIATE`` transaction,
@@ -19,9 +19,18 @@ from typing import Any, cast
 
 import aiosqlite
 
-from .errors import SessionExists, SessionNotFound
+from .errors import SessionExists, SessionNotFound, VersionNotFound
 from .migrations import migrate
-from .records import Session, SessionKey, Version, VersionStatus
+from .records import (
+    Run,
+    RunKind,
+    RunLimit,
+    RunStatus,
+    Session,
+    SessionKey,
+    Version,
+    VersionStatus,
+)
 
 __all__ = ["Store"]
 
@@ -40,6 +49,12 @@ _VERSION_SELECT = """
 SELECT id, session_id, number, request, code, note, model, prompt_tokens, completion_tokens,
        latency_ms, status, created_at
 FROM versions
+"""
+
+_RUN_SELECT = """
+SELECT id, version_id, kind, status, exit_code, stdout, stderr, duration_ms, peak_memory_kb,
+       limit_hit, compile_output, tests, created_at
+FROM runs
 """
 
 # The only columns list_sessions() may filter on and update_session() may set; SQL text is
@@ -104,6 +119,24 @@ def _version(row: sqlite3.Row) -> Version:
         completion_tokens=row["completion_tokens"],
         latency_ms=row["latency_ms"],
         status=cast(VersionStatus, row["status"]),  # CHECK constraint: 'ok' or 'failed'
+        created_at=row["created_at"],
+    )
+
+
+def _run(row: sqlite3.Row) -> Run:
+    return Run(
+        id=row["id"],
+        version_id=row["version_id"],
+        kind=cast(RunKind, row["kind"]),  # CHECK constraints keep these to their values
+        status=cast(RunStatus, row["status"]),
+        exit_code=row["exit_code"],
+        stdout=row["stdout"],
+        stderr=row["stderr"],
+        duration_ms=row["duration_ms"],
+        peak_memory_kb=row["peak_memory_kb"],
+        limit_hit=cast(RunLimit | None, row["limit_hit"]),
+        compile_output=row["compile_output"],
+        tests=row["tests"],
         created_at=row["created_at"],
     )
 
@@ -254,7 +287,7 @@ class Store:
         return await self.get_session(session_id)
 
     async def delete_session(self, session_id: int) -> bool:
-        """Delete a session and (by cascade) its versions; False if there was none."""
+        """Delete a session and (by cascade) its versions and their runs; False if none."""
         async with self._transaction() as conn:
             cursor = await conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
             deleted = cursor.rowcount
@@ -341,6 +374,77 @@ class Store:
             _VERSION_SELECT + "WHERE session_id = ? ORDER BY number", (session_id,)
         )
         return [_version(row) for row in rows]
+
+    # -- runs -------------------------------------------------------------------------------
+
+    async def add_run(
+        self,
+        version_id: int,
+        *,
+        kind: RunKind,
+        status: RunStatus,
+        exit_code: int | None,
+        stdout: str,
+        stderr: str,
+        duration_ms: int,
+        peak_memory_kb: int | None,
+        limit_hit: RunLimit | None,
+        compile_output: str,
+        tests: str = "",
+    ) -> Run:
+        """Record a run of a version. :class:`VersionNotFound` if there is no such version.
+
+        A value outside the schema's sets (``kind``, ``status``, ``limit_hit``) raises
+        ``sqlite3.IntegrityError`` and writes nothing. The session's ``updated_at`` is left as
+        it is: running is not editing.
+        """
+        now = self._clock()
+        async with self._transaction() as conn:
+            rows = list(
+                await conn.execute_fetchall("SELECT 1 FROM versions WHERE id = ?", (version_id,))
+            )
+            if not rows:
+                raise VersionNotFound(version_id)
+            cursor = await conn.execute(
+                """
+                INSERT INTO runs (version_id, kind, status, exit_code, stdout, stderr,
+                                  duration_ms, peak_memory_kb, limit_hit, compile_output,
+                                  tests, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                (version_id, kind, status, exit_code, stdout, stderr, duration_ms,
+                 peak_memory_kb, limit_hit, compile_output, tests, now),
+            )  # fmt: skip
+            run_id = cursor.lastrowid
+            await cursor.close()
+        assert run_id is not None
+        return Run(
+            id=run_id,
+            version_id=version_id,
+            kind=kind,
+            status=status,
+            exit_code=exit_code,
+            stdout=stdout,
+            stderr=stderr,
+            duration_ms=duration_ms,
+            peak_memory_kb=peak_memory_kb,
+            limit_hit=limit_hit,
+            compile_output=compile_output,
+            tests=tests,
+            created_at=now,
+        )
+
+    async def list_runs(self, version_id: int) -> list[Run]:
+        """All runs of a version, oldest first (empty for a missing version)."""
+        rows = await self._fetchall(_RUN_SELECT + "WHERE version_id = ? ORDER BY id", (version_id,))
+        return [_run(row) for row in rows]
+
+    async def latest_run(self, version_id: int) -> Run | None:
+        """The version's most recent run, if any."""
+        rows = await self._fetchall(
+            _RUN_SELECT + "WHERE version_id = ? ORDER BY id DESC LIMIT 1", (version_id,)
+        )
+        return _run(rows[0]) if rows else None
 
     # -- plumbing ---------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import aiosqlite
 import pytest
 
 from storage import StoreError, migrate
-from storage.migrations import MIGRATIONS, m001_initial, schema_version
+from storage.migrations import MIGRATIONS, m001_initial, m002_runs, schema_version
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ async def schema_sql(conn: aiosqlite.Connection) -> list[tuple[object, ...]]:
 
 def test_migration_names_follow_their_version() -> None:
     names = [migration.__name__ for migration in MIGRATIONS]
-    assert names[0] == "m001_initial"
+    assert names[:2] == ["m001_initial", "m002_runs"]
     for number, name in enumerate(names, start=1):
         assert re.fullmatch(rf"m{number:03d}_[a-z0-9_]+", name), name
 
@@ -46,9 +46,9 @@ async def test_blank_database_gets_the_schema(conn: aiosqlite.Connection) -> Non
 
     assert await migrate(conn) == len(MIGRATIONS)
 
-    assert await schema_version(conn) == len(MIGRATIONS)
+    assert await schema_version(conn) == len(MIGRATIONS) == 2
     tables = {str(r[0]) for r in await rows(conn, "SELECT name FROM sqlite_schema")}
-    assert {"sessions", "versions"} <= tables
+    assert {"sessions", "versions", "runs"} <= tables
     assert await columns(conn, "sessions") == [
         "id", "platform", "workspace", "channel", "thread", "owner", "language", "model",
         "title", "created_at", "updated_at",
@@ -81,6 +81,16 @@ async def test_blank_database_gets_the_schema(conn: aiosqlite.Connection) -> Non
         ("sessions", "session_id", "id", "CASCADE")
     ]
 
+    assert await columns(conn, "runs") == [
+        "id", "version_id", "kind", "status", "exit_code", "stdout", "stderr", "duration_ms",
+        "peak_memory_kb", "limit_hit", "compile_output", "tests", "created_at",
+    ]  # fmt: skip
+    assert await index_columns(conn, "runs_version") == ["version_id", "id"]
+    run_keys = await rows(conn, "PRAGMA foreign_key_list(runs)")
+    assert [(r[2], r[3], r[4], r[6]) for r in run_keys] == [
+        ("versions", "version_id", "id", "CASCADE")
+    ]
+
 
 async def test_migrate_is_idempotent(conn: aiosqlite.Connection) -> None:
     first = await migrate(conn)
@@ -90,19 +100,49 @@ async def test_migrate_is_idempotent(conn: aiosqlite.Connection) -> None:
     assert await schema_sql(conn) == before
 
 
+async def test_a_v1_database_with_data_migrates_to_v2_keeping_it(
+    conn: aiosqlite.Connection,
+) -> None:
+    assert await migrate(conn, migrations=[m001_initial]) == 1
+    await conn.execute(
+        "INSERT INTO sessions (platform, workspace, channel, thread, owner, language, model,"
+        " title, created_at, updated_at)"
+        " VALUES ('slack', 'T1', 'C1', 't1', 'alice', 'python', 'fake', 'title', 1.0, 2.0)"
+    )
+    await conn.execute(
+        "INSERT INTO versions (session_id, number, request, code, note, model, prompt_tokens,"
+        " completion_tokens, latency_ms, status, created_at)"
+        " VALUES (1, 1, 'make it', 'print(1)', '', 'fake', 3, 4, 5, 'ok', 2.0)"
+    )
+    await conn.commit()
+    sessions_before = await rows(conn, "SELECT * FROM sessions")
+    versions_before = await rows(conn, "SELECT * FROM versions")
+
+    assert await migrate(conn) == 2
+
+    assert await rows(conn, "SELECT * FROM sessions") == sessions_before
+    assert await rows(conn, "SELECT * FROM versions") == versions_before
+    await conn.execute(
+        "INSERT INTO runs (version_id, kind, status, exit_code, stdout, stderr, duration_ms,"
+        " peak_memory_kb, limit_hit, compile_output, created_at)"
+        " VALUES (1, 'run', 'ok', 0, '1', '', 12, 9000, NULL, '', 3.0)"
+    )
+    assert await rows(conn, "SELECT version_id, status FROM runs") == [(1, "ok")]
+
+
 async def test_partial_database_gets_only_the_missing_migrations(
     conn: aiosqlite.Connection,
 ) -> None:
     calls: list[str] = []
 
-    async def m002_extra(conn: aiosqlite.Connection) -> None:
-        calls.append("m002")
+    async def m003_extra(conn: aiosqlite.Connection) -> None:
+        calls.append("m003")
         await conn.execute("CREATE TABLE extra (id INTEGER PRIMARY KEY)")
 
     assert await migrate(conn, migrations=[m001_initial]) == 1
-    assert await migrate(conn, migrations=[m001_initial, m002_extra]) == 2
-    assert await migrate(conn, migrations=[m001_initial, m002_extra]) == 2
-    assert calls == ["m002"]
+    assert await migrate(conn, migrations=[m001_initial, m002_runs, m003_extra]) == 3
+    assert await migrate(conn, migrations=[m001_initial, m002_runs, m003_extra]) == 3
+    assert calls == ["m003"]
 
 
 async def test_failed_migration_rolls_back(conn: aiosqlite.Connection) -> None:

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from storage import Session, SessionExists, SessionKey, SessionNotFound, Store
+from storage import (
+    Run,
+    Session,
+    SessionExists,
+    SessionKey,
+    SessionNotFound,
+    Store,
+    VersionNotFound,
+)
 from storage.store import _list_query
 
 
@@ -45,6 +53,29 @@ async def new_session(store: Store, thread: str = "t1", owner: str = "alice", **
         key=key(thread, **where), owner=owner, language="python", model="fake", title=thread
     )
     return session.id
+
+
+async def add_version_id(store: Store, session_id: int) -> int:
+    version = await store.add_version(
+        session_id,
+        request="make it",
+        code="print(1)",
+        note="",
+        model="fake",
+        prompt_tokens=None,
+        completion_tokens=None,
+        latency_ms=5,
+    )
+    return version.id
+
+
+async def add_run(store: Store, version_id: int, **changes: object) -> Run:
+    fields: dict[str, object] = {
+        "kind": "run", "status": "ok", "exit_code": 0, "stdout": "1\n", "stderr": "",
+        "duration_ms": 31, "peak_memory_kb": 8400, "limit_hit": None, "compile_output": "",
+    }  # fmt: skip
+    fields.update(changes)
+    return await store.add_run(version_id, **fields)  # type: ignore[arg-type]
 
 
 async def add(store: Store, session_id: int, code: str = "print(1)") -> int:
@@ -344,3 +375,67 @@ async def test_delete_session_cascades_to_versions(store: Store, db_path: Path) 
     assert await store.delete_session(doomed) is False
     assert await store.delete_session(9999) is False
     await new_session(store, "t1")  # the thread is free again
+
+
+# -- runs ------------------------------------------------------------------------------------
+
+
+async def test_runs_are_stored_listed_and_the_latest_found(store: Store, db_path: Path) -> None:
+    session_id = await new_session(store)
+    first, second = [await add_version_id(store, session_id) for _ in range(2)]
+    before = await store.get_session(session_id)
+
+    ok = await add_run(store, first)
+    limited = await add_run(
+        store, first, kind="test", status="limit", exit_code=None, stdout="", stderr="x" * 70_000,
+        duration_ms=5000, peak_memory_kb=None, limit_hit="wall_time", compile_output="warning",
+        tests="import unittest",
+    )  # fmt: skip
+
+    assert ok == Run(
+        id=ok.id, version_id=first, kind="run", status="ok", exit_code=0, stdout="1\n", stderr="",
+        duration_ms=31, peak_memory_kb=8400, limit_hit=None, compile_output="", tests="",
+        created_at=ok.created_at,
+    )  # fmt: skip
+    assert limited.tests == "import unittest"
+    assert await store.list_runs(first) == [ok, limited]
+    assert await store.latest_run(first) == limited
+    assert await store.list_runs(second) == []
+    assert await store.latest_run(second) is None
+    assert await store.get_session(session_id) == before  # running is not editing
+    assert raw(db_path, "SELECT COUNT(*) FROM runs") == [(2,)]
+
+
+async def test_run_of_a_missing_version(store: Store, db_path: Path) -> None:
+    with pytest.raises(VersionNotFound, match="No version with id 404"):
+        await add_run(store, 404)
+    assert raw(db_path, "SELECT COUNT(*) FROM runs") == [(0,)]
+
+
+@pytest.mark.parametrize("bad", [{"kind": "bench"}, {"status": "weird"}, {"limit_hit": "disk"}])
+async def test_run_values_outside_the_schema_are_refused(
+    store: Store, bad: dict[str, object]
+) -> None:
+    version_id = await add_version_id(store, await new_session(store))
+
+    with pytest.raises(sqlite3.IntegrityError):
+        await add_run(store, version_id, **bad)
+
+    assert await store.list_runs(version_id) == []
+    assert (await add_run(store, version_id)).status == "ok"
+
+
+async def test_deleting_a_session_deletes_its_runs(store: Store, db_path: Path) -> None:
+    doomed = await new_session(store, "t1")
+    kept = await new_session(store, "t2")
+    doomed_version = await add_version_id(store, doomed)
+    kept_version = await add_version_id(store, kept)
+    for version_id in (doomed_version, doomed_version, kept_version):
+        await add_run(store, version_id)
+
+    await store.delete_session(doomed)
+
+    assert await store.list_runs(doomed_version) == []
+    assert raw(db_path, "SELECT version_id, COUNT(*) FROM runs GROUP BY version_id") == [
+        (kept_version, 1)
+    ]

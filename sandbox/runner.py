@@ -1,0 +1,472 @@
+"""The sandbox: run a snippet (and optionally its unit tests) under bubblewrap with hard limits.
+
+Typical use::
+
+    sandbox = Sandbox()
+    if (why := await sandbox.check()) is not None:
+        print("running is disabled:", why)
+    result = await sandbox.run("python", "print(input())", stdin="hi\\n")
+
+Guarantees:
+
+- nothing ever runs outside the sandbox: if ``bwrap`` (or ``prlimit``, or ``setpriv`` when the
+  bot is root) is missing or cannot create its namespaces, :meth:`Sandbox.check` says why and
+  every run returns status ``"unavailable"`` with that message;
+- a run never raises for anything the snippet does; it returns a :class:`RunResult`. Invalid
+  *arguments* (a file name with ``..``, more than :data:`MAX_INPUT` bytes of input) raise
+  :class:`ValueError`;
+- compiled languages are compiled in a sandbox of their own (limits ``compile_limits``), in a
+  host directory created for the run (mode 0700, owned by the run's uid) that is deleted
+  afterwards; the program then runs in a fresh sandbox with copies of the compiler's output.
+  A failed compile gives status ``"compile_error"`` with the diagnostics in ``compile_output``;
+- when the call returns, no process of the run is left (see :mod:`sandbox.process`).
+
+What the sandbox isolates is listed in :mod:`sandbox.command`; limits in :mod:`sandbox.limits`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from typing import Any
+
+from sandbox.command import CommandBuilder, Programs, SandboxFile
+from sandbox.limits import DEFAULT_COMPILE_LIMITS, DEFAULT_LIMITS, Limits
+from sandbox.process import Outcome, supervise
+from sandbox.results import RunResult
+from sandbox.toolchains import TOOLCHAINS, Toolchain, resolve_program
+from sandbox.users import DEFAULT_UIDS, Users
+from sandbox.verdict import decode, judge
+
+__all__ = ["MAX_FILES", "MAX_INPUT", "Sandbox"]
+
+#: Most bytes of code, extra files and stdin one run accepts.
+MAX_INPUT = 4 * 1024 * 1024
+#: Most files in the work dir (snippet, extra files, tests, compiler output).
+MAX_FILES = 32
+
+_SYSTEM_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
+_NAME_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]{0,99}")
+_USERNS_HINT = (
+    "bwrap needs unprivileged user namespaces: check sysctl user.max_user_namespaces (> 0), "
+    "kernel.unprivileged_userns_clone=1 (Debian kernels before 6.x) or "
+    "kernel.apparmor_restrict_unprivileged_userns=0 (Ubuntu 24.04+); in Docker, a seccomp and "
+    "AppArmor profile that allow unshare/clone of namespaces"
+)
+
+
+def _unavailable(message: str) -> RunResult:
+    return RunResult(
+        status="unavailable", exit_code=None, stdout="", stderr="", duration_ms=0, message=message
+    )
+
+
+def _check_name(name: str) -> None:
+    parts = name.split("/")
+    if len(parts) > 4 or not all(_NAME_PART.fullmatch(part) for part in parts):
+        raise ValueError(
+            f"Invalid file name {name!r}: use up to 4 relative path parts of letters, digits "
+            "and ._+- (no '..', no leading dot or slash)."
+        )
+
+
+class Sandbox:
+    """Runs snippets under bubblewrap. Cheap to build; nothing starts until the first call.
+
+    ``limits`` / ``compile_limits``: defaults of run and compile steps (a per-call ``limits``
+    replaces ``limits``). ``uids``: the users runs execute as when the bot is root (default
+    :data:`~sandbox.users.DEFAULT_UIDS`); ignored, and must be None, when it is not.
+    ``scratch_dir``: where compile directories are created (default: the system temp dir).
+    """
+
+    def __init__(
+        self,
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        compile_limits: Limits = DEFAULT_COMPILE_LIMITS,
+        uids: Sequence[int] | None = None,
+        toolchains: Mapping[str, Toolchain] = TOOLCHAINS,
+        scratch_dir: str | None = None,
+        programs: Programs | None = None,
+    ) -> None:
+        self.limits = limits
+        self.compile_limits = compile_limits
+        self.toolchains = toolchains
+        self.scratch_dir = scratch_dir
+        self._root = os.geteuid() == 0
+        self._uid_error: str | None = None
+        if self._root:
+            self.users = Users(uids if uids is not None else DEFAULT_UIDS)
+        else:
+            self.users = Users(None)
+            if uids is not None:
+                self._uid_error = "Switching to the sandbox uids needs root; leave uids unset."
+        self.programs = programs or Programs(
+            bwrap=shutil.which("bwrap", path=_SYSTEM_PATH),
+            prlimit=shutil.which("prlimit", path=_SYSTEM_PATH),
+            setpriv=shutil.which("setpriv", path=_SYSTEM_PATH),
+            python3=resolve_program("python3"),
+        )
+        self._builder: CommandBuilder | None = None
+        self._reason: str | None = None
+        self._checked = False
+
+    def __repr__(self) -> str:
+        return f"Sandbox(limits={self.limits!r}, users={self.users!r})"
+
+    # -- availability ----------------------------------------------------------------------
+
+    async def check(self, *, refresh: bool = False) -> str | None:
+        """None if snippets can run here; otherwise a one-line reason. Probes once, then caches.
+
+        The probe really starts a sandbox (``true`` under the full isolation and tiny limits),
+        so a kernel or container that refuses namespaces is caught here, not mid-run.
+        """
+        if self._checked and not refresh:
+            return self._reason
+        self._reason = await self._probe()
+        self._checked = True
+        return self._reason
+
+    def available(self) -> bool:
+        """Whether the last :meth:`check` succeeded (False before the first one)."""
+        return self._checked and self._reason is None
+
+    def languages(self) -> list[str]:
+        """Languages whose toolchain is installed (none once a check found no sandbox)."""
+        if self._checked and self._reason is not None:
+            return []
+        return [name for name, chain in self.toolchains.items() if chain.missing() is None]
+
+    async def _probe(self) -> str | None:
+        missing = [
+            f"{name} (Debian package {package})"
+            for name, package, path in (
+                ("bwrap", "bubblewrap", self.programs.bwrap),
+                ("prlimit", "util-linux", self.programs.prlimit),
+                ("setpriv", "util-linux", self.programs.setpriv if self._root else ""),
+                ("python3 under /usr", "python3", self.programs.python3),
+            )
+            if path is None
+        ]
+        if missing:
+            return f"Running code is disabled: {', '.join(missing)} not installed."
+        if self._uid_error is not None:
+            return f"Running code is disabled: {self._uid_error}"
+        self._builder = CommandBuilder(self.programs)
+        limits = Limits(wall_time=10.0, cpu_time=2, memory=256 * 1024 * 1024)
+        try:
+            async with self.users.lease() as uid:
+                outcome = await self._step(["true"], limits=limits, uid=uid)
+        except OSError as error:
+            return f"Running code is disabled: cannot start the sandbox ({error})."
+        if outcome.started and outcome.exit_code == 0:
+            return None
+        detail = outcome.stderr.decode("utf-8", "replace").strip().splitlines()
+        first = detail[-1] if detail else f"exit code {outcome.exit_code}"
+        return f"Running code is disabled: bwrap could not create a sandbox ({first}). " + (
+            _USERNS_HINT + "."
+        )
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def run(
+        self,
+        language: str,
+        code: str,
+        *,
+        stdin: str = "",
+        files: Mapping[str, str] | None = None,
+        limits: Limits | None = None,
+    ) -> RunResult:
+        """Run ``code`` as a ``language`` program with ``stdin``; ``files`` go next to it."""
+        return await self._execute(language, code, stdin=stdin, files=files, limits=limits)
+
+    async def run_tests(
+        self, language: str, code: str, tests: str, *, limits: Limits | None = None
+    ) -> RunResult:
+        """Run unit ``tests`` against ``code``: status ``ok`` when they ran and all passed.
+
+        Python: ``snippet.py`` + ``test_snippet.py`` under ``python3 -m unittest``; JavaScript:
+        ``snippet.js`` + ``snippet.test.js`` under ``node --test``. Other languages get status
+        ``"unavailable"``. A test file in which no test ran counts as ``"failed"``.
+        """
+        return await self._execute(language, code, tests=tests, limits=limits)
+
+    async def _execute(
+        self,
+        language: str,
+        code: str,
+        *,
+        stdin: str = "",
+        files: Mapping[str, str] | None = None,
+        tests: str | None = None,
+        limits: Limits | None = None,
+    ) -> RunResult:
+        reason = await self.check()
+        if reason is not None:
+            return _unavailable(reason)
+        toolchain = self.toolchains.get(language)
+        if toolchain is None:
+            known = ", ".join(self.toolchains)
+            return _unavailable(f"The sandbox cannot run {language!r}; it knows {known}.")
+        if (missing := toolchain.missing()) is not None:
+            return _unavailable(missing)
+        argv = toolchain.run
+        sources = {toolchain.source_name(code): code}
+        if tests is not None:
+            if toolchain.test is None:
+                testable = [name for name, chain in self.toolchains.items() if chain.test]
+                return _unavailable(
+                    f"Running tests is not supported for {toolchain.label} "
+                    f"(only for {', '.join(testable)})."
+                )
+            argv = toolchain.test.argv
+            sources[toolchain.test.file] = tests
+        for name, text in (files or {}).items():
+            _check_name(name)
+            if name in sources:
+                raise ValueError(f"File name {name!r} is taken by the snippet itself.")
+            sources[name] = text
+        data = {name: text.encode() for name, text in sources.items()}
+        stdin_bytes = stdin.encode()
+        if sum(map(len, data.values())) + len(stdin_bytes) > MAX_INPUT:
+            raise ValueError(f"Code, files and stdin exceed {MAX_INPUT} bytes.")
+        if len(data) > MAX_FILES:
+            raise ValueError(f"At most {MAX_FILES} files may be given.")
+
+        run_limits = (limits or self.limits).raised_to(toolchain.run_minimums)
+        stem = next(iter(sources)).rsplit(".", 1)[0]
+        source = next(iter(sources))
+        try:
+            result = await self._lease_and_run(
+                toolchain, data, argv, run_limits, stdin_bytes, source, stem
+            )
+        except OSError as error:  # the host could not start a process (EAGAIN, ENOMEM…)
+            return _unavailable(f"The sandbox could not be started ({error}).")
+        if (
+            tests is not None
+            and toolchain.test is not None
+            and result.status == "ok"
+            and re.search(toolchain.test.no_tests, result.stdout + result.stderr)
+        ):
+            return _replace(result, status="failed", message="No test ran.")
+        return result
+
+    async def _lease_and_run(
+        self,
+        toolchain: Toolchain,
+        data: Mapping[str, bytes],
+        argv: Sequence[str],
+        run_limits: Limits,
+        stdin: bytes,
+        source: str,
+        stem: str,
+    ) -> RunResult:
+        async with self.users.lease() as uid:
+            if toolchain.compile is not None:
+                return await self._compile_and_run(
+                    toolchain, data, source, stem, argv, run_limits, uid, stdin
+                )
+            outcome = await self._step(
+                _format(argv, source, stem),
+                limits=run_limits,
+                uid=uid,
+                files=[SandboxFile(name=name, data=blob) for name, blob in data.items()],
+                stdin=stdin,
+                toolchain=toolchain,
+            )
+            return self._result(outcome, run_limits)
+
+    async def _compile_and_run(
+        self,
+        toolchain: Toolchain,
+        data: Mapping[str, bytes],
+        source: str,
+        stem: str,
+        argv: Sequence[str],
+        run_limits: Limits,
+        uid: int | None,
+        stdin: bytes,
+    ) -> RunResult:
+        assert toolchain.compile is not None
+        compile_limits = self.compile_limits.raised_to(toolchain.compile_minimums)
+        directory = tempfile.mkdtemp(prefix="codethread-", dir=self.scratch_dir)
+        try:
+            _write_sources(directory, data, uid)
+            built = await self._step(
+                _format(toolchain.compile, source, stem),
+                limits=compile_limits,
+                uid=uid,
+                host_work_dir=directory,
+                toolchain=toolchain,
+            )
+            compile_output = decode(built.stdout, built.stdout_size) + decode(
+                built.stderr, built.stderr_size
+            )
+            compile_ms = round(built.duration * 1000)
+            if not built.started and built.killed is None:
+                return _unavailable(_setup_error(built))
+            if built.killed is not None or built.exit_code != 0:
+                verdict = judge(built, compile_limits)
+                message = "Compilation failed."
+                if verdict.limit_hit is not None and verdict.limit_hit != "output":
+                    message = f"Compilation stopped: {verdict.message}"
+                return RunResult(
+                    status="compile_error",
+                    exit_code=None,  # the program never started
+                    stdout="",
+                    stderr="",
+                    duration_ms=0,
+                    compile_output=compile_output,
+                    compile_ms=compile_ms,
+                    message=message,
+                )
+            with ExitStack() as stack:
+                artifacts = _collect(directory, stack, run_limits.disk)
+                if isinstance(artifacts, str):
+                    return RunResult(
+                        status="compile_error",
+                        exit_code=None,
+                        stdout="",
+                        stderr="",
+                        duration_ms=0,
+                        compile_output=compile_output,
+                        compile_ms=compile_ms,
+                        message=artifacts,
+                    )
+                outcome = await self._step(
+                    _format(argv, source, stem),
+                    limits=run_limits,
+                    uid=uid,
+                    files=artifacts,
+                    stdin=stdin,
+                    toolchain=toolchain,
+                )
+        finally:
+            await asyncio.to_thread(shutil.rmtree, directory, True)
+        return _replace(
+            self._result(outcome, run_limits),
+            compile_output=compile_output,
+            compile_ms=compile_ms,
+        )
+
+    async def _step(
+        self,
+        argv: Sequence[str],
+        *,
+        limits: Limits,
+        uid: int | None,
+        files: Sequence[SandboxFile] = (),
+        host_work_dir: str | None = None,
+        stdin: bytes = b"",
+        toolchain: Toolchain | None = None,
+    ) -> Outcome:
+        assert self._builder is not None
+        with self._builder.build(
+            argv,
+            limits=limits,
+            uid=uid,
+            files=files,
+            host_work_dir=host_work_dir,
+            stdin=stdin,
+            env=toolchain.env if toolchain else None,
+            binds=toolchain.binds if toolchain else (),
+        ) as command:
+            return await supervise(
+                command.argv,
+                limits=limits,
+                stdin_fd=command.stdin_fd,
+                pass_fds=command.pass_fds,
+                status_fd=command.status_fd,
+                report_fd=command.report_fd,
+                sweep_uid=uid,
+                on_started=command.close_child_ends,
+            )
+
+    @staticmethod
+    def _result(outcome: Outcome, limits: Limits) -> RunResult:
+        if not outcome.started and outcome.killed is None:
+            return _unavailable(_setup_error(outcome))
+        verdict = judge(outcome, limits)
+        return RunResult(
+            status=verdict.status,
+            exit_code=verdict.exit_code,
+            stdout=decode(outcome.stdout, outcome.stdout_size),
+            stderr=decode(outcome.stderr, outcome.stderr_size),
+            duration_ms=round(outcome.duration * 1000),
+            peak_memory_kb=outcome.peak_rss_kb,
+            cpu_ms=None if outcome.cpu_time is None else round(outcome.cpu_time * 1000),
+            limit_hit=verdict.limit_hit,
+            truncated=max(outcome.stdout_size, outcome.stderr_size) > limits.output,
+            message=verdict.message,
+        )
+
+
+def _replace(result: RunResult, **changes: Any) -> RunResult:
+    return dataclasses.replace(result, **changes)
+
+
+def _format(argv: Sequence[str], source: str, stem: str) -> list[str]:
+    return [part.replace("{source}", source).replace("{stem}", stem) for part in argv]
+
+
+def _setup_error(outcome: Outcome) -> str:
+    lines = outcome.stderr.decode("utf-8", "replace").strip().splitlines()
+    detail = lines[-1] if lines else "no message"
+    return f"The sandbox could not be set up ({detail})."
+
+
+def _write_sources(directory: str, data: Mapping[str, bytes], uid: int | None) -> None:
+    """Write the sources into a fresh compile dir and hand dir and files to the run's uid."""
+    for name, blob in data.items():
+        path = os.path.join(directory, name)
+        parent = os.path.dirname(path)
+        if parent != directory:
+            os.makedirs(parent, mode=0o700, exist_ok=True)
+            if uid is not None:
+                os.chown(parent, uid, uid)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(blob)
+        if uid is not None:
+            os.chown(path, uid, uid)
+    if uid is not None:
+        os.chown(directory, uid, uid)
+
+
+def _collect(directory: str, stack: ExitStack, budget: int) -> list[SandboxFile] | str:
+    """Open every regular file the compile step left (never following a link), for copying.
+
+    A string says why the output cannot be used (too many or too large files).
+    """
+    found: list[SandboxFile] = []
+    total = 0
+    pending = [""]
+    while pending:
+        relative = pending.pop()
+        with os.scandir(os.path.join(directory, relative)) as entries:
+            for entry in entries:
+                name = f"{relative}/{entry.name}" if relative else entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    if name.count("/") < 3:
+                        pending.append(name)
+                    continue
+                if not entry.is_file(follow_symlinks=False) or not _NAME_PART.fullmatch(entry.name):
+                    continue
+                if len(found) == MAX_FILES:
+                    return f"The compiler produced more than {MAX_FILES} files; too many to run."
+                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                stack.callback(os.close, fd)
+                info = os.fstat(fd)
+                total += info.st_size
+                found.append(SandboxFile(name=name, fd=fd, executable=bool(info.st_mode & 0o100)))
+    if total > budget:
+        return f"The compiler's output ({total} bytes) does not fit the run's disk limit."
+    return found
