@@ -255,8 +255,10 @@ class SessionService:
             yield self._fail(session, request, str(err))
             return
         if self.engines.is_loading(spec):
-            yield Loading(model=spec.name)
+            yield Loading(model=spec.name, position=self.engines.waiting(spec) + 1)
         await self.engines.wait_ready(spec)
+        if engine.pending:
+            yield Loading(model=spec.name, position=engine.pending + 1, busy=True)
         yield Started(session=session, request=request, number=len(history) + 1, model=spec.name)
 
         budget = PromptBudget(

@@ -39,6 +39,7 @@ class EnginePool:
         self._engines: dict[str, Engine] = {}
         self._starting: dict[str, asyncio.Task[None]] = {}
         self._broken: dict[str, Readiness] = {}  # engines that could not even be created
+        self._waiting: dict[str, int] = {}  # turns waiting for a loading engine, per ref
 
     def resolve(self, ref: str | None) -> ModelSpec:
         """The catalog entry for ``ref`` (the default when None); a UserError when unknown."""
@@ -69,11 +70,19 @@ class EnginePool:
         task = self._starting.get(spec.ref)
         return task is not None and not task.done()
 
+    def waiting(self, spec: ModelSpec) -> int:
+        """How many turns are already waiting for ``spec`` to finish loading."""
+        return self._waiting.get(spec.ref, 0)
+
     async def wait_ready(self, spec: ModelSpec) -> Readiness:
         """Wait for the engine's start to finish; its readiness says how it went."""
         task = self._starting.get(spec.ref)
-        if task is not None:
-            await asyncio.shield(task)
+        if task is not None and not task.done():
+            self._waiting[spec.ref] = self.waiting(spec) + 1
+            try:
+                await asyncio.shield(task)
+            finally:
+                self._waiting[spec.ref] -= 1
         return self._engines[spec.ref].readiness
 
     @staticmethod

@@ -44,9 +44,14 @@ class Waiting:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Loading:
-    """The model is still loading; the turn goes on as soon as it is ready."""
+    """The model is loading, or busy with other requests; the turn goes on when it can.
+
+    ``position`` is this turn's place in the model's line (1 = next).
+    """
 
     model: str
+    position: int = 1
+    busy: bool = False  # True: loaded but serving others; False: still loading
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,7 +1,7 @@
 """Engines turn chat messages into streamed text: the interface, the backends, the catalog.
 
 ``import engines`` is cheap: the OpenAI SDK loads when an ``openai:`` engine is built (or
-``engines.OpenAIEngine`` is first touched), torch and transformers when an ``hf:`` one is.
+``engines.OpenAIEngine`` is first touched), torch and transformers when an ``hf:`` one starts.
 This package never imports ``bot``, ``storage`` or ``sandbox``.
 """
 
@@ -31,10 +31,12 @@ from engines.registry import (
 )
 
 if TYPE_CHECKING:
+    from engines.local import ChatMLEngine, LocalEngine
     from engines.openai_compat import OpenAIEngine
 
 __all__ = [
     "Catalog",
+    "ChatMLEngine",
     "ChatMessage",
     "Engine",
     "EngineBusy",
@@ -47,6 +49,7 @@ __all__ = [
     "EngineUnavailable",
     "FakeEngine",
     "GenerationRequest",
+    "LocalEngine",
     "ModelSpec",
     "OpenAIEngine",
     "Readiness",
@@ -64,4 +67,8 @@ def __getattr__(name: str) -> Any:
         from engines.openai_compat import OpenAIEngine
 
         return OpenAIEngine
+    if name in ("LocalEngine", "ChatMLEngine"):  # cheap: torch loads when a model starts
+        from engines import local
+
+        return getattr(local, name)
     raise AttributeError(f"module 'engines' has no attribute {name!r}")

@@ -73,6 +73,11 @@ class Engine(abc.ABC):
     def readiness(self) -> Readiness:
         return self._readiness
 
+    @property
+    def pending(self) -> int:
+        """Requests accepted but still waiting for the model (loading, or a full batch)."""
+        return 0
+
     async def start(self) -> None:
         """Load or warm the model. The default has nothing to load."""
         self._readiness = Readiness(state="ready")

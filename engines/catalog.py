@@ -15,7 +15,10 @@ from typing import Any
 from engines import registry
 from engines.errors import UnknownModel
 
-__all__ = ["Catalog", "ModelSpec"]
+__all__ = ["QUANTIZATIONS", "Catalog", "ModelSpec"]
+
+#: the accepted values of :attr:`ModelSpec.quantization` (None: the checkpoint's dtype)
+QUANTIZATIONS = (None, "4bit", "8bit")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,6 +36,8 @@ class ModelSpec:
     base_url: str | None = None
     #: environment variable holding this endpoint's key (instead of ``OPENAI_API_KEY``)
     api_key_env: str | None = None
+    #: local models only: load the weights quantized, ``"4bit"`` or ``"8bit"`` (bitsandbytes)
+    quantization: str | None = None
 
     def __post_init__(self) -> None:
         scheme, sep, target = self.ref.partition(":")
@@ -40,6 +45,8 @@ class ModelSpec:
             raise ValueError(f"ref {self.ref!r} is not of the form scheme:target")
         if self.context_window < 1 or self.max_new_tokens < 1:
             raise ValueError("context_window and max_new_tokens must be positive")
+        if self.quantization not in QUANTIZATIONS:
+            raise ValueError(f"quantization must be '4bit' or '8bit', not {self.quantization!r}")
 
     @property
     def scheme(self) -> str:
@@ -60,6 +67,7 @@ _FIELDS: dict[str, type] = {
     "max_new_tokens": int,
     "base_url": str,
     "api_key_env": str,
+    "quantization": str,
 }
 
 _BUILTIN = (
@@ -92,8 +100,8 @@ _BUILTIN = (
     ),
     ModelSpec(
         name="hermes",
-        ref="hf:NousResearch/Hermes-3-Llama-3.1-8B",
-        description="8B general model (Llama 3.1); wants a GPU",
+        ref="hf-chatml:NousResearch/Hermes-3-Llama-3.1-8B",
+        description="8B general model (Llama 3.1, ChatML prompts); wants a GPU",
         context_window=16_384,
     ),
 )
@@ -116,8 +124,9 @@ class Catalog:
         """A copy with entries from TOML ``[models.NAME]`` tables added or overriding.
 
         Each table takes ``ref`` (required), ``description``, ``context_window``,
-        ``max_new_tokens``, ``base_url`` and ``api_key_env``. Raises :class:`ValueError` naming
-        the entry and key for an unknown key, a wrong type or a bad value.
+        ``max_new_tokens``, ``base_url``, ``api_key_env`` and (local models) ``quantization``.
+        Raises :class:`ValueError` naming the entry and key for an unknown key, a wrong type or
+        a bad value.
         """
         added = [_spec_from_table(name, table) for name, table in tables.items()]
         return Catalog([*self._specs.values(), *added])
@@ -187,4 +196,6 @@ def _spec_from_table(name: str, table: Mapping[str, object]) -> ModelSpec:
     for key in ("context_window", "max_new_tokens"):
         if key in values and values[key] < 1:
             raise ValueError(f"{where}: {key} must be a positive integer, not {values[key]!r}")
+    if values.get("quantization") not in QUANTIZATIONS:
+        raise ValueError(f"{where}: quantization must be '4bit' or '8bit'")
     return ModelSpec(name=name, **values)

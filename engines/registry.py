@@ -2,13 +2,15 @@
 
 Each scheme (the part of a ref before ``:``) maps to a factory that builds an :class:`Engine`
 from a :class:`ModelSpec`. The built-in factories import their backend only when called, so
-``import engines`` stays cheap: ``openai`` (the OpenAI SDK), ``hf`` (torch + transformers, the
-``local`` extra) and ``fake`` (a deterministic echo for tests, benchmarks and offline demos).
+``import engines`` stays cheap: ``openai`` (the OpenAI SDK), ``hf`` and ``hf-chatml`` (the local
+engine; torch + transformers from the ``local`` extra, imported when the model loads, in a worker
+thread) and ``fake`` (a deterministic echo for tests, benchmarks and offline demos).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeAlias, cast
 
@@ -25,8 +27,8 @@ EngineFactory: TypeAlias = "Callable[[ModelSpec], Engine]"
 
 _factories: dict[str, EngineFactory] = {}
 
-# Modules whose absence means "the local extra is not installed", not a bug in engines.local.
-_LOCAL_DEPENDENCIES = frozenset({"engines.local", "torch", "transformers", "accelerate"})
+# Modules whose absence means "the local extra is not installed" (accelerate is optional).
+_LOCAL_DEPENDENCIES = ("torch", "transformers")
 
 
 def register_engine(scheme: str, factory: EngineFactory) -> None:
@@ -64,20 +66,21 @@ def _openai_factory(spec: ModelSpec) -> Engine:
     return OpenAIEngine(spec)
 
 
-def _hf_factory(spec: ModelSpec) -> Engine:
-    """``engines.local.LocalEngine(spec)``, or a helpful error without the ``local`` extra."""
-    try:
-        module = importlib.import_module("engines.local")
-    except ImportError as exc:
-        if exc.name not in _LOCAL_DEPENDENCIES:
-            raise
-        raise EngineNotInstalled(
-            "The local engine is not installed: pip install 'codethread[local]' "
-            "(install the torch build for your hardware first, see the README) "
-            f"to run {spec.ref}; or pick an openai: model."
-        ) from exc
-    local_engine = cast("Callable[[ModelSpec], Engine]", module.LocalEngine)
-    return local_engine(spec)
+def _local_factory(class_name: str) -> EngineFactory:
+    """A factory for ``engines.local.<class_name>``, or a helpful error without the extra."""
+
+    def factory(spec: ModelSpec) -> Engine:
+        if any(importlib.util.find_spec(name) is None for name in _LOCAL_DEPENDENCIES):
+            raise EngineNotInstalled(
+                "The local engine is not installed: pip install 'codethread[local]' "
+                "(install the torch build for your hardware first, see the README) "
+                f"to run {spec.ref}; or pick an openai: model."
+            )
+        module = importlib.import_module("engines.local")  # cheap: torch loads in start()
+        engine_class = cast("Callable[[ModelSpec], Engine]", getattr(module, class_name))
+        return engine_class(spec)
+
+    return factory
 
 
 def _fake_factory(spec: ModelSpec) -> Engine:
@@ -85,5 +88,6 @@ def _fake_factory(spec: ModelSpec) -> Engine:
 
 
 register_engine("openai", _openai_factory)
-register_engine("hf", _hf_factory)
+register_engine("hf", _local_factory("LocalEngine"))
+register_engine("hf-chatml", _local_factory("ChatMLEngine"))
 register_engine("fake", _fake_factory)

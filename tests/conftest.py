@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +34,30 @@ async def openai_server() -> AsyncIterator[OpenAIServer]:
     """
     async with OpenAIServer() as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _offline_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never let transformers or huggingface_hub reach the hub (HF_HUB_OFFLINE=1)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny trained chat model on disk (tests/fakes/tiny_model.py), built once per test run.
+
+    Greedy decoding answers every prompt with ``tests.fakes.tiny_model.ANSWER``. Skips the test
+    when the ``local`` extra (torch, transformers) is not installed. Sets torch to one intra-op
+    thread for the session: the tiny model gains nothing from more, and OpenMP threads spin
+    (tens of times slower) when other processes share the cores.
+    """
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from tests.fakes.tiny_model import build_tiny_model
+
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        return build_tiny_model(tmp_path_factory.mktemp("tiny-model") / "model")

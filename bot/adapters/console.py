@@ -19,6 +19,7 @@ from rich.live import Live
 from rich.markdown import Markdown
 from rich.syntax import Syntax
 
+from bot.adapters.render import loading_text
 from bot.codeblocks import close_open_fence, fence
 from bot.core import SessionService
 from bot.errors import UserError
@@ -140,10 +141,8 @@ class ConsoleChat:
                     match event:
                         case Waiting(position=position):
                             self.say(f"… waiting for {position} earlier request(s)", "dim")
-                        case Loading(model=model):
-                            self.say(
-                                f"… {model} is loading; your request runs when it is ready", "dim"
-                            )
+                        case Loading():
+                            self.say(f"… {loading_text(event)}", "dim")
                         case Started() if self.interactive:
                             live = Live(console=self.console, refresh_per_second=8, transient=True)
                             live.start()

@@ -54,7 +54,7 @@ from bot.adapters.discord_render import (
     version_message,
 )
 from bot.adapters.discord_views import BUTTONS, retry_view, version_view
-from bot.adapters.render import partial
+from bot.adapters.render import loading_text, partial
 from bot.app import App
 from bot.core import SessionService
 from bot.errors import UserError
@@ -348,10 +348,8 @@ class DiscordAdapter(ChatAdapter):
                 match event:
                     case Waiting(position=position):
                         await live.show(f"⏳ Waiting for {position} earlier request(s)…")
-                    case Loading(model=model):
-                        await live.show(
-                            f"⏳ {model} is loading; your request runs once it's ready."
-                        )
+                    case Loading():
+                        await live.show(f"⏳ {loading_text(event)}")
                     case Started(number=number, model=model):
                         header = f"✏️ Writing version {number} with {model}…"
                         await live.show(header)

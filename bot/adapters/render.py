@@ -14,9 +14,17 @@ from dataclasses import dataclass
 
 from bot.codeblocks import fence, tail
 from bot.languages import Language
+from bot.values import Loading
 from storage import Session, Version
 
-__all__ = ["RenderedVersion", "Throttle", "partial", "render_version", "version_header"]
+__all__ = [
+    "RenderedVersion",
+    "Throttle",
+    "loading_text",
+    "partial",
+    "render_version",
+    "version_header",
+]
 
 
 class Throttle:
@@ -89,3 +97,9 @@ def partial(text: str, *, limit: int) -> str:
     text = text.rstrip()
     after_fence = text.rsplit("\n", 1)[-1].lstrip().startswith(("```", "~~~"))
     return tail(text + ("\n▌" if after_fence else " ▌"), limit)
+
+
+def loading_text(event: Loading) -> str:
+    """What a turn waiting for its model says, e.g. "qwen-coder is loading; you are #2 in line"."""
+    state = "is busy with other requests" if event.busy else "is loading"
+    return f"{event.model} {state}; you are #{event.position} in line, no need to resend."

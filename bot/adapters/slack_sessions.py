@@ -20,7 +20,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.adapters.render import Throttle, render_version
+from bot.adapters.render import Throttle, loading_text, render_version
 from bot.adapters.slack_blocks import (
     MESSAGE_LIMIT,
     Message,
@@ -268,9 +268,8 @@ class SlackSessions:
                         case Waiting(position=n):
                             earlier = f"{n} earlier request{'s' if n != 1 else ''}"
                             await live.show(status_message(f":hourglass: Waiting for {earlier} …"))
-                        case Loading(model=model):
-                            loading = f":hourglass: `{model}` is loading; this runs next."
-                            await live.show(status_message(loading))
+                        case Loading():
+                            await live.show(status_message(f":hourglass: {loading_text(event)}"))
                         case Started(number=number, model=model):
                             started = event
                             await live.show(writing_message(number=number, model=model, text=""))

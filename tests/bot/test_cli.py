@@ -133,4 +133,6 @@ async def test_models_lists_catalog_with_readiness(run_cli) -> None:  # type: ig
     models = {m["name"]: m for m in json.loads(result.out)}
     assert models["openai:test-model"]["default"] is True
     assert models["openai:test-model"]["status"] == "ready"
-    assert models["qwen-coder"]["status"].startswith("failed: The local engine is not installed")
+    # weights load only in a running service; without the local extra the entry says why not
+    status = models["qwen-coder"]["status"]
+    assert status == "not loaded" or status.startswith("failed: The local engine is not installed")

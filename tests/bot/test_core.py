@@ -209,3 +209,41 @@ async def test_check_refuses_before_anything_is_stored(app: App) -> None:
     app.service.check(CALLER, prompt="x")  # looking does not count
     app.service.check(CALLER, prompt="x")
     assert await app.store.list_sessions() == []
+
+
+async def test_turns_wait_for_a_loading_model_and_learn_their_place(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from bot.app import build
+    from bot.config import Config
+    from bot.values import Loading
+
+    loaded = asyncio.Event()
+
+    class SlowStart(FakeEngine):
+        async def start(self) -> None:
+            await loaded.wait()
+            await super().start()
+
+    engine = SlowStart(lambda r: fenced("x = 1"))
+    app = await build(
+        Config(db_path=tmp_path / "ct.db", model="fake:slow", rate_limit_per_minute=0),
+        engine_factory=lambda spec: engine,
+    )
+    try:
+        app.engines.get(app.engines.resolve(None))  # loading starts, as at service start
+        sessions = [
+            await app.service.start(caller=CALLER, key=key(), prompt=f"p{i}") for i in range(2)
+        ]
+        turns = [
+            asyncio.create_task(collect(app.service.turn(s.id, CALLER, "go"))) for s in sessions
+        ]
+        while app.engines.waiting(app.engines.resolve(None)) < 2:
+            await asyncio.sleep(0.01)
+        loaded.set()
+        results = await asyncio.gather(*turns)
+        positions = sorted(
+            e.position for events in results for e in events if isinstance(e, Loading)
+        )
+        assert positions == [1, 2]
+        assert all(isinstance(events[-1], Done) for events in results)
+    finally:
+        await app.aclose()

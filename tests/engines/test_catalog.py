@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from engines import (
@@ -114,9 +116,28 @@ def test_registry_builds_each_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(echo, FakeEngine) and echo.model == "parrot"
 
 
-def test_hf_without_the_local_engine_is_not_installed() -> None:
+@pytest.mark.parametrize("name", ["qwen-coder", "hermes"])
+def test_hf_without_the_local_extra_is_not_installed(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setitem(sys.modules, "transformers", None)  # find_spec: not installed
     with pytest.raises(EngineNotInstalled, match=r"pip install 'codethread\[local\]'"):
-        create_engine(Catalog.builtin().resolve("qwen-coder"))
+        create_engine(Catalog.builtin().resolve(name))
+
+
+def test_hermes_uses_chatml_prompts_and_local_specs_take_a_quantization() -> None:
+    hermes = Catalog.builtin().resolve("hermes")
+    assert hermes.ref == "hf-chatml:NousResearch/Hermes-3-Llama-3.1-8B"
+    assert "hf-chatml" in schemes()
+    catalog = Catalog.builtin().extended(
+        {"big": {"ref": "hf-chatml:org/model", "quantization": "4bit"}}
+    )
+    assert catalog.resolve("big").quantization == "4bit"
+    assert catalog.resolve("hf-chatml:org/model").quantization == "4bit"
+    with pytest.raises(ValueError, match=r"\[models\.big\]: quantization must be '4bit' or '8bit'"):
+        Catalog.builtin().extended({"big": {"ref": "hf:org/model", "quantization": "3bit"}})
+    with pytest.raises(ValueError, match="quantization"):
+        ModelSpec(name="x", ref="hf:x", quantization="fp8")
 
 
 def test_register_engine_serves_a_new_scheme() -> None:
