@@ -17,7 +17,9 @@ from bot.errors import ConfigError
 from bot.languages import Languages
 from bot.limits import AccessPolicy, RateLimiter
 from bot.metrics import Metrics
+from bot.runs import RunService
 from engines import Catalog, Engine, ModelSpec, create_engine
+from sandbox import Sandbox, SandboxPool
 from storage import Store, StoreError
 
 __all__ = ["App", "build"]
@@ -29,10 +31,12 @@ class App:
     store: Store
     engines: EnginePool
     service: SessionService
+    runs: RunService
     metrics: Metrics
 
     async def start(self) -> None:
-        """Start (load) the default model."""
+        """Probe the sandbox and start (load) the default model."""
+        await self.runs.prepare()
         await self.engines.start()
 
     async def aclose(self) -> None:
@@ -70,4 +74,8 @@ async def build(
         rate_limiter=RateLimiter(limit=config.rate_limit_per_minute),
         access=AccessPolicy(users=config.allowed_users, channels=config.allowed_channels),
     )
-    return App(config=config, store=store, engines=engines, service=service, metrics=metrics)
+    pool = SandboxPool(Sandbox()) if config.run_snippets else None
+    runs = RunService(sessions=service, pool=pool, repair_attempts=config.repair_attempts)
+    return App(
+        config=config, store=store, engines=engines, service=service, runs=runs, metrics=metrics
+    )

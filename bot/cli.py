@@ -78,8 +78,10 @@ def chat(language: str | None, model: str | None, session_id: int | None) -> Non
                     f"codethread · {spec.name} · type what the code should do; /help for commands",
                     err=True,
                 )
+            await app.runs.prepare()
             chat = ConsoleChat(
                 service,
+                runs=app.runs,
                 out=sys.stdout,
                 interactive=interactive,
                 language=language,

@@ -15,6 +15,8 @@ extend the model catalog without code::
     allowed_users = ["U123"]        # empty = everyone
     allowed_channels = []           # empty = everywhere
     discord_allow_dms = false       # answer in Discord direct messages too
+    run_snippets = true             # Run/Test/Fix in the bubblewrap sandbox
+    repair_attempts = 2             # fix-and-test rounds of an automatic repair
 
     [models.qwen-local]
     ref = "openai:qwen2.5-coder:7b"
@@ -47,6 +49,8 @@ _KEYS: dict[str, type | tuple[type, ...]] = {
     "allowed_channels": list,
     "models": dict,
     "discord_allow_dms": bool,
+    "run_snippets": bool,
+    "repair_attempts": int,
 }
 
 
@@ -68,6 +72,8 @@ class Config:
     discord_bot_token: str | None = field(default=None, repr=False)
     discord_api_url: str | None = None
     discord_allow_dms: bool = False  # answer /code in direct messages too
+    run_snippets: bool = True  # Run/Test/Fix in the bubblewrap sandbox (when it works here)
+    repair_attempts: int = 2  # fix-and-test rounds of an automatic repair
 
 
 def _default_model(env: Mapping[str, str]) -> str:
@@ -118,4 +124,6 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         discord_bot_token=env.get("DISCORD_BOT_TOKEN") or None,
         discord_api_url=env.get("DISCORD_API_URL") or None,
         discord_allow_dms=data.get("discord_allow_dms", False),
+        run_snippets=data.get("run_snippets", True),
+        repair_attempts=data.get("repair_attempts", 2),
     )

@@ -34,11 +34,10 @@ from bot.values import (
     NonCode,
     Progress,
     Reply,
-    RunReport,
     Started,
     Waiting,
 )
-from engines import EngineError, GenerationRequest, ModelSpec, Usage
+from engines import ChatMessage, EngineError, GenerationRequest, ModelSpec, Usage
 from storage import Session, SessionKey, Store, Version
 
 __all__ = ["ServiceSettings", "SessionService", "StartCheck"]
@@ -184,16 +183,6 @@ class SessionService:
         self._failed.pop(session_id, None)
         return session
 
-    @property
-    def can_run(self) -> bool:
-        """Whether snippets can be run here (a working sandbox); adapters hide Run otherwise."""
-        return False
-
-    async def run(self, session_id: int, caller: Caller, *, number: int | None = None) -> RunReport:
-        """Run a version (the latest by default) in the sandbox and store the result."""
-        await self.show(session_id, number=number)
-        raise UserError("Running snippets is not enabled on this bot (no sandbox is set up).")
-
     def models(self) -> list[ModelStatus]:
         return self.engines.status()
 
@@ -217,6 +206,10 @@ class SessionService:
             and caller.platform == session.key.platform
             and caller.workspace == session.key.workspace
         )
+
+    def check_rate(self, caller: Caller) -> None:
+        """Count one request of ``caller`` against the rate limit (runs, tests)."""
+        self._rate.check(self._rate_key(caller))
 
     @staticmethod
     def _rate_key(caller: Caller) -> str:
@@ -321,6 +314,31 @@ class SessionService:
             session, version_count=version.number, updated_at=version.created_at
         )
         yield Done(session=session, version=version, complete=extraction.complete)
+
+    async def complete(self, session: Session, messages: tuple[ChatMessage, ...]) -> str:
+        """One whole answer of the session's model to ``messages``, outside any version.
+
+        Used for side requests such as unit tests. Raises EngineError, or UserError when the
+        model is unknown or does not answer within the turn timeout.
+        """
+        spec = self.engines.resolve(session.model)
+        engine = self.engines.get(spec)
+        await self.engines.wait_ready(spec)
+        request = GenerationRequest(
+            messages=messages,
+            temperature=self.settings.temperature,
+            max_tokens=min(spec.max_new_tokens, engine.context_window // 2),
+        )
+        parts: list[str] = []
+        try:
+            async with asyncio.timeout(self.settings.turn_timeout):
+                async for delta in engine.stream(request):
+                    parts.append(delta)
+        except TimeoutError:
+            raise UserError(
+                f"The model took longer than {self.settings.turn_timeout:.0f} s."
+            ) from None
+        return "".join(parts)
 
     def _fail(self, session: Session, request: str, message: str) -> Failed:
         self._failed[session.id] = request

@@ -17,7 +17,15 @@ from bot.languages import Language
 from engines import ChatMessage
 from storage import Version
 
-__all__ = ["ContextTooSmall", "PromptBudget", "build_messages", "estimate_tokens", "system_prompt"]
+__all__ = [
+    "ContextTooSmall",
+    "PromptBudget",
+    "build_messages",
+    "estimate_tokens",
+    "failure_feedback",
+    "system_prompt",
+    "tests_messages",
+]
 
 _SYSTEM = """\
 You are codethread, an expert {label} programmer working in a chat thread.
@@ -97,3 +105,78 @@ def build_messages(
         messages += [user, assistant]
     messages.append(last)
     return tuple(messages)
+
+
+_TESTS_SYSTEM = {
+    "python": """\
+You write unit tests for Python code. Answer with exactly one fenced code block tagged \
+`python` holding a complete test module for the standard library's `unittest`. The code under \
+test is in the file `snippet.py` beside the tests: import what you test from `snippet`. Test \
+the behaviour the code promises, including edge cases, in a handful of focused test methods. \
+Use only the standard library. No network, no files outside the working directory.""",
+    "javascript": """\
+You write unit tests for JavaScript code. Answer with exactly one fenced code block tagged \
+`javascript` holding a complete test file for Node's built-in `node:test` and \
+`node:assert/strict`. The code under test is in `snippet.js` beside the tests: use \
+`require('./snippet.js')` when it exports what you test; otherwise run it with \
+`child_process.spawnSync(process.execPath, ['snippet.js'])` and check its output. Use only \
+Node's built-in modules. No network.""",
+}
+
+TESTABLE = frozenset(_TESTS_SYSTEM)
+
+
+def tests_messages(language: Language, code: str) -> tuple[ChatMessage, ...]:
+    """Messages asking for unit tests of ``code`` (a language in :data:`TESTABLE`)."""
+    return (
+        ChatMessage(role="system", content=_TESTS_SYSTEM[language.name]),
+        ChatMessage(
+            role="user",
+            content=f"Write unit tests for this code:\n\n{fence(code, language.fence)}",
+        ),
+    )
+
+
+def _clip(text: str, limit: int) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else "…" + text[-limit:]
+
+
+def failure_feedback(
+    *,
+    kind: str,
+    status: str,
+    exit_code: int | None,
+    limit_hit: str | None,
+    stdout: str,
+    stderr: str,
+    compile_output: str,
+    tests: str,
+    budget: int,
+) -> str:
+    """Feedback that asks the model to fix a failed run, within ``budget`` characters.
+
+    The newest output matters most, so long outputs keep their ends.
+    """
+    what = "its unit tests failed" if kind == "test" else "it failed when run"
+    if status == "compile_error":
+        what = "it did not compile"
+    facts = [f"exit status {exit_code}" if exit_code is not None else "no exit status"]
+    if limit_hit:
+        facts.append(f"stopped by the {limit_hit.replace('_', ' ')} limit")
+    head = f"The current version is broken: {what} ({', '.join(facts)})."
+    goal = (
+        "Fix the code (not the tests) so that these tests pass."
+        if kind == "test"
+        else "Fix the code so that it runs correctly."
+    )
+    sections = [
+        ("Compiler output", compile_output),
+        ("stderr", stderr),
+        ("stdout", stdout),
+        ("The tests", tests),
+    ]
+    present = [(title, text) for title, text in sections if text.strip()]
+    room = max(200, (budget - len(head) - len(goal) - 100) // max(len(present), 1))
+    blocks = [f"{title}:\n{fence(_clip(text, room))}" for title, text in present]
+    return "\n\n".join([head, *blocks, goal])[:budget]

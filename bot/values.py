@@ -8,6 +8,7 @@ the core answers a turn with a stream of :data:`Reply` events, always ending wit
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from sandbox import RunResult
 from storage import Session, Version
@@ -97,8 +98,10 @@ Reply = Waiting | Loading | Started | Progress | Done | NonCode | Failed
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunReport:
-    """One sandboxed run of a version, as the core stored it."""
+    """One sandboxed run of a version (or of unit tests against it), as the core stored it."""
 
     session: Session
     version: Version
     result: RunResult
+    kind: Literal["run", "test"] = "run"
+    tests: str = ""  # the unit tests a "test" run ran

@@ -19,18 +19,32 @@ from rich.live import Live
 from rich.markdown import Markdown
 from rich.syntax import Syntax
 
-from bot.adapters.render import loading_text
+from bot.adapters.render import loading_text, render_run
 from bot.codeblocks import close_open_fence, fence
 from bot.core import SessionService
 from bot.errors import UserError
-from bot.values import Caller, Done, Failed, Loading, NonCode, Progress, Reply, Started, Waiting
+from bot.runs import RunService
+from bot.values import (
+    Caller,
+    Done,
+    Failed,
+    Loading,
+    NonCode,
+    Progress,
+    Reply,
+    RunReport,
+    Started,
+    Waiting,
+)
 from storage import Session, SessionKey, Version
 
 __all__ = ["ConsoleChat", "console_caller"]
 
 HELP = (
     "Commands: /new (start another snippet), /snippets (list yours), /show [N] (a version), "
-    "/retry (repeat a failed request), /delete (this session), /quit"
+    "/run [N] (run it in the sandbox), /test (model-written unit tests), /fix (next version "
+    "from the last failure), /repair (test and fix until it passes), /retry (repeat a failed "
+    "request), /delete (this session), /quit"
 )
 
 
@@ -53,6 +67,7 @@ class ConsoleChat:
         self,
         service: SessionService,
         *,
+        runs: RunService,
         out: TextIO,
         interactive: bool,
         language: str | None = None,
@@ -61,6 +76,7 @@ class ConsoleChat:
         caller: Caller | None = None,
     ) -> None:
         self.service = service
+        self.runs = runs
         self.caller = caller or console_caller()
         self.language = language
         self.model = model
@@ -106,6 +122,10 @@ class ConsoleChat:
             "/show": self._show,
             "/retry": self._retry,
             "/delete": self._delete,
+            "/run": self._run,
+            "/test": self._test,
+            "/fix": self._fix,
+            "/repair": self._repair,
             "/help": self._help,
         }
         if name in ("/quit", "/exit"):
@@ -133,7 +153,7 @@ class ConsoleChat:
             )
         await self.render(self.service.turn(self.session.id, self.caller, text))
 
-    async def render(self, replies: AsyncGenerator[Reply]) -> None:
+    async def render(self, replies: AsyncGenerator[Reply | RunReport]) -> None:
         live: Live | None = None
         try:
             async with contextlib.aclosing(replies) as events:
@@ -159,6 +179,8 @@ class ConsoleChat:
                         case NonCode(text=text):
                             self.say("(no code in this answer; no new version)", "yellow")
                             self.say(text)
+                        case RunReport():
+                            self.show_run(event)
                         case Failed(message=message):
                             self.say(
                                 f"! {message} Your message is kept: /retry sends it again.",
@@ -215,6 +237,37 @@ class ConsoleChat:
             self.say("Nothing to retry: the last request did not fail.")
             return
         await self.render(self.service.turn(session.id, self.caller, request))
+
+    async def _run(self, arg: str) -> None:
+        if arg and not arg.isdigit():
+            raise UserError("Usage: /run [VERSION-NUMBER]")
+        report = await self.runs.run(
+            self._current().id,
+            self.caller,
+            number=int(arg) if arg else None,
+            on_queued=self._queued,
+        )
+        self.show_run(report)
+
+    async def _test(self, _: str) -> None:
+        self.say("… asking the model for unit tests", "dim")
+        self.show_run(await self.runs.test(self._current().id, self.caller, on_queued=self._queued))
+
+    async def _fix(self, _: str) -> None:
+        await self.render(self.runs.fix(self._current().id, self.caller))
+
+    async def _repair(self, _: str) -> None:
+        self.say("… testing, then fixing until the tests pass", "dim")
+        await self.render(self.runs.repair(self._current().id, self.caller, on_queued=self._queued))
+
+    def _queued(self, position: int) -> None:
+        self.say(f"… the sandbox is busy; you are #{position} in line", "dim")
+
+    def show_run(self, report: RunReport) -> None:
+        if report.tests:
+            self.say("── the tests", "cyan")
+            self.say(fence(report.tests, self.service.language(report.session.language).fence))
+        self.say(render_run(report, limit=100_000), "green" if report.result.passed else "yellow")
 
     async def _delete(self, _: str) -> None:
         session = await self.service.delete(self._current().id, self.caller)

@@ -59,6 +59,7 @@ from bot.app import App
 from bot.core import SessionService
 from bot.errors import UserError
 from bot.metrics import Metrics
+from bot.runs import RunService
 from bot.values import Caller, Done, Failed, Loading, NonCode, Progress, Started, Waiting
 from storage import Session, SessionKey
 
@@ -157,6 +158,7 @@ class DiscordAdapter(ChatAdapter):
         self,
         *,
         service: SessionService,
+        runs: RunService,
         metrics: Metrics,
         token: str,
         api_url: str | None = None,
@@ -165,6 +167,7 @@ class DiscordAdapter(ChatAdapter):
         edit_interval: float = 1.0,
     ) -> None:
         self.service = service
+        self.runs = runs
         self.metrics = metrics
         self.api_url = api_url.rstrip("/") if api_url else None
         self.allow_dms = allow_dms
@@ -189,6 +192,7 @@ class DiscordAdapter(ChatAdapter):
             raise UserError("DISCORD_BOT_TOKEN is not set.")
         return cls(
             service=app.service,
+            runs=app.runs,
             metrics=app.metrics,
             token=token,
             api_url=app.config.discord_api_url,
@@ -362,9 +366,7 @@ class DiscordAdapter(ChatAdapter):
                         content, attachment = version_message(
                             session, version, language, complete=complete
                         )
-                        view = version_view(
-                            session.id, version.number, can_run=self.service.can_run
-                        )
+                        view = version_view(session.id, version.number, can_run=self.runs.can_run)
                         await live.finish(content, attachment=attachment, view=view)
                     case NonCode(text=answer):
                         prefix = "💬 No code in this answer, so no new version:\n"

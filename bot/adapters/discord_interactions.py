@@ -36,6 +36,7 @@ from bot.adapters.discord_views import render_run
 from bot.codeblocks import fence
 from bot.core import SessionService
 from bot.errors import UserError
+from bot.runs import RunService
 from bot.values import Caller
 from storage import Session, SessionKey
 
@@ -52,6 +53,7 @@ class Host(Protocol):
     """What the interactions need of the adapter."""
 
     service: SessionService
+    runs: RunService
     allow_dms: bool
 
     def count(self, kind: str) -> None: ...
@@ -73,6 +75,7 @@ class Interactions:
     def __init__(self, host: Host, client: discord.Client) -> None:
         self.host = host
         self.service = host.service
+        self.runs = host.runs
         self.client = client
 
     # -- /code -------------------------------------------------------------------------------
@@ -199,7 +202,7 @@ class Interactions:
         self, interaction: Interaction, session_id: int, number: int | None
     ) -> None:
         await self._private(interaction)
-        report = await self.service.run(session_id, _caller(interaction), number=number)
+        report = await self.runs.run(session_id, _caller(interaction), number=number, scoped=True)
         await _tell(interaction, render_run(report, limit=LIMIT))
 
     async def snippets_delete(self, interaction: Interaction, session_id: int) -> None:
@@ -218,7 +221,7 @@ class Interactions:
         try:
             await interaction.response.defer(thinking=True)
             interaction.extras["withdraw"] = True
-            report = await self.service.run(session_id, _caller(interaction), number=number)
+            report = await self.runs.run(session_id, _caller(interaction), number=number)
             interaction.extras["withdraw"] = False
             await interaction.edit_original_response(content=render_run(report, limit=LIMIT))
         except Exception as err:

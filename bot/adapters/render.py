@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from bot.codeblocks import fence, tail
 from bot.languages import Language
-from bot.values import Loading
+from bot.values import Loading, RunReport
 from storage import Session, Version
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Throttle",
     "loading_text",
     "partial",
+    "render_run",
     "render_version",
     "version_header",
 ]
@@ -103,3 +104,53 @@ def loading_text(event: Loading) -> str:
     """What a turn waiting for its model says, e.g. "qwen-coder is loading; you are #2 in line"."""
     state = "is busy with other requests" if event.busy else "is loading"
     return f"{event.model} {state}; you are #{event.position} in line, no need to resend."
+
+
+_OUTCOMES = {
+    "ok": "passed",
+    "failed": "failed",
+    "compile_error": "did not compile",
+    "limit": "was stopped by a limit",
+    "unavailable": "could not run",
+}
+
+
+def run_summary(report: RunReport) -> str:
+    """One line: what ran, how it ended, exit code, time, peak memory, the limit hit."""
+    result = report.result
+    what = "Tests" if report.kind == "test" else "Run"
+    facts = [f"exit {result.exit_code}" if result.exit_code is not None else "no exit code"]
+    facts.append(f"{result.duration_ms / 1000:.2f} s")
+    if result.compile_ms:
+        facts.append(f"compile {result.compile_ms / 1000:.2f} s")
+    if result.peak_memory_kb is not None:
+        facts.append(f"peak {result.peak_memory_kb / 1024:.1f} MB")
+    if result.limit_hit:
+        facts.append(f"limit hit: {result.limit_hit.replace('_', ' ')}")
+    if result.truncated:
+        facts.append("output truncated")
+    outcome = _OUTCOMES.get(result.status, result.status)
+    return (
+        f"{what} of version {report.version.number} of #{report.session.id} {outcome} · "
+        + " · ".join(facts)
+    )
+
+
+def render_run(report: RunReport, *, limit: int) -> str:
+    """A run as markdown within ``limit``: the summary, then each output in a code block."""
+    result = report.result
+    head = run_summary(report) + (f"\n{result.message}" if result.message else "")
+    streams = [
+        (title, text)
+        for title, text in (
+            ("compiler", result.compile_output if result.status == "compile_error" else ""),
+            ("stdout", result.stdout),
+            ("stderr", result.stderr),
+        )
+        if text.strip()
+    ]
+    if not streams:
+        return (head + "\n(no output)")[:limit]
+    room = max(40, (limit - len(head) - 40 * len(streams)) // len(streams))
+    blocks = [f"{title}:\n{tail(fence(text, 'text'), room)}" for title, text in streams]
+    return "\n".join([head, *blocks])[:limit]

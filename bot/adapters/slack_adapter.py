@@ -63,6 +63,7 @@ from bot.core import SessionService
 from bot.errors import ConfigError, UserError
 from bot.limits import check_prompt
 from bot.metrics import Metrics
+from bot.runs import RunService
 from bot.values import Caller
 
 if TYPE_CHECKING:
@@ -120,6 +121,7 @@ class SlackAdapter(ChatAdapter):
         service: SessionService,
         metrics: Metrics,
         *,
+        runs: RunService,
         bot_token: str,
         signing_secret: str | None = None,
         app_token: str | None = None,
@@ -154,7 +156,7 @@ class SlackAdapter(ChatAdapter):
         self._connecting: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self.sessions = SlackSessions(service, self.client, edit_interval=edit_interval)
+        self.sessions = SlackSessions(service, runs, self.client, edit_interval=edit_interval)
         self._register()
 
     @classmethod
@@ -165,6 +167,7 @@ class SlackAdapter(ChatAdapter):
         return cls(
             app.service,
             app.metrics,
+            runs=app.runs,
             bot_token=config.slack_bot_token,
             signing_secret=config.slack_signing_secret,
             app_token=config.slack_app_token,

@@ -40,6 +40,7 @@ from bot.adapters.slack_blocks import (
 from bot.core import SessionService
 from bot.errors import SessionNotFound, UserError
 from bot.languages import Languages
+from bot.runs import RunService
 from bot.values import Caller, Done, Failed, Loading, NonCode, Progress, Started, Waiting
 from storage import Session, SessionKey, Version
 
@@ -163,9 +164,15 @@ class _Live:
 
 class SlackSessions:
     def __init__(
-        self, service: SessionService, client: AsyncWebClient, *, edit_interval: float = 1.0
+        self,
+        service: SessionService,
+        runs: RunService,
+        client: AsyncWebClient,
+        *,
+        edit_interval: float = 1.0,
     ) -> None:
         self.service = service
+        self.runs = runs
         self.client = client
         self.edit_interval = edit_interval
 
@@ -301,7 +308,7 @@ class SlackSessions:
             rendered,
             number=version.number,
             complete=complete,
-            can_run=self.service.can_run,
+            can_run=self.runs.can_run,
         )
         await live.show(message, final=True)
         if rendered.filename and rendered.file_content is not None:
@@ -319,7 +326,7 @@ class SlackSessions:
     async def run(self, caller: Caller, value: str) -> None:
         """The Run button (``SESSION:VERSION``): run that version, post the result in the thread."""
         session_id, _, number = value.partition(":")
-        report = await self.service.run(
+        report = await self.runs.run(
             session_ref(session_id), caller, number=int(number) if number.isdigit() else None
         )
         message = run_message(report)
@@ -356,7 +363,7 @@ class SlackSessions:
             return show_message(session, rendered, link)
         if verb == "run":
             session = await self._owned(session_ref(arg), caller)
-            return run_message(await self.service.run(session.id, caller))
+            return run_message(await self.runs.run(session.id, caller, scoped=True))
         if verb == "delete":
             session = await self.delete(caller, session_ref(arg), bot)
             return status_message(f"Deleted snippet #{session.id} ({escape(session.title)}).")
