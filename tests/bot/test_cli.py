@@ -136,3 +136,16 @@ async def test_models_lists_catalog_with_readiness(run_cli) -> None:  # type: ig
     # weights load only in a running service; without the local extra the entry says why not
     status = models["qwen-coder"]["status"]
     assert status == "not loaded" or status.startswith("failed: The local engine is not installed")
+
+
+async def test_run_in_the_terminal(run_cli) -> None:  # type: ignore[no-untyped-def]
+    from sandbox import Sandbox
+
+    if reason := await Sandbox().check():
+        pytest.skip(reason)
+    chat = await run_cli("chat", stdin="say hello\n/run\n/run 7\n/fix\n")
+    assert chat.code == 0, chat.err
+    assert "Run of version 1 of #1 passed · exit 0" in chat.out
+    assert "stdout:\n```text\nsay hello\n```" in chat.out
+    assert "has no version 7" in chat.out
+    assert "The latest run of this version passed; there is nothing to fix." in chat.out

@@ -1,0 +1,126 @@
+"""Run, Test, Fix and Repair through the real sandbox (skipped where bubblewrap cannot run)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from bot.app import App, build
+from bot.config import Config
+from bot.errors import NotOwner, UserError
+from bot.values import Caller, Done, RunReport
+from engines import FakeEngine, GenerationRequest
+from storage import SessionKey
+
+from .conftest import CALLER, collect, fenced
+
+_threads = itertools.count()
+
+TESTS = """\
+import unittest
+from snippet import add
+
+class AddTest(unittest.TestCase):
+    def test_add(self):
+        self.assertEqual(add(2, 3), 5)
+"""
+BROKEN = "def add(a, b):\n    return a - b\n"
+FIXED = "def add(a, b):\n    return a + b\n"
+
+
+@pytest.fixture(autouse=True)
+def _needs_sandbox(app: App) -> None:
+    if not app.runs.can_run:
+        pytest.skip(f"no sandbox here: {app.runs._disabled}")
+
+
+def is_tests_request(request: GenerationRequest) -> bool:
+    return request.messages[0].content.startswith("You write unit tests")
+
+
+async def session_with(app: App, fake: FakeEngine, *codes: str, language: str = "python") -> int:
+    answers = iter(codes)
+    fake.responder = lambda r: fenced(TESTS) if is_tests_request(r) else fenced(next(answers))
+    key = SessionKey(platform="console", workspace="local", channel="t", thread=f"{next(_threads)}")
+    session = await app.service.start(caller=CALLER, key=key, prompt="add", language=language)
+    await collect(app.service.turn(session.id, CALLER, "add two numbers"))
+    return session.id
+
+
+async def test_run_stores_a_real_result(app: App, fake: FakeEngine) -> None:
+    session_id = await session_with(app, fake, "print(1 + 2)")
+    report = await app.runs.run(session_id, CALLER)
+    assert report.kind == "run" and report.result.status == "ok"
+    assert report.result.stdout == "3\n" and report.result.exit_code == 0
+    (run,) = await app.store.list_runs(report.version.id)
+    assert (run.kind, run.status, run.stdout) == ("run", "ok", "3\n")
+
+
+async def test_scoped_run_is_owner_only_but_the_thread_may_run(app: App, fake: FakeEngine) -> None:
+    session_id = await session_with(app, fake, "print('hi')")
+    bob = Caller(platform="console", workspace="local", user="bob")
+    with pytest.raises(NotOwner):
+        await app.runs.run(session_id, bob, scoped=True)
+    assert (await app.runs.run(session_id, bob)).result.stdout == "hi\n"
+
+
+async def test_failed_test_then_fix_makes_a_version_from_the_failure(
+    app: App, fake: FakeEngine
+) -> None:
+    session_id = await session_with(app, fake, BROKEN, FIXED)
+    report = await app.runs.test(session_id, CALLER)
+    assert report.kind == "test" and report.result.status == "failed"
+    assert report.tests == TESTS.strip()
+    assert "AssertionError" in report.result.stderr
+    (run,) = await app.store.list_runs(report.version.id)
+    assert run.kind == "test" and run.tests == TESTS.strip()
+
+    events = await collect(app.runs.fix(session_id, CALLER))
+    done = events[-1]
+    assert isinstance(done, Done) and done.version.number == 2 and "a + b" in done.version.code
+    feedback = fake.requests[-1].messages[-1].content
+    assert (
+        "unit tests failed" in feedback and "AssertionError" in feedback and "test_add" in feedback
+    )
+    assert "return a - b" in fake.requests[-1].messages[-2].content  # built from the current code
+
+    assert (await app.runs.test(session_id, CALLER)).result.passed
+
+
+async def test_fix_needs_a_failure(app: App, fake: FakeEngine) -> None:
+    session_id = await session_with(app, fake, FIXED)
+    with pytest.raises(UserError, match="Run or test this version first"):
+        await collect(app.runs.fix(session_id, CALLER))
+    assert (await app.runs.test(session_id, CALLER)).result.passed
+    with pytest.raises(UserError, match="nothing to fix"):
+        await collect(app.runs.fix(session_id, CALLER))
+
+
+async def test_repair_stops_at_the_first_pass(app: App, fake: FakeEngine) -> None:
+    session_id = await session_with(app, fake, BROKEN, FIXED, FIXED)
+    events = [e async for e in app.runs.repair(session_id, CALLER)]
+    reports = [e for e in events if isinstance(e, RunReport)]
+    assert [r.result.passed for r in reports] == [False, True]
+    assert [e.version.number for e in events if isinstance(e, Done)] == [2]
+
+
+async def test_tests_only_for_testable_languages(app: App, fake: FakeEngine) -> None:
+    session_id = await session_with(app, fake, 'echo "hi"', language="bash")
+    with pytest.raises(UserError, match="Tests can be written for JavaScript and Python"):
+        await app.runs.test(session_id, CALLER)
+    assert (await app.runs.run(session_id, CALLER)).result.stdout == "hi\n"
+
+
+async def test_running_can_be_turned_off(tmp_path: Path, fake: FakeEngine) -> None:
+    config = Config(db_path=tmp_path / "off.db", model="fake:echo", run_snippets=False)
+    app = await build(config, engine_factory=lambda spec: fake)
+    try:
+        await app.start()
+        assert not app.runs.can_run
+        session_id = await session_with(app, fake, "print(1)")
+        with pytest.raises(UserError, match="turned off"):
+            await app.runs.run(session_id, CALLER)
+    finally:
+        await app.aclose()
