@@ -107,7 +107,23 @@ async def m002_runs(conn: aiosqlite.Connection) -> None:
     await conn.execute("CREATE INDEX runs_version ON runs (version_id, id)")
 
 
-MIGRATIONS: Sequence[Migration] = (m001_initial, m002_runs)
+async def m003_version_touches_session(conn: aiosqlite.Connection) -> None:
+    """A new version bumps its session's ``updated_at`` in the same statement.
+
+    This lets ``add_version`` be one atomic ``INSERT … SELECT … RETURNING`` (one round trip
+    to the database thread instead of a five-statement transaction).
+    """
+    await conn.execute(
+        """
+        CREATE TRIGGER versions_touch_session AFTER INSERT ON versions
+        BEGIN
+            UPDATE sessions SET updated_at = NEW.created_at WHERE id = NEW.session_id;
+        END
+        """
+    )
+
+
+MIGRATIONS: Sequence[Migration] = (m001_initial, m002_runs, m003_version_touches_session)
 
 
 async def schema_version(conn: aiosqlite.Connection) -> int:

@@ -311,36 +311,29 @@ class Store:
     ) -> Version:
         """Append the session's next version (latest number + 1) and bump its ``updated_at``.
 
-        Numbering and insert happen in one write transaction, so concurrent calls (tasks or
-        processes) get distinct consecutive numbers. :class:`SessionNotFound` if no session.
+        One statement numbers and inserts (the trigger of m003 bumps the session), so concurrent
+        calls (tasks or processes) get distinct consecutive numbers. :class:`SessionNotFound`
+        if there is no such session.
         """
         now = self._clock()
-        async with self._transaction() as conn:
-            rows = list(
-                await conn.execute_fetchall(
-                    """
-                    SELECT (SELECT 1 FROM sessions WHERE id = ?) AS found,
-                           (SELECT MAX(number) FROM versions WHERE session_id = ?) AS latest
-                    """,
-                    (session_id, session_id),
-                )
-            )
-            if rows[0]["found"] is None:
-                raise SessionNotFound(session_id)
-            number = (rows[0]["latest"] or 0) + 1
-            cursor = await conn.execute(
+        try:
+            rows = await self._fetchall(
                 """
                 INSERT INTO versions (session_id, number, request, code, note, model,
                                       prompt_tokens, completion_tokens, latency_ms, status,
                                       created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                SELECT ?, COALESCE(MAX(number), 0) + 1, ?, ?, ?, ?, ?, ?, ?, ?, ?
+                FROM versions WHERE session_id = ?
+                RETURNING id, number
                 """,
-                (session_id, number, request, code, note, model, prompt_tokens,
-                 completion_tokens, latency_ms, status, now),
+                (session_id, request, code, note, model, prompt_tokens, completion_tokens,
+                 latency_ms, status, now, session_id),
             )  # fmt: skip
-            version_id = cursor.lastrowid
-            await cursor.close()
-            await conn.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (now, session_id))
+        except sqlite3.IntegrityError as err:
+            if "FOREIGN KEY" in str(err):
+                raise SessionNotFound(session_id) from None
+            raise
+        version_id, number = rows[0]["id"], rows[0]["number"]
         assert version_id is not None
         return Version(
             id=version_id,

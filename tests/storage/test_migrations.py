@@ -46,7 +46,7 @@ async def test_blank_database_gets_the_schema(conn: aiosqlite.Connection) -> Non
 
     assert await migrate(conn) == len(MIGRATIONS)
 
-    assert await schema_version(conn) == len(MIGRATIONS) == 2
+    assert await schema_version(conn) == len(MIGRATIONS) == 3
     tables = {str(r[0]) for r in await rows(conn, "SELECT name FROM sqlite_schema")}
     assert {"sessions", "versions", "runs"} <= tables
     assert await columns(conn, "sessions") == [
@@ -90,6 +90,8 @@ async def test_blank_database_gets_the_schema(conn: aiosqlite.Connection) -> Non
     assert [(r[2], r[3], r[4], r[6]) for r in run_keys] == [
         ("versions", "version_id", "id", "CASCADE")
     ]
+    triggers = await rows(conn, "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger'")
+    assert triggers == [("versions_touch_session", "versions")]
 
 
 async def test_migrate_is_idempotent(conn: aiosqlite.Connection) -> None:
@@ -100,7 +102,7 @@ async def test_migrate_is_idempotent(conn: aiosqlite.Connection) -> None:
     assert await schema_sql(conn) == before
 
 
-async def test_a_v1_database_with_data_migrates_to_v2_keeping_it(
+async def test_a_v1_database_with_data_migrates_to_the_latest_keeping_it(
     conn: aiosqlite.Connection,
 ) -> None:
     assert await migrate(conn, migrations=[m001_initial]) == 1
@@ -118,7 +120,7 @@ async def test_a_v1_database_with_data_migrates_to_v2_keeping_it(
     sessions_before = await rows(conn, "SELECT * FROM sessions")
     versions_before = await rows(conn, "SELECT * FROM versions")
 
-    assert await migrate(conn) == 2
+    assert await migrate(conn) == 3
 
     assert await rows(conn, "SELECT * FROM sessions") == sessions_before
     assert await rows(conn, "SELECT * FROM versions") == versions_before
