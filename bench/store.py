@@ -38,7 +38,7 @@ def fill(path: Path, *, sessions: int, owners: int, rng: random.Random) -> tuple
 
     This bypasses the Store API (plain sqlite3, executemany, one transaction) only so that
     setting up 100,000 sessions takes seconds; the timed part below goes through the API.
-    Each owner has a home platform/workspace holding most of their sessions.
+    Each owner has a home platform and workspace holding most of their sessions.
     """
     homes = []
     for _ in range(owners):

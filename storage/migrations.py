@@ -42,7 +42,7 @@ async def m001_initial(conn: aiosqlite.Connection) -> None:
         )
         """
     )
-    # "One owner's sessions on one platform/workspace, newest first": an index range scan
+    # "One owner's sessions on one platform and workspace, newest first": an index range scan
     # read backwards (updated_at DESC, then rowid DESC as the tie-break), no sort.
     await conn.execute(
         "CREATE INDEX sessions_owner_recent ON sessions (owner, platform, workspace, updated_at)"
