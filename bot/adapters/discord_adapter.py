@@ -6,7 +6,9 @@
   id)``. Every later reply in the thread is feedback for the next version, in arrival order.
 - Each turn shows up as one bot message, edited about once a second as the answer streams and
   finally replaced by the version: fenced code, or the code as ``snippet.<ext>`` with a preview
-  when it does not fit Discord's 2,000 characters, with Run / Delete session buttons.
+  when it does not fit Discord's 2,000 characters, with Run / Test / Delete session buttons.
+  A failed run or test has a Fix button, whose next version streams in the thread like a
+  reply's, in the same order.
   ``/snippets`` answers only the caller (ephemeral).
 - Failures (refusals, engine errors, missing permissions, rate limits) become one clear
   message; the request is kept and the session stays usable.
@@ -31,7 +33,7 @@ import contextvars
 import functools
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import ClassVar
 
 import discord
@@ -59,8 +61,19 @@ from bot.app import App
 from bot.core import SessionService
 from bot.errors import UserError
 from bot.metrics import Metrics
+from bot.prompts import TESTABLE
 from bot.runs import RunService
-from bot.values import Caller, Done, Failed, Loading, NonCode, Progress, Started, Waiting
+from bot.values import (
+    Caller,
+    Done,
+    Failed,
+    Loading,
+    NonCode,
+    Progress,
+    Reply,
+    Started,
+    Waiting,
+)
 from storage import Session, SessionKey
 
 __all__ = ["DiscordAdapter"]
@@ -335,6 +348,36 @@ class DiscordAdapter(ChatAdapter):
         except Exception as err:
             await self._report_in(channel, err, reply_to=None)
 
+    def queue_fix(
+        self,
+        lane: int,
+        channel: Channel,
+        session_id: int,
+        caller: Caller,
+        *,
+        reply_to: discord.Message | None,
+        report: Callable[[BaseException], Awaitable[None]],
+    ) -> None:
+        """Make the next version from the latest failed run in ``channel``, in lane order.
+
+        Shown like a reply's turn; a refusal (nothing to fix) or failure goes to ``report``.
+        """
+        job = functools.partial(self._fix, channel, session_id, caller, reply_to, report)
+        self._lanes.submit(lane, job)
+
+    async def _fix(
+        self,
+        channel: Channel,
+        session_id: int,
+        caller: Caller,
+        reply_to: discord.Message | None,
+        report: Callable[[BaseException], Awaitable[None]],
+    ) -> None:
+        try:
+            await self._show(channel, self.runs.fix(session_id, caller), reply_to=reply_to)
+        except Exception as err:
+            await report(err)
+
     async def _converse(
         self,
         channel: Channel,
@@ -345,9 +388,19 @@ class DiscordAdapter(ChatAdapter):
         reply_to: discord.Message | None,
     ) -> None:
         """Run one turn and show it as one message, edited while it streams."""
+        await self._show(channel, self.service.turn(session_id, caller, text), reply_to=reply_to)
+
+    async def _show(
+        self,
+        channel: Channel,
+        stream: AsyncGenerator[Reply],
+        *,
+        reply_to: discord.Message | None,
+    ) -> None:
+        """Show a turn's events as one message, edited while it streams."""
         live = LiveMessage(channel, reply_to=reply_to, interval=self.edit_interval)
         header = "✏️ Writing…"
-        async with contextlib.aclosing(self.service.turn(session_id, caller, text)) as events:
+        async with contextlib.aclosing(stream) as events:
             async for event in events:
                 match event:
                     case Waiting(position=position):
@@ -366,7 +419,12 @@ class DiscordAdapter(ChatAdapter):
                         content, attachment = version_message(
                             session, version, language, complete=complete
                         )
-                        view = version_view(session.id, version.number, can_run=self.runs.can_run)
+                        view = version_view(
+                            session.id,
+                            version.number,
+                            can_run=self.runs.can_run,
+                            can_test=session.language in TESTABLE,
+                        )
                         await live.finish(content, attachment=attachment, view=view)
                     case NonCode(text=answer):
                         prefix = "💬 No code in this answer, so no new version:\n"

@@ -11,8 +11,9 @@ which words them with :func:`~bot.adapters.discord_render.explain` and withdraws
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import discord
@@ -30,14 +31,16 @@ from bot.adapters.discord_render import (
     permission_names,
     quietly,
     request_text,
+    run_message,
     version_message,
 )
-from bot.adapters.discord_views import render_run
+from bot.adapters.discord_views import fix_view
+from bot.adapters.render import render_run
 from bot.codeblocks import fence
 from bot.core import SessionService
 from bot.errors import UserError
 from bot.runs import RunService
-from bot.values import Caller
+from bot.values import Caller, RunReport
 from storage import Session, SessionKey
 
 __all__ = ["Host", "Interactions"]
@@ -47,6 +50,8 @@ log = logging.getLogger("codethread.discord")
 Interaction = discord.Interaction[discord.Client]
 Channel = discord.abc.Messageable
 Choices = list[app_commands.Choice[str]]
+#: the statuses a Fix can help with ("unavailable" is the sandbox's problem, not the code's)
+FIXABLE = frozenset({"failed", "compile_error", "limit"})
 
 
 class Host(Protocol):
@@ -65,6 +70,17 @@ class Host(Protocol):
         session: int | Awaitable[int | None],
         caller: Caller,
         text: str,
+    ) -> None: ...
+
+    def queue_fix(
+        self,
+        lane: int,
+        channel: Channel,
+        session_id: int,
+        caller: Caller,
+        *,
+        reply_to: discord.Message | None,
+        report: Callable[[BaseException], Awaitable[None]],
     ) -> None: ...
 
 
@@ -223,9 +239,60 @@ class Interactions:
             interaction.extras["withdraw"] = True
             report = await self.runs.run(session_id, _caller(interaction), number=number)
             interaction.extras["withdraw"] = False
-            await interaction.edit_original_response(content=render_run(report, limit=LIMIT))
+            await self._show_run(interaction, report)
         except Exception as err:
             await self.report(interaction, err)
+
+    async def test_button(self, interaction: Interaction, session_id: int, number: int) -> None:
+        """Have the model write unit tests for a version, run them, show the result publicly.
+
+        Tests are made for the latest version only; a click under an older one is refused.
+        """
+        self.host.count("button")
+        try:
+            await interaction.response.defer(thinking=True)
+            interaction.extras["withdraw"] = True
+            _, latest = await self.service.show(session_id)
+            if latest is not None and latest.number != number:
+                raise UserError(
+                    f"Test works on the latest version of #{session_id}: press Test under "
+                    f"version {latest.number}."
+                )
+            report = await self.runs.test(session_id, _caller(interaction))
+            interaction.extras["withdraw"] = False
+            await self._show_run(interaction, report)
+        except Exception as err:
+            await self.report(interaction, err)
+
+    async def fix_button(self, interaction: Interaction, session_id: int) -> None:
+        """Make the next version from the latest failed run, in its thread's turn order."""
+        self.host.count("button")
+        try:
+            channel = interaction.channel
+            if not isinstance(channel, discord.abc.Messageable):
+                raise UserError("Press Fix in the snippet's thread.")
+            await interaction.response.defer()
+            self.host.queue_fix(
+                channel.id,
+                channel,
+                session_id,
+                _caller(interaction),
+                reply_to=interaction.message,
+                report=functools.partial(self.report, interaction),
+            )
+        except Exception as err:
+            await self.report(interaction, err)
+
+    async def _show_run(self, interaction: Interaction, report: RunReport) -> None:
+        """Turn the deferred "thinking…" post into the result, with Fix when it failed."""
+        language = self.service.language(report.session.language)
+        content, attachment = run_message(report, language)
+        extra: dict[str, Any] = {}
+        if attachment is not None:
+            extra["attachments"] = [as_file(attachment)]
+        if report.result.status in FIXABLE:
+            extra["view"] = fix_view(report.session.id)
+        await interaction.edit_original_response(content=content, **extra)
 
     async def delete_button(self, interaction: Interaction, session_id: int) -> None:
         self.host.count("button")

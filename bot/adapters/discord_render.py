@@ -18,11 +18,12 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.adapters.render import Throttle, render_version
-from bot.codeblocks import close_open_fence
+from bot.adapters.render import Throttle, render_run, render_version
+from bot.codeblocks import close_open_fence, fence
 from bot.errors import UserError
 from bot.languages import Language
-from bot.values import Caller
+from bot.values import Caller, RunReport
+from sandbox.toolchains import toolchain_for
 from storage import Session, Version
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "permission_names",
     "quietly",
     "request_text",
+    "run_message",
     "version_message",
 ]
 
@@ -139,6 +141,23 @@ def version_message(
     if rendered.filename and rendered.file_content is not None:
         attachment = (rendered.filename, rendered.file_content)
     return rendered.text + warning, attachment
+
+
+def run_message(report: RunReport, language: Language) -> tuple[str, Attachment | None]:
+    """A run or test result as one message: the summary and the outputs, then for a test the
+    tests themselves, inline when everything fits and otherwise as their file
+    (``test_snippet.py``, ``snippet.test.js``) so that the outputs keep their room."""
+    if report.kind != "test" or not report.tests:
+        return render_run(report, limit=LIMIT), None
+    shown = render_run(report, limit=LIMIT)
+    inline = f"{shown}\nThe tests:\n{fence(report.tests, language.fence)}"
+    if len(inline) <= LIMIT:
+        return inline, None
+    toolchain = toolchain_for(language.name)
+    test = toolchain.test if toolchain else None
+    filename = test.file if test else f"tests.{language.extension}"
+    note = f"\nThe tests are attached ({filename})."
+    return render_run(report, limit=LIMIT - len(note)) + note, (filename, report.tests)
 
 
 def long_text(prefix: str, text: str, filename: str) -> tuple[str, Attachment | None]:

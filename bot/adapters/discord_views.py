@@ -1,10 +1,11 @@
-"""Discord buttons on versions (Run, Delete session, Retry) and how a run report is shown.
+"""Discord buttons: Run, Test and Delete session on versions, Fix on failed runs, Retry.
 
 The buttons are :class:`discord.ui.DynamicItem` s: everything they need is in their
-``custom_id`` (``ct:run:<session>:<version>``, ``ct:delete:<session>``, ``ct:retry:<session>``)
-and the classes are registered once in ``setup_hook``, so a button keeps working after a restart
-and no per-message view state is kept in memory. A click is handed to the adapter
-(:class:`ButtonHandler`), which checks ownership through the core and answers.
+``custom_id`` (``ct:run:<session>:<version>``, ``ct:test:<session>:<version>``,
+``ct:fix:<session>``, ``ct:delete:<session>``, ``ct:retry:<session>``) and the classes are
+registered once in ``setup_hook``, so a button keeps working after a restart and no per-message
+view state is kept in memory. A click is handed to the adapter (:class:`ButtonHandler`), which
+checks ownership through the core and answers.
 """
 
 from __future__ import annotations
@@ -15,16 +16,15 @@ from typing import Any, Protocol, Self, cast
 import discord
 from discord import ui
 
-from bot.codeblocks import fence
-from bot.values import RunReport
-
 __all__ = [
     "BUTTONS",
     "ButtonHandler",
     "DeleteButton",
+    "FixButton",
     "RetryButton",
     "RunButton",
-    "render_run",
+    "TestButton",
+    "fix_view",
     "retry_view",
     "version_view",
 ]
@@ -36,6 +36,10 @@ class ButtonHandler(Protocol):
     """What the buttons ask of the adapter (each answers the interaction itself)."""
 
     async def run_button(self, interaction: Interaction, session_id: int, number: int) -> None: ...
+
+    async def test_button(self, interaction: Interaction, session_id: int, number: int) -> None: ...
+
+    async def fix_button(self, interaction: Interaction, session_id: int) -> None: ...
 
     async def delete_button(self, interaction: Interaction, session_id: int) -> None: ...
 
@@ -73,6 +77,56 @@ class RunButton(
 
     async def callback(self, interaction: Interaction) -> None:
         await _handler(interaction).run_button(interaction, self.session_id, self.number)
+
+
+class TestButton(
+    ui.DynamicItem[ui.Button[ui.View]],
+    template=r"ct:test:(?P<session>[0-9]+):(?P<version>[0-9]+)",
+):
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, session_id: int, number: int) -> None:
+        super().__init__(
+            ui.Button(
+                label="Test",
+                emoji="🧪",
+                style=discord.ButtonStyle.primary,
+                custom_id=f"ct:test:{session_id}:{number}",
+            )
+        )
+        self.session_id = session_id
+        self.number = number
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: Interaction, item: ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        return cls(int(match["session"]), int(match["version"]))
+
+    async def callback(self, interaction: Interaction) -> None:
+        await _handler(interaction).test_button(interaction, self.session_id, self.number)
+
+
+class FixButton(ui.DynamicItem[ui.Button[ui.View]], template=r"ct:fix:(?P<session>[0-9]+)"):
+    def __init__(self, session_id: int) -> None:
+        super().__init__(
+            ui.Button(
+                label="Fix",
+                emoji="🛠️",
+                style=discord.ButtonStyle.primary,
+                custom_id=f"ct:fix:{session_id}",
+            )
+        )
+        self.session_id = session_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: Interaction, item: ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        return cls(int(match["session"]))
+
+    async def callback(self, interaction: Interaction) -> None:
+        await _handler(interaction).fix_button(interaction, self.session_id)
 
 
 class DeleteButton(ui.DynamicItem[ui.Button[ui.View]], template=r"ct:delete:(?P<session>[0-9]+)"):
@@ -122,6 +176,8 @@ class RetryButton(ui.DynamicItem[ui.Button[ui.View]], template=r"ct:retry:(?P<se
 #: the classes to register with ``Client.add_dynamic_items`` at start-up
 BUTTONS: tuple[type[ui.DynamicItem[ui.Button[ui.View]]], ...] = (
     RunButton,
+    TestButton,
+    FixButton,
     DeleteButton,
     RetryButton,
 )
@@ -134,11 +190,14 @@ def _stateless(view: ui.View) -> ui.View:
     return view
 
 
-def version_view(session_id: int, number: int, *, can_run: bool) -> ui.View:
-    """The buttons under a version: Run (only where the sandbox works) and Delete session."""
+def version_view(session_id: int, number: int, *, can_run: bool, can_test: bool = False) -> ui.View:
+    """The buttons under a version: Run (only where the sandbox works), Test (also only for
+    languages the model writes tests for) and Delete session."""
     view = ui.View(timeout=None)
     if can_run:
         view.add_item(RunButton(session_id, number))
+        if can_test:
+            view.add_item(TestButton(session_id, number))
     view.add_item(DeleteButton(session_id))
     return _stateless(view)
 
@@ -150,54 +209,8 @@ def retry_view(session_id: int) -> ui.View:
     return _stateless(view)
 
 
-def _clip(text: str, size: int) -> str:
-    """The end of ``text`` in about ``size`` characters (the end of output matters most)."""
-    if len(text) <= size:
-        return text
-    if size <= 0:
-        return "…"
-    cut = text[-size:]
-    newline = cut.find("\n")
-    if 0 <= newline < size // 2:
-        cut = cut[newline + 1 :]
-    return "…\n" + cut
-
-
-def render_run(report: RunReport, *, limit: int = 2000) -> str:
-    """A run report as one message: the summary line, then stdout/stderr in code blocks."""
-    result = report.result
-    parts = [
-        f"**{result.status}**",
-        f"exit {result.exit_code}" if result.exit_code is not None else "no exit code",
-        f"{result.duration_ms / 1000:.2f} s",
-    ]
-    if result.peak_memory_kb is not None:
-        parts.append(f"peak {result.peak_memory_kb / 1024:.1f} MB")
-    if result.limit_hit:
-        parts.append(f"limit hit: {result.limit_hit.replace('_', ' ')}")
-    if result.truncated:
-        parts.append("output truncated")
-    head = f"▶️ Run of version {report.version.number} of #{report.session.id}: " + " · ".join(parts)
-    if result.message:
-        head += f"\n{result.message[:300]}"
-    streams = [
-        (name, text)
-        for name, text in (
-            ("compiler", result.compile_output if result.status == "compile_error" else ""),
-            ("stdout", result.stdout),
-            ("stderr", result.stderr),
-        )
-        if text.strip()
-    ]
-    if not streams:
-        return (head + "\n(no output)")[:limit]
-    # Each block costs its label, two fences (at most a few backticks longer than any run of
-    # backticks inside) and newlines; share what is left of the limit between the streams.
-    overhead = sum(len(name) + 20 + 2 * _longest_backticks(text) for name, text in streams)
-    budget = max(0, limit - len(head) - overhead) // len(streams)
-    blocks = [f"{name}:\n{fence(_clip(text, budget), 'text')}" for name, text in streams]
-    return "\n".join([head, *blocks])[:limit]
-
-
-def _longest_backticks(text: str) -> int:
-    return max((len(run) for run in re.findall(r"`+", text)), default=0)
+def fix_view(session_id: int) -> ui.View:
+    """The button under a failed run or test: Fix (the next version, from what went wrong)."""
+    view = ui.View(timeout=None)
+    view.add_item(FixButton(session_id))
+    return _stateless(view)

@@ -24,6 +24,7 @@ __all__ = [
     "partial",
     "render_run",
     "render_version",
+    "run_summary",
     "version_header",
 ]
 

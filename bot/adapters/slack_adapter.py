@@ -14,11 +14,17 @@
   person who asked (ephemeral), never a traceback.
 - One message per version: posted when the turn starts, edited at most once per
   ``edit_interval`` (1 s; the final edit waits out the interval too), ending as the version
-  with its buttons (Run, when a sandbox exists; Delete session, owner only, confirmed). A
-  snippet too long for a message goes to the thread as a file (``files_upload_v2``, Slack's
-  file type for the language). A failed turn ends with the reason and a Retry button.
+  with its buttons (Run and, for Python and JavaScript, Test, when the sandbox works here;
+  Delete session, owner only, confirmed). A snippet too long for a message goes to the thread
+  as a file (``files_upload_v2``, Slack's file type for the language). A failed turn ends with
+  the reason and a Retry button.
+- Run and Test (anyone in the thread) post the result in the thread: the summary, the tests
+  (long ones as a file with a preview), the outputs; a place in the sandbox's line is shown
+  while waiting. A failed result has a Fix button: the next version, made from that failure,
+  streams into the thread like a reply's. Test and Fix act on the latest version only.
 - ``/snippets [list|show ID|run ID|delete ID]`` answers ephemerally, scoped to the caller's own
-  sessions in this workspace; deleting a session also removes the bot's messages in its thread.
+  sessions in this workspace (``run`` too); deleting a session also removes the bot's messages
+  in its thread.
 - Socket Mode when an app token is set (no HTTP route then), else HTTP mode on
   ``POST /slack/events`` with bolt's signature check. The Web API client retries Slack's 429s
   after ``Retry-After``.
@@ -50,9 +56,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.adapters.base import ChatAdapter
 from bot.adapters.slack_blocks import (
     DELETE,
+    FIX,
     MODAL,
     RETRY,
     RUN,
+    TEST,
     Message,
     escape,
     modal_values,
@@ -231,6 +239,8 @@ class SlackAdapter(ChatAdapter):
         bolt.event("message")(self._on_message)
         bolt.view(MODAL)(self._on_modal)
         bolt.action(RUN)(self._on_run)
+        bolt.action(TEST)(self._on_test)
+        bolt.action(FIX)(self._on_fix)
         bolt.action(DELETE)(self._on_delete)
         bolt.action(RETRY)(self._on_retry)
         bolt.error(self._on_bolt_error)
@@ -333,6 +343,22 @@ class SlackAdapter(ChatAdapter):
         self._count("action_run")
         caller, private = self._action_caller(context, body)
         self._spawn(self.sessions.run(caller, str(action.get("value", ""))), private)
+
+    async def _on_test(
+        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        self._count("action_test")
+        caller, private = self._action_caller(context, body)
+        self._spawn(self.sessions.test(caller, str(action.get("value", ""))), private)
+
+    async def _on_fix(
+        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        self._count("action_fix")
+        caller, private = self._action_caller(context, body)
+        self._spawn(self.sessions.fix(caller, str(action.get("value", ""))), private)
 
     async def _on_delete(
         self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.adapters.render import RenderedVersion, partial
+from bot.adapters.render import RenderedVersion, partial, run_summary
 from bot.codeblocks import close_open_fence, fence
 from bot.languages import Language
 from bot.values import RunReport
@@ -25,15 +25,18 @@ from storage import Session
 
 __all__ = [
     "DELETE",
+    "FIX",
     "MESSAGE_LIMIT",
     "MODAL",
     "RETRY",
     "RUN",
+    "TEST",
     "Message",
     "code_modal",
     "escape",
     "failed_message",
     "modal_values",
+    "needs_tests_file",
     "noncode_message",
     "parent_message",
     "run_message",
@@ -49,8 +52,14 @@ __all__ = [
 #: characters of markdown in one message (Slack advises 4,000; a markdown block takes 12,000)
 MESSAGE_LIMIT = 3900
 _SECTION_LIMIT = 2900  # a section block's text takes 3,000
+#: characters of unit tests shown in a test result; longer tests go as a file with a preview
+_TESTS_LIMIT = 1500
+_TESTS_LINES = 40  # more lines than this go as a file too
+_TESTS_PREVIEW_LINES = 12
 
 RUN = "codethread_run"
+TEST = "codethread_test"
+FIX = "codethread_fix"
 DELETE = "codethread_delete"
 RETRY = "codethread_retry"
 MODAL = "codethread_code"
@@ -154,15 +163,24 @@ def writing_message(*, number: int, model: str, text: str) -> Message:
 
 
 def version_message(
-    session: Session, rendered: RenderedVersion, *, number: int, complete: bool, can_run: bool
+    session: Session,
+    rendered: RenderedVersion,
+    *,
+    number: int,
+    complete: bool,
+    can_run: bool,
+    can_test: bool = False,
 ) -> Message:
-    """A finished version, with its buttons: Run (when a sandbox exists) and Delete session."""
+    """A finished version, with its buttons: Run and Test (when they work here), Delete session."""
     body = rendered.text
     if not complete:
         body += "\n\n⚠️ The answer was cut off; reply *finish it* to get the rest."
+    ref = f"{session.id}:{number}"
     buttons = []
     if can_run:
-        buttons.append(_button("▶ Run", RUN, f"{session.id}:{number}", style="primary"))
+        buttons.append(_button("▶ Run", RUN, ref, style="primary"))
+    if can_test:
+        buttons.append(_button("🧪 Test", TEST, ref))
     buttons.append(
         _button(
             "Delete session",
@@ -211,12 +229,12 @@ def failed_message(session: Session, message: str) -> Message:
     )
 
 
-_OUTCOME = {
-    "ok": ("passed", ":white_check_mark:"),
-    "failed": ("failed", ":x:"),
-    "compile_error": ("did not compile", ":x:"),
-    "limit": ("was stopped by a limit", ":stopwatch:"),
-    "unavailable": ("could not run", ":no_entry:"),
+_ICONS = {
+    "ok": ":white_check_mark:",
+    "failed": ":x:",
+    "compile_error": ":x:",
+    "limit": ":stopwatch:",
+    "unavailable": ":no_entry:",
 }
 
 
@@ -226,24 +244,36 @@ def _output(title: str, text: str, room: int) -> str:
     return f"{title}\n{fence(text, 'text')}"
 
 
-def run_message(report: RunReport) -> Message:
-    """A sandboxed run: outcome, exit code, time, peak memory, limit hit, and the outputs."""
+def needs_tests_file(tests: str) -> bool:
+    """Whether unit tests are too long for a result message (a preview, and the whole file)."""
+    return len(tests) > _TESTS_LIMIT or tests.count("\n") >= _TESTS_LINES
+
+
+def _tests(tests: str, info: str, filename: str | None) -> str:
+    if filename is None:
+        return f"**The tests**\n{fence(tests, info)}"
+    lines = tests.splitlines()
+    shown = "\n".join(lines[:_TESTS_PREVIEW_LINES])[:_TESTS_LIMIT]
+    more = len(lines) - _TESTS_PREVIEW_LINES
+    rest = f"… {more} more lines in" if more > 0 else "All of them in"
+    return f"**The tests** (beginning)\n{fence(shown, info)}\n_{rest} `{filename}` below._"
+
+
+def run_message(
+    report: RunReport, *, tests_info: str = "", tests_file: str | None = None
+) -> Message:
+    """A sandboxed run or test: the summary, the tests, the outputs, and Fix when it failed.
+
+    Tests go in a code block tagged ``tests_info``; with ``tests_file`` only their beginning
+    does (the adapter posts the whole file next to the message).
+    """
     result, version = report.result, report.version
-    outcome, icon = _OUTCOME.get(result.status, (result.status, ":grey_question:"))
-    facts = [f"exit code {result.exit_code}" if result.exit_code is not None else "no exit code"]
-    facts.append(f"{result.duration_ms / 1000:.2f} s")
-    if result.compile_ms:
-        facts.append(f"compile {result.compile_ms / 1000:.2f} s")
-    if result.peak_memory_kb is not None:
-        facts.append(f"peak memory {result.peak_memory_kb / 1024:.1f} MB")
-    if result.limit_hit:
-        facts.append(f"limit hit: {result.limit_hit.replace('_', ' ')}")
-    parts = [
-        f"{icon} **Run of version {version.number}** of #{report.session.id} {outcome}",
-        " · ".join(facts),
-    ]
+    summary = run_summary(report)
+    parts = [f"{_ICONS.get(result.status, ':grey_question:')} {summary}"]
     if result.message:
         parts.append(result.message)
+    if report.tests:
+        parts.append(_tests(report.tests, tests_info, tests_file))
     outputs = [
         (title, text)
         for title, text in (
@@ -257,11 +287,12 @@ def run_message(report: RunReport) -> Message:
         parts.append("_(no output)_")
     room = (MESSAGE_LIMIT - sum(len(p) + 1 for p in parts) - 120) // max(len(outputs), 1)
     parts.extend(_output(title, text, room) for title, text in outputs)
-    if result.truncated:
-        parts.append("_The output was cut at the sandbox's cap._")
-    return Message(
-        text=f"Run of version {version.number}: {outcome}", blocks=[_markdown("\n".join(parts))]
-    )
+    blocks: Blocks = [_markdown("\n".join(parts))]
+    if not result.passed and result.status != "unavailable":
+        ref = f"{report.session.id}:{version.number}"
+        fix = _button("🔧 Fix", FIX, ref, style="primary")
+        blocks.append({"type": "actions", "elements": [fix]})
+    return Message(text=summary.split(" · ")[0], blocks=blocks)
 
 
 def snippets_list(sessions: Sequence[Session], links: Mapping[int, str]) -> Message:

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import re
 import time
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from bot.adapters.slack_blocks import (
     code_modal,
     escape,
     failed_message,
+    needs_tests_file,
     noncode_message,
     parent_message,
     run_message,
@@ -40,11 +42,32 @@ from bot.adapters.slack_blocks import (
 from bot.core import SessionService
 from bot.errors import SessionNotFound, UserError
 from bot.languages import Languages
+from bot.prompts import TESTABLE
 from bot.runs import RunService
-from bot.values import Caller, Done, Failed, Loading, NonCode, Progress, Started, Waiting
+from bot.values import (
+    Caller,
+    Done,
+    Failed,
+    Loading,
+    NonCode,
+    Progress,
+    Reply,
+    RunReport,
+    Started,
+    Waiting,
+)
+from sandbox import TOOLCHAINS
 from storage import Session, SessionKey, Version
 
-__all__ = ["PLATFORM", "CodeRequest", "SlackBot", "SlackSessions", "parse_code", "session_ref"]
+__all__ = [
+    "PLATFORM",
+    "CodeRequest",
+    "SlackBot",
+    "SlackSessions",
+    "parse_code",
+    "session_ref",
+    "version_ref",
+]
 
 log = logging.getLogger("codethread.slack")
 
@@ -96,6 +119,12 @@ def parse_code(text: str, languages: Languages) -> CodeRequest:
     if model == "":
         raise UserError("Name a model after `model:`, e.g. `model:gpt-4o-mini`.")
     return CodeRequest(language=language, model=model, prompt=rest.strip())
+
+
+def version_ref(value: str) -> tuple[int, int | None]:
+    """A button's ``SESSION:VERSION`` (the version may be missing: the latest)."""
+    session_id, _, number = value.partition(":")
+    return session_ref(session_id), int(number) if number.isdigit() else None
 
 
 def session_ref(text: str) -> int:
@@ -162,6 +191,43 @@ class _Live:
         self._throttle.ready()  # restart the interval from this edit
 
 
+class _QueueNotice:
+    """``on_queued`` for a sandbox run: shows the caller's place in line in ``live``.
+
+    The pool calls it synchronously, again each time the caller moves up; the edits run in
+    one task, paced like every other edit, and show only the newest position.
+    """
+
+    def __init__(self, live: _Live) -> None:
+        self.live = live
+        self._position: int | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def __call__(self, position: int) -> None:
+        self._position = position
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._show())
+
+    async def _show(self) -> None:
+        shown: int | None = None
+        while self._position != shown:
+            shown = self._position
+            text = f":hourglass: The sandbox is busy; you are #{shown} in line."
+            await self.live.show(status_message(text), final=True)
+
+    async def wait(self) -> None:
+        """Let the last position edit finish (so the result edit comes after it)."""
+        if self._task is not None:
+            try:
+                await self._task
+            except Exception as err:  # the result still goes out; the notice was a nicety
+                log.warning("could not show a place in line: %s", type(err).__name__)
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
 class SlackSessions:
     def __init__(
         self,
@@ -175,6 +241,7 @@ class SlackSessions:
         self.runs = runs
         self.client = client
         self.edit_interval = edit_interval
+        self._busy: set[tuple[str, int]] = set()  # (Test or Fix, session) in progress
 
     # -- starting ----------------------------------------------------------------------------
 
@@ -256,7 +323,7 @@ class SlackSessions:
 
     async def retry(self, caller: Caller, ref: str) -> None:
         """The Retry button of a failed turn: send its kept request again."""
-        session = await self.service.get(session_ref(ref))
+        session = await self._here(session_ref(ref), caller)
         request = self.service.failed_request(session.id)
         if request is None:
             raise UserError("Nothing to retry: the last request of this snippet did not fail.")
@@ -266,10 +333,14 @@ class SlackSessions:
         self, session_id: int, caller: Caller, text: str, channel: str, thread_ts: str
     ) -> None:
         """Run one turn and show it as one message in the thread, edited as the model writes."""
+        await self._stream(self.service.turn(session_id, caller, text), channel, thread_ts)
+
+    async def _stream(self, turn: AsyncGenerator[Reply], channel: str, thread_ts: str) -> None:
+        """Show a turn's events (a reply's, a retry's, a fix's) as one message in the thread."""
         live = _Live(self.client, channel, thread_ts, interval=self.edit_interval)
         started: Started | None = None
         try:
-            async with contextlib.aclosing(self.service.turn(session_id, caller, text)) as events:
+            async with contextlib.aclosing(turn) as events:
                 async for event in events:
                     match event:
                         case Waiting(position=n):
@@ -309,6 +380,7 @@ class SlackSessions:
             number=version.number,
             complete=complete,
             can_run=self.runs.can_run,
+            can_test=self.runs.can_run and language.name in TESTABLE,
         )
         await live.show(message, final=True)
         if rendered.filename and rendered.file_content is not None:
@@ -325,15 +397,104 @@ class SlackSessions:
 
     async def run(self, caller: Caller, value: str) -> None:
         """The Run button (``SESSION:VERSION``): run that version, post the result in the thread."""
-        session_id, _, number = value.partition(":")
-        report = await self.runs.run(
-            session_ref(session_id), caller, number=int(number) if number.isdigit() else None
+        session_id, number = version_ref(value)
+        session = await self._here(session_id, caller)
+        live = _Live(
+            self.client, session.key.channel, session.key.thread, interval=self.edit_interval
         )
-        message = run_message(report)
-        key = report.session.key
-        await self.client.chat_postMessage(
-            channel=key.channel, thread_ts=key.thread, text=message.text, blocks=message.blocks
+        async with self._sandboxed(live) as queued:
+            report = await self.runs.run(session.id, caller, number=number, on_queued=queued)
+            await queued.wait()
+            await self._show_run(live, report)
+
+    async def test(self, caller: Caller, value: str) -> None:
+        """The Test button: unit tests of the latest version by its model, run, posted in the
+        thread (a "writing tests" message first, since the model takes a while)."""
+        session_id, number = version_ref(value)
+        session = await self._here(session_id, caller)
+        self._latest(session, number, "Test")
+        live = _Live(
+            self.client, session.key.channel, session.key.thread, interval=self.edit_interval
         )
+        with self._once(
+            "test", session.id, "Unit tests for this snippet are already on their way."
+        ):
+            async with self._sandboxed(live) as queued:
+                await live.show(
+                    status_message(
+                        f":test_tube: Writing unit tests for version {session.version_count} "
+                        f"with `{escape(session.model)}` …"
+                    )
+                )
+                report = await self.runs.test(session.id, caller, on_queued=queued)
+                await queued.wait()
+                await self._show_run(live, report)
+
+    async def fix(self, caller: Caller, value: str) -> None:
+        """The Fix button of a failed run or test: the next version, made from that failure and
+        streamed into the thread like a reply's."""
+        session_id, number = version_ref(value)
+        session = await self._here(session_id, caller)
+        self._latest(session, number, "Fix")
+        with self._once("fix", session.id, "A fix of this snippet is already being written."):
+            await self._stream(
+                self.runs.fix(session.id, caller), session.key.channel, session.key.thread
+            )
+
+    def _latest(self, session: Session, number: int | None, button: str) -> None:
+        """Test and Fix work on a session's latest version; refuse a button of an older one."""
+        if number is not None and number != session.version_count:
+            raise UserError(
+                f"{button} works on the latest version, and version {number} of snippet "
+                f"#{session.id} is no longer the latest: use the buttons of version "
+                f"{session.version_count}."
+            )
+
+    @contextlib.contextmanager
+    def _once(self, kind: str, session_id: int, busy: str) -> Iterator[None]:
+        """One Test (or Fix) of a session at a time: a second click while one runs is refused."""
+        if (kind, session_id) in self._busy:
+            raise UserError(busy)
+        self._busy.add((kind, session_id))
+        try:
+            yield
+        finally:
+            self._busy.discard((kind, session_id))
+
+    @contextlib.asynccontextmanager
+    async def _sandboxed(self, live: _Live) -> AsyncIterator[_QueueNotice]:
+        """A run's message: its place in line while it waits, taken back if the run fails."""
+        queued = _QueueNotice(live)
+        try:
+            yield queued
+        except Exception:
+            await queued.wait()
+            if live.ts is not None:  # the refusal or failure is told to the clicker instead
+                with contextlib.suppress(SlackApiError):
+                    await self.client.chat_delete(channel=live.channel, ts=live.ts)
+            raise
+        finally:
+            queued.cancel()  # done by now, unless the job was cancelled
+
+    async def _show_run(self, live: _Live, report: RunReport) -> None:
+        """A run's or test's result in the thread; long tests go next to it as a file."""
+        language = self.service.language(report.session.language)
+        setup = TOOLCHAINS[language.name].test if language.name in TOOLCHAINS else None
+        filename = setup.file if setup else f"tests.{language.extension}"
+        as_file = bool(report.tests) and needs_tests_file(report.tests)
+        message = run_message(
+            report, tests_info=language.fence, tests_file=filename if as_file else None
+        )
+        await live.show(message, final=True)
+        if as_file:
+            await self.client.files_upload_v2(
+                channel=live.channel,
+                thread_ts=live.thread_ts,
+                content=report.tests,
+                filename=filename,
+                title=f"Tests of version {report.version.number} of #{report.session.id}",
+                snippet_type=snippet_type(language),
+            )
 
     async def delete(self, caller: Caller, session_id: int, bot: SlackBot) -> Session:
         """Delete a session (owner only) and take the bot's messages out of its thread."""
@@ -368,6 +529,13 @@ class SlackSessions:
             session = await self.delete(caller, session_ref(arg), bot)
             return status_message(f"Deleted snippet #{session.id} ({escape(session.title)}).")
         return status_message(SNIPPETS_HELP)
+
+    async def _here(self, session_id: int, caller: Caller) -> Session:
+        """A session of this workspace, whoever owns it (buttons work for the whole thread)."""
+        session = await self.service.get(session_id)
+        if session.key.platform != PLATFORM or session.key.workspace != caller.workspace:
+            raise SessionNotFound(session_id)
+        return session
 
     async def _owned(self, session_id: int, caller: Caller) -> Session:
         """The caller's own session in this workspace (the core refuses others' sessions)."""

@@ -6,19 +6,21 @@ import asyncio
 import dataclasses
 import itertools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import discord
 import pytest
 
 from bot.adapters.discord_adapter import DiscordAdapter
+from bot.adapters.discord_render import run_message
 from bot.app import App, build
 from bot.config import Config
-from bot.core import SessionService
-from bot.values import Caller, RunReport
-from engines import Engine, EngineUnavailable, FakeEngine, ModelSpec
+from bot.languages import Languages
+from bot.values import RunReport
+from engines import Engine, EngineUnavailable, FakeEngine, GenerationRequest, ModelSpec
 from sandbox import RunResult
 from storage import Session, SessionKey, Version
 from tests.fakes.discord_fakes import (
@@ -50,8 +52,7 @@ EDIT = "PATCH /channels/{channel_id}/messages/{message_id}"
 EPHEMERAL = 64
 
 
-@pytest.fixture
-async def app(tmp_path: Path, fake: FakeEngine) -> AsyncIterator[App]:
+async def start_app(tmp_path: Path, fake: FakeEngine, **settings: object) -> App:
     def factory(spec: ModelSpec) -> Engine:
         return fake
 
@@ -60,11 +61,25 @@ async def app(tmp_path: Path, fake: FakeEngine) -> AsyncIterator[App]:
         model="fake:echo",
         rate_limit_per_minute=0,
         discord_bot_token="test-token",
+        **settings,  # type: ignore[arg-type]
     )
     app = await build(config, engine_factory=factory)
-    await app.start()
+    await app.start()  # probes the sandbox: Run and Test appear where bubblewrap works
+    return app
+
+
+@pytest.fixture
+async def app(tmp_path: Path, fake: FakeEngine) -> AsyncIterator[App]:
+    app = await start_app(tmp_path, fake)
     yield app
     await app.aclose()
+
+
+@pytest.fixture
+def needs_sandbox(app: App) -> None:
+    """Skips a test that runs code when the sandbox does not work here."""
+    if not app.runs.can_run:
+        pytest.skip("no working sandbox here (bubblewrap missing, or namespaces refused)")
 
 
 @dataclass
@@ -76,7 +91,7 @@ class Bot:
     def for_token(self, token: str) -> list[Call]:
         return [c for c in self.fake.calls if c.params.get("webhook_token") == token]
 
-    async def code(self, prompt: str, **options: object) -> tuple[str, int]:
+    async def code(self, prompt: str, **options: Any) -> tuple[str, int]:
         """Run /code to the end; the interaction token and the new thread's id."""
         token = self.gateway.slash("code", prompt=prompt, **options)
         await settle()
@@ -144,7 +159,8 @@ async def test_code_defers_opens_a_thread_and_posts_the_version(
     assert final.key == EDIT
     assert "```python\ndef add(a, b):\n    return a + b\n```" in final.content
     assert "Adds." in final.content and "Version 1 of #1" in final.content
-    assert components(final) == ["ct:delete:1"]  # no Run without a sandbox
+    buttons = ["ct:run:1:1", "ct:test:1:1"] if app.runs.can_run else []  # only with a sandbox
+    assert components(final) == [*buttons, "ct:delete:1"]
 
     key = SessionKey(
         platform="discord", workspace=str(GUILD_ID), channel=str(CHANNEL_ID), thread=str(thread_id)
@@ -314,71 +330,270 @@ async def test_delete_button_is_for_the_owner_only(bot: Bot, app: App) -> None:
 
 async def test_buttons_keep_working_after_a_restart(bot: Bot, app: App) -> None:
     _, thread_id = await bot.code("survive a restart")
-    message_id = int(bot.final(thread_id).params["message_id"])
+    message = int(bot.final(thread_id).params["message_id"])
     await settle()
     await bot.adapter.aclose()
 
     again = await connect(app, bot.fake)  # a new client: no views, no cache from before
     try:
-        token = again.gateway.click(message_id, "ct:delete:1", user=ALICE)
+        earlier = bot.fake.posted(thread_id, "ct:fix:1")  # under a failed run, say
+        calls = await click(again, earlier, "ct:fix:1")
+        assert "Run or test this version first" in calls[-1].content
+        token = again.gateway.click(message, "ct:delete:1", user=ALICE)
         await settle()
         assert "Deleted snippet #1" in again.for_token(token)[-1].content
     finally:
         await again.adapter.aclose()
 
 
-class SandboxedService(SessionService):
-    """The real service, with a stand-in sandbox that always prints the same thing."""
-
-    @property
-    def can_run(self) -> bool:
-        return True
-
-    async def run(self, session_id: int, caller: Caller, *, number: int | None = None) -> RunReport:
-        session, version = await self.show(session_id, number=number)
-        assert version is not None
-        result = RunResult(
-            status="ok",
-            exit_code=0,
-            stdout="3\n",
-            stderr="",
-            duration_ms=42,
-            peak_memory_kb=10_240,
-        )
-        return RunReport(session=session, version=version, result=result)
-
-
-async def test_run_button_posts_the_result(app: App, fake: FakeEngine) -> None:
-    service = SandboxedService(
-        store=app.store,
-        engines=app.engines,
-        languages=app.service.languages,
-        settings=app.service.settings,
-        metrics=app.metrics,
+async def test_test_and_fix_keep_working_after_a_restart(
+    bot: Bot, app: App, fake: FakeEngine, needs_sandbox: None
+) -> None:
+    fake.responder = scripted(
+        "def add(a, b):\n    return a - b", PASSING_TESTS, then="def add(a, b):\n    return a + b"
     )
-    bot = await connect(dataclasses.replace(app, service=service), FakeDiscord())
+    _, thread_id = await bot.code("add")
+    version = message_id(bot.final(thread_id))
+    await settle()
+    await bot.adapter.aclose()
+
+    again = await connect(app, bot.fake)
     try:
-        fake.responder = lambda r: fenced("print(1 + 2)")
-        _, thread_id = await bot.code("add")
+        result = (await click(again, version, "ct:test:1:1"))[-1]
+        assert "Tests of version 1 of #1 failed" in result.content
+        await again.adapter.aclose()
+
+        third = await connect(app, bot.fake)
+        try:
+            await click(third, message_id(result), "ct:fix:1")
+            assert "Version 2 of #1" in third.final(thread_id).content
+            assert "return a + b" in third.final(thread_id).content
+        finally:
+            await third.adapter.aclose()
+    finally:
+        await again.adapter.aclose()
+
+
+def message_id(call: Call) -> int:
+    """The id of the message a send, an edit or an interaction's original response left."""
+    return int(call.response["id"])
+
+
+async def click(
+    bot: Bot, message: int, custom_id: str, *, user: dict[str, Any] = ALICE
+) -> list[Call]:
+    """Click a button and wait for the bot to finish; the calls made for that interaction."""
+    token = bot.gateway.click(message, custom_id, user=user)
+    await settle()
+    return bot.for_token(token)
+
+
+TESTS_SYSTEM = "You write unit tests"
+
+
+def scripted(code: str, tests: str, then: str | None = None) -> Callable[[GenerationRequest], str]:
+    """A responder: ``tests`` when asked for unit tests, else ``code`` (``then`` from a fix)."""
+
+    def respond(request: GenerationRequest) -> str:
+        if request.messages[0].content.startswith(TESTS_SYSTEM):
+            return fenced(tests)
+        fixing = "The current version is broken" in request.messages[-1].content
+        return fenced(then if fixing and then is not None else code)
+
+    return respond
+
+
+PASSING_TESTS = """\
+import unittest
+
+from snippet import add
+
+
+class AddTest(unittest.TestCase):
+    def test_adds(self):
+        self.assertEqual(add(1, 2), 3)
+
+
+if __name__ == "__main__":
+    unittest.main()"""
+
+#: a long test module (it goes as a file) whose first test fails against ``a - b``
+FAILING_TESTS = PASSING_TESTS.replace(
+    "        self.assertEqual(add(1, 2), 3)\n",
+    "        self.assertEqual(add(1, 2), 3)\n"
+    + "".join(
+        f"\n    def test_zero_{i}(self):\n        self.assertEqual(add({i}, 0), {i})  # keeps\n"
+        for i in range(40)
+    ),
+)
+
+
+async def test_run_button_runs_the_version_in_the_sandbox(
+    bot: Bot, app: App, fake: FakeEngine, needs_sandbox: None
+) -> None:
+    fake.responder = lambda r: fenced("print(1 + 2)")
+    _, thread_id = await bot.code("add")
+    final = bot.final(thread_id)
+    assert components(final) == ["ct:run:1:1", "ct:test:1:1", "ct:delete:1"]
+
+    calls = await click(bot, message_id(final), "ct:run:1:1", user=BOB)  # anyone in the thread
+    assert calls[0].json["type"] == 5  # deferred: public, since a run is worth sharing
+    assert calls[-1].key == ORIGINAL
+    report = calls[-1].content
+    assert report.startswith("Run of version 1 of #1 passed · exit 0 · ")
+    assert "stdout:\n```text\n3\n```" in report
+    assert components(calls[-1]) == []  # nothing to fix
+    [version] = await app.store.list_versions(1)
+    [run] = await app.store.list_runs(version.id)
+    assert (run.kind, run.status, run.stdout) == ("run", "ok", "3\n")
+
+    token = bot.gateway.slash("snippets", subcommand="run", id=1, version=1)
+    await settle()
+    answer = bot.for_token(token)[-1]
+    assert answer.json["flags"] & EPHEMERAL and "passed · exit 0" in answer.content
+
+
+async def test_a_failed_run_offers_fix_which_streams_the_next_version_in_the_thread(
+    bot: Bot, app: App, fake: FakeEngine, needs_sandbox: None
+) -> None:
+    answers = iter([fenced("print(1 / 0)"), fenced("print(1)")])
+    fake.responder = lambda r: next(answers)
+    _, thread_id = await bot.code("divide")
+    bot.gateway.thread_create(thread_id)
+
+    calls = await click(bot, message_id(bot.final(thread_id)), "ct:run:1:1")
+    result = calls[-1]
+    assert "Run of version 1 of #1 failed · exit 1" in result.content
+    assert "ZeroDivisionError" in result.content
+    assert components(result) == ["ct:fix:1"]
+
+    calls = await click(bot, message_id(result), "ct:fix:1", user=BOB)
+    assert [c.key for c in calls] == [CALLBACK]  # acknowledged; the version comes in the thread
+    assert calls[0].json["type"] == 6
+    feedback = fake.requests[-1].messages[-1].content
+    assert "it failed when run" in feedback and "ZeroDivisionError" in feedback
+    sent = [c for c in bot.fake.in_channel(thread_id) if c.key == SEND][-1]
+    assert str(sent.json["message_reference"]["message_id"]) == str(message_id(result))
+    final = bot.final(thread_id)
+    assert "Version 2 of #1" in final.content and "print(1)" in final.content
+    assert components(final) == ["ct:run:1:2", "ct:test:1:2", "ct:delete:1"]
+    versions = await app.store.list_versions(1)
+    assert [v.request for v in versions] == ["divide", feedback]
+
+
+async def test_test_button_posts_the_model_written_tests_and_their_result(
+    bot: Bot, app: App, fake: FakeEngine, needs_sandbox: None
+) -> None:
+    fake.responder = scripted("def add(a, b):\n    return a + b", PASSING_TESTS)
+    _, thread_id = await bot.code("add two numbers")
+
+    calls = await click(bot, message_id(bot.final(thread_id)), "ct:test:1:1", user=BOB)
+    assert calls[0].key == CALLBACK and calls[0].json["type"] == 5  # deferred at once
+    asked = fake.requests[-1].messages
+    assert asked[0].content.startswith(TESTS_SYSTEM) and "return a + b" in asked[-1].content
+    result = calls[-1]
+    assert result.key == ORIGINAL and len(result.content) <= 2000
+    assert result.content.startswith("Tests of version 1 of #1 passed · exit 0")
+    assert "test_adds (test_snippet.AddTest" in result.content and "OK" in result.content
+    assert f"The tests:\n```python\n{PASSING_TESTS}\n```" in result.content  # short: inline
+    assert result.files == [] and components(result) == []
+    assert fences_balanced(result.content)
+
+
+async def test_failing_tests_then_fix_makes_the_next_version_from_the_failure(
+    bot: Bot, app: App, fake: FakeEngine, needs_sandbox: None
+) -> None:
+    fake.responder = scripted(
+        "def add(a, b):\n    return a - b", FAILING_TESTS, then="def add(a, b):\n    return a + b"
+    )
+    _, thread_id = await bot.code("add two numbers")
+    bot.gateway.thread_create(thread_id)
+
+    result = (await click(bot, message_id(bot.final(thread_id)), "ct:test:1:1"))[-1]
+    assert result.content.startswith("Tests of version 1 of #1 failed · exit 1")
+    assert "AssertionError: -1 != 3" in result.content
+    assert result.files == [("test_snippet.py", FAILING_TESTS)]  # too long to show inline
+    assert "The tests are attached (test_snippet.py)." in result.content
+    assert len(result.content) <= 2000 and fences_balanced(result.content)
+    assert components(result) == ["ct:fix:1"]
+
+    await click(bot, message_id(result), "ct:fix:1")
+    fix = fake.requests[-1].messages
+    assert not fix[0].content.startswith(TESTS_SYSTEM)
+    assert "return a - b" in fix[-2].content  # the current version, then the feedback
+    feedback = fix[-1].content
+    assert "its unit tests failed" in feedback and "AssertionError: -1 != 3" in feedback
+    assert "def test_adds" in feedback  # the tests that failed come along
+    final = bot.final(thread_id)
+    assert "Version 2 of #1" in final.content and "return a + b" in final.content
+
+    result = (await click(bot, message_id(final), "ct:test:1:2"))[-1]
+    assert result.content.startswith("Tests of version 2 of #1 passed")
+    assert components(result) == []
+
+
+async def test_fix_with_nothing_to_fix_says_so_privately(
+    bot: Bot, app: App, fake: FakeEngine
+) -> None:
+    fake.responder = lambda r: fenced("print('fine')")
+    _, thread_id = await bot.code("be fine")
+    version = bot.final(thread_id)
+    earlier = bot.fake.posted(thread_id, "ct:fix:1")  # a failed run's result from before
+    requests = len(fake.requests)
+
+    calls = await click(bot, earlier, "ct:fix:1")
+    assert calls[-1].key == FOLLOWUP and calls[-1].json["flags"] & EPHEMERAL
+    assert "Run or test this version first" in calls[-1].content
+
+    if app.runs.can_run:
+        await click(bot, message_id(version), "ct:run:1:1")
+        calls = await click(bot, earlier, "ct:fix:1")
+        assert calls[-1].json["flags"] & EPHEMERAL
+        assert "passed; there is nothing to fix" in calls[-1].content
+    assert len(fake.requests) == requests  # the model was not asked
+    assert len(await app.store.list_versions(1)) == 1
+    assert bot.final(thread_id) == version  # nothing new in the thread
+
+
+async def test_test_is_refused_for_other_languages_and_older_versions(
+    bot: Bot, app: App, fake: FakeEngine, needs_sandbox: None
+) -> None:
+    fake.responder = lambda r: fenced('fn main() { println!("hi"); }', "rust")
+    _, thread_id = await bot.code("say hi", language="rust")
+    final = bot.final(thread_id)
+    assert components(final) == ["ct:run:1:1", "ct:delete:1"]  # no Test for Rust
+    calls = await click(bot, bot.fake.posted(thread_id, "ct:test:1:1"), "ct:test:1:1")
+    assert [c.key for c in calls] == [CALLBACK, DELETE_ORIGINAL, FOLLOWUP]  # withdrawn
+    assert "Tests can be written for JavaScript and Python snippets" in calls[-1].content
+
+    fake.responder = lambda r: fenced(f"print({len(fake.requests)})")
+    _, thread_id = await bot.code("count")
+    first = message_id(bot.final(thread_id))
+    bot.gateway.thread_create(thread_id)
+    bot.gateway.message(thread_id, "again")
+    await settle()
+    calls = await click(bot, first, "ct:test:2:1")
+    assert calls[-1].json["flags"] & EPHEMERAL
+    assert "press Test under version 2" in calls[-1].content
+
+
+async def test_without_a_sandbox_there_is_no_run_or_test(tmp_path: Path, fake: FakeEngine) -> None:
+    app = await start_app(tmp_path, fake, run_snippets=False)
+    bot = await connect(app, FakeDiscord())
+    try:
+        fake.responder = lambda r: fenced("print(1)")
+        _, thread_id = await bot.code("one")
         final = bot.final(thread_id)
-        assert components(final) == ["ct:run:1:1", "ct:delete:1"]
-
-        token = bot.gateway.click(int(final.params["message_id"]), "ct:run:1:1", user=BOB)
-        await settle()
-        calls = bot.for_token(token)
-        assert calls[0].json["type"] == 5  # deferred: public, since a run is worth sharing
-        assert calls[-1].key == ORIGINAL
-        report = calls[-1].content
-        assert "**ok** · exit 0 · 0.04 s · peak 10.0 MB" in report
-        assert "stdout:\n```text\n3\n```" in report
-
-        token = bot.gateway.slash("snippets", subcommand="run", id=1, version=1)
-        await settle()
-        answer = bot.for_token(token)[-1]
-        assert answer.json["flags"] & EPHEMERAL and "exit 0" in answer.content
+        assert components(final) == ["ct:delete:1"]
+        earlier = bot.fake.posted(thread_id, "ct:run:1:1", "ct:test:1:1")  # before, with one
+        for button in ("ct:run:1:1", "ct:test:1:1"):
+            calls = await click(bot, earlier, button)
+            assert calls[-1].json["flags"] & EPHEMERAL
+            assert "Running snippets is turned off here." in calls[-1].content
     finally:
         await settle()
         await bot.adapter.aclose()
+        await app.aclose()
 
 
 async def test_engine_failure_is_reported_and_can_be_retried(
@@ -538,9 +753,7 @@ async def test_snippet_ids_autocomplete_from_the_callers_sessions(bot: Bot) -> N
         assert [c["value"] for c in choices] == expected
 
 
-def test_a_run_report_fits_one_message_with_its_fences_whole() -> None:
-    from bot.adapters.discord_views import render_run
-
+def _report(result: RunResult, *, tests: str = "") -> RunReport:
     session = Session(
         id=4, key=SessionKey(platform="discord", workspace="g", channel="c", thread="t"),
         owner="u", language="python", model="m", title="t", created_at=0.0, updated_at=0.0,
@@ -549,6 +762,11 @@ def test_a_run_report_fits_one_message_with_its_fences_whole() -> None:
         id=1, session_id=4, number=2, request="r", code="print()", note="", model="m",
         prompt_tokens=None, completion_tokens=None, latency_ms=5, status="ok", created_at=0.0,
     )  # fmt: skip
+    kind: Literal["run", "test"] = "test" if tests else "run"
+    return RunReport(session=session, version=version, result=result, kind=kind, tests=tests)
+
+
+def test_a_run_report_fits_one_message_with_its_fences_whole() -> None:
     result = RunResult(
         status="limit",
         exit_code=None,
@@ -558,11 +776,30 @@ def test_a_run_report_fits_one_message_with_its_fences_whole() -> None:
         limit_hit="memory",
         truncated=True,
     )
-    text = render_run(RunReport(session=session, version=version, result=result), limit=2000)
-    assert len(text) <= 2000
-    assert text.startswith("▶️ Run of version 2 of #4: **limit** · no exit code · 1.50 s")
-    assert "limit hit: memory · output truncated" in text and text.endswith("MemoryError\n```")
-    assert "stdout:\n````text\n…\nout\n" in text and "out\n```\n````\n" in text  # fence > ```
+    text, attachment = run_message(_report(result), Languages().get("python"))
+    assert attachment is None and len(text) <= 2000
+    assert text.startswith(
+        "Run of version 2 of #4 was stopped by a limit · no exit code · 1.50 s · "
+        "limit hit: memory · output truncated\n"
+    )
+    assert text.endswith("MemoryError\n```")
+    assert "stdout:\n…\n````text\nout\n" in text and "out\n```\n````\n" in text  # fence > ```
+
+
+def test_tests_go_inline_when_everything_fits_else_as_their_file() -> None:
+    python, javascript = Languages().get("python"), Languages().get("javascript")
+    result = RunResult(status="ok", exit_code=0, stdout="", stderr="OK\n", duration_ms=90)
+    text, attachment = run_message(_report(result, tests="import unittest"), python)
+    assert attachment is None
+    assert text.startswith("Tests of version 2 of #4 passed")
+    assert text.endswith("The tests:\n```python\nimport unittest\n```")
+
+    long = "test('x', () => {});\n" * 200
+    failed = dataclasses.replace(result, status="failed", exit_code=1, stderr="not ok\n" * 500)
+    text, attachment = run_message(_report(failed, tests=long), javascript)
+    assert attachment == ("snippet.test.js", long)
+    assert len(text) <= 2000 and fences_balanced(text)
+    assert text.endswith("not ok\n```\nThe tests are attached (snippet.test.js).")
 
 
 async def test_serve_makes_the_discord_adapter_when_its_token_is_set(app: App) -> None:

@@ -8,6 +8,7 @@ loopback OpenAI-compatible server).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import itertools
@@ -25,7 +26,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from slack_sdk.signature import SignatureVerifier
 
 from bot.adapters.slack_adapter import SlackAdapter
-from bot.adapters.slack_blocks import run_message, to_plain
+from bot.adapters.slack_blocks import needs_tests_file, run_message, to_plain
 from bot.adapters.slack_sessions import parse_code
 from bot.app import App, build
 from bot.config import Config
@@ -33,7 +34,7 @@ from bot.errors import UserError
 from bot.languages import Languages
 from bot.server import make_web_app
 from bot.values import Caller, RunReport
-from engines import EngineUnavailable, FakeEngine, create_engine
+from engines import EngineUnavailable, FakeEngine, GenerationRequest, create_engine
 from sandbox import RunResult
 from storage import Session, SessionKey, Version
 from tests.fakes.openai_server import OpenAIServer
@@ -98,14 +99,24 @@ class Bot:
         status, text, _ = await self.post(body, "application/x-www-form-urlencoded")
         return status, text
 
-    async def click(self, action_id: str, message: Posted, *, user: str = "U1") -> None:
-        value = next(
-            e["value"]
-            for b in message.blocks
-            if b["type"] == "actions"
-            for e in b["elements"]
-            if e["action_id"] == action_id
-        )
+    async def click(
+        self,
+        action_id: str,
+        message: Posted,
+        *,
+        user: str = "U1",
+        value: str | None = None,
+        settle: bool = True,
+    ) -> None:
+        """Press a button of ``message`` (or, with ``value``, one it does not show)."""
+        if value is None:
+            value = next(
+                e["value"]
+                for b in message.blocks
+                if b["type"] == "actions"
+                for e in b["elements"]
+                if e["action_id"] == action_id
+            )
         status, _ = await self.interact(
             {
                 "type": "block_actions",
@@ -123,7 +134,8 @@ class Bot:
             }
         )
         assert status == 200
-        await self.settle()
+        if settle:
+            await self.settle()
 
     async def settle(self) -> None:
         await self.adapter.drain()
@@ -136,6 +148,10 @@ class Bot:
 
     def count(self, kind: str) -> float:
         return float(self.app.metrics.events.labels(platform="slack", kind=kind)._value.get())
+
+    def needs_sandbox(self) -> None:
+        if not self.app.runs.can_run:
+            pytest.skip(f"no sandbox here: {self.app.runs._disabled}")
 
 
 def sign(body: str, stamp: str, secret: str = SECRET) -> str:
@@ -239,7 +255,10 @@ async def test_code_command_acks_at_once_then_parent_thread_and_code(
     [version] = bot.slack.thread("C1", parent.ts)
     assert "Version 1 of #1" in version.body() and "```python\nprint('hi')\n```" in version.body()
     assert "Here it is." in version.body()
-    assert version.action_ids() == ["codethread_delete"]  # no Run without a sandbox
+    if bot.app.runs.can_run:  # Run and Test only where the sandbox works (Python is testable)
+        assert version.action_ids() == ["codethread_run", "codethread_test", "codethread_delete"]
+    else:
+        assert version.action_ids() == ["codethread_delete"]
     session = await bot.app.service.find(
         SessionKey(platform="slack", workspace=TEAM, channel="C1", thread=parent.ts)
     )
@@ -484,7 +503,8 @@ async def test_long_snippet_goes_to_the_thread_as_a_file(bot: Bot, engine: FakeE
 
     preview, file_message = bot.slack.thread("C1", parent.ts)
     assert "more lines in the file" in preview.body() and fences_balanced(preview.body())
-    assert len(preview.body()) < 4000 and preview.action_ids() == ["codethread_delete"]
+    runs = ["codethread_run"] if bot.app.runs.can_run else []  # Bash: Run, but no Test
+    assert len(preview.body()) < 4000 and preview.action_ids() == [*runs, "codethread_delete"]
     [url] = bot.slack.calls_to("files.getUploadURLExternal")
     assert url.params["filename"] == "snippet.sh" and url.params["snippet_type"] == "shell"
     [complete] = bot.slack.calls_to("files.completeUploadExternal")
@@ -537,10 +557,215 @@ async def test_snippets_show_and_run(bot: Bot) -> None:
         await bot.command("/snippets", text)
         await bot.settle()
     shown, ran, bad, usage = (body for _, body in bot.slack.responses)
+    assert all(r["response_type"] == "ephemeral" for r in (shown, ran, bad, usage))
     assert "```python\nprint('hi')\n```" in shown["blocks"][0]["text"]
-    assert "Running snippets is not enabled" in ran["text"]
+    if bot.app.runs.can_run:
+        assert ran["text"] == "Run of version 1 of #1 passed"
+        assert "```text\nhi\n```" in ran["blocks"][0]["text"]
+    else:
+        assert ran["text"] == bot.app.runs._disabled
     assert "Give a snippet number" in bad["text"]
     assert "/snippets show ID" in usage["text"]
+    assert len(bot.slack.thread("C1", bot.slack.top_level("C1")[0].ts)) == 1  # nothing posted
+
+
+async def test_without_running_there_are_no_run_or_test_buttons(
+    tmp_path: Path, slack: FakeSlack, engine: FakeEngine
+) -> None:
+    async with running(config(tmp_path, slack, run_snippets=False), slack, engine) as bot:
+        assert not bot.app.runs.can_run
+        parent = await bot.start_session("say hi")
+        [version] = bot.slack.thread("C1", parent.ts)
+        assert version.action_ids() == ["codethread_delete"]
+        await bot.command("/snippets", "run 1")
+        await bot.settle()
+        for action in ("codethread_run", "codethread_test"):  # buttons of an older message
+            await bot.click(action, version, value="1:1")
+    [(_, ran)] = slack.responses
+    assert ran["text"] == "Running snippets is turned off here."
+    run, test = slack.ephemerals
+    assert run["text"] == test["text"] == "Running snippets is turned off here."
+    assert run["thread_ts"] == parent.ts and len(slack.thread("C1", parent.ts)) == 1
+
+
+# -- Run, Test and Fix in the real sandbox ------------------------------------------------------
+
+TESTS = """\
+import unittest
+from snippet import add
+
+class AddTest(unittest.TestCase):
+    def test_add(self):
+        self.assertEqual(add(2, 3), 5)
+"""
+BROKEN = "def add(a, b):\n    return a - b"
+FIXED = "def add(a, b):\n    return a + b"
+
+
+def is_tests_request(request: GenerationRequest) -> bool:
+    return request.messages[0].content.startswith("You write unit tests")
+
+
+def script(engine: FakeEngine, *codes: str, tests: str = TESTS) -> None:
+    """Versions answer ``codes`` in turn; a request for unit tests answers ``tests``."""
+    answers = iter(codes)
+    engine.responder = lambda r: fenced(tests) if is_tests_request(r) else fenced(next(answers))
+
+
+async def test_run_button_posts_the_result_in_the_thread(bot: Bot, engine: FakeEngine) -> None:
+    bot.needs_sandbox()
+    script(engine, "print(1 + 2)")
+    parent = await bot.start_session("add one and two")
+    [version] = bot.slack.thread("C1", parent.ts)
+
+    await bot.click("codethread_run", version, user="U2")  # anyone in the thread may run it
+    _, result = bot.slack.thread("C1", parent.ts)
+    assert result.text == "Run of version 1 of #1 passed"
+    assert "exit 0" in result.body() and "```text\n3\n```" in result.body()
+    assert result.action_ids() == []  # nothing to fix
+    assert bot.count("action_run") == 1
+
+
+async def test_a_waiting_run_shows_its_place_in_line(bot: Bot, engine: FakeEngine) -> None:
+    bot.needs_sandbox()
+    script(engine, "print(1 + 2)")
+    parent = await bot.start_session("add one and two")
+    [version] = bot.slack.thread("C1", parent.ts)
+    pool = bot.app.runs.pool
+    assert pool is not None
+    async with contextlib.AsyncExitStack() as busy:  # every slot taken
+        for _ in range(pool.size):
+            await busy.enter_async_context(pool.slot())
+        await bot.click("codethread_run", version, settle=False)
+        for _ in range(200):
+            if len(bot.slack.thread("C1", parent.ts)) == 2:
+                break
+            await asyncio.sleep(0.01)
+        _, waiting = bot.slack.thread("C1", parent.ts)
+        assert "you are #1 in line" in waiting.body()
+    await bot.settle()
+    _, result = bot.slack.thread("C1", parent.ts)
+    assert result.ts == waiting.ts and "```text\n3\n```" in result.body()  # the same message
+
+
+async def test_test_button_posts_the_tests_and_their_result(bot: Bot, engine: FakeEngine) -> None:
+    bot.needs_sandbox()
+    script(engine, FIXED)
+    parent = await bot.start_session("add two numbers")
+    [version] = bot.slack.thread("C1", parent.ts)
+
+    await bot.click("codethread_test", version, user="U2")
+    asked = engine.requests[-1]
+    assert is_tests_request(asked) and FIXED in asked.messages[-1].content
+    _, result = bot.slack.thread("C1", parent.ts)
+    assert result.text == "Tests of version 1 of #1 passed"
+    assert f"```python\n{TESTS}```" in result.body()
+    assert "Ran 1 test" in result.body() and "OK" in result.body()
+    assert result.action_ids() == []
+    assert bot.slack.calls_to("files.completeUploadExternal") == []
+    posts = [c.params["text"] for c in bot.slack.calls_to("chat.postMessage")]
+    [writing] = [text for text in posts if "Writing unit tests" in text]
+    assert "version 1" in writing  # shown while the model wrote the tests, then edited
+    assert bot.count("action_test") == 1
+
+
+async def test_long_tests_go_to_the_thread_as_a_file(bot: Bot, engine: FakeEngine) -> None:
+    bot.needs_sandbox()
+    many = TESTS + "".join(
+        f"\n    def test_add_{i}(self):\n        self.assertEqual(add({i}, 1), {i + 1})\n"
+        for i in range(40)
+    )
+    script(engine, FIXED, tests=many)
+    parent = await bot.start_session("add two numbers")
+    [version] = bot.slack.thread("C1", parent.ts)
+
+    await bot.click("codethread_test", version)
+    _, result, file_message = bot.slack.thread("C1", parent.ts)
+    assert "Ran 41 tests" in result.body() and "test_add_30(" not in result.body()
+    assert "more lines in `test_snippet.py` below" in result.body()
+    assert len(result.body()) < 4000 and fences_balanced(result.body())
+    [url] = bot.slack.calls_to("files.getUploadURLExternal")
+    assert url.params["filename"] == "test_snippet.py" and url.params["snippet_type"] == "python"
+    [complete] = bot.slack.calls_to("files.completeUploadExternal")
+    assert bot.slack.uploads[complete.params["files"][0]["id"]] == many.strip().encode()
+    assert file_message.files
+
+
+async def test_failed_tests_then_fix_makes_the_next_version_from_the_failure(
+    bot: Bot, engine: FakeEngine
+) -> None:
+    bot.needs_sandbox()
+    script(engine, BROKEN, FIXED)
+    parent = await bot.start_session("add two numbers")
+    [v1] = bot.slack.thread("C1", parent.ts)
+
+    await bot.click("codethread_test", v1)
+    _, failed = bot.slack.thread("C1", parent.ts)
+    assert failed.text == "Tests of version 1 of #1 failed"
+    assert "AssertionError: -1 != 5" in failed.body()
+    assert failed.action_ids() == ["codethread_fix"]
+
+    await bot.click("codethread_fix", failed, user="U2")  # anyone in the thread
+    feedback = engine.requests[-1].messages[-1].content
+    assert "its unit tests failed" in feedback and "AssertionError: -1 != 5" in feedback
+    assert "class AddTest" in feedback and "Fix the code (not the tests)" in feedback
+    assert "return a - b" in engine.requests[-1].messages[-2].content  # built on version 1
+    _, _, v2 = bot.slack.thread("C1", parent.ts)
+    assert "Version 2 of #1" in v2.body() and "return a + b" in v2.body()
+    assert v2.action_ids() == ["codethread_run", "codethread_test", "codethread_delete"]
+    assert bot.count("action_fix") == 1
+
+    await bot.click("codethread_fix", failed)  # the same failure again: version 1 is old now
+    await bot.click("codethread_test", v1)
+    again, test_old = bot.slack.ephemerals
+    assert "Fix works on the latest version" in again["text"]
+    assert "Test works on the latest version" in test_old["text"]
+    assert again["thread_ts"] == parent.ts and "use the buttons of version 2" in again["text"]
+    assert len(engine.requests) == 3 and len(bot.slack.thread("C1", parent.ts)) == 3
+
+    await bot.click("codethread_test", v2)
+    _, _, _, passed = bot.slack.thread("C1", parent.ts)
+    assert passed.text == "Tests of version 2 of #1 passed"
+
+
+async def test_fix_when_the_latest_run_passed_says_so(bot: Bot, engine: FakeEngine) -> None:
+    bot.needs_sandbox()
+    script(engine, BROKEN)
+    parent = await bot.start_session("add two numbers")
+    [version] = bot.slack.thread("C1", parent.ts)
+    await bot.click("codethread_test", version)
+    await bot.click("codethread_run", version)  # the program itself runs fine
+    _, failed, ran = bot.slack.thread("C1", parent.ts)
+    assert ran.text == "Run of version 1 of #1 passed" and "(no output)" in ran.body()
+
+    await bot.click("codethread_fix", failed)
+    [told] = bot.slack.ephemerals
+    assert "latest run of this version passed; there is nothing to fix" in told["text"]
+    assert len(bot.slack.thread("C1", parent.ts)) == 3 and len(engine.requests) == 2
+
+
+async def test_tests_answer_without_code_leaves_nothing_in_the_thread(
+    bot: Bot, engine: FakeEngine
+) -> None:
+    bot.needs_sandbox()
+    engine.responder = lambda r: "I'd rather not." if is_tests_request(r) else fenced(FIXED)
+    parent = await bot.start_session("add two numbers")
+    [version] = bot.slack.thread("C1", parent.ts)
+    await bot.click("codethread_test", version)
+    [told] = bot.slack.ephemerals
+    assert "without a test file" in told["text"] and told["user"] == "U1"
+    assert bot.slack.thread("C1", parent.ts) == [version]  # the "writing tests" note is gone
+    assert bot.slack.calls_to("chat.delete")
+
+
+async def test_fix_with_nothing_to_fix_is_explained(bot: Bot, engine: FakeEngine) -> None:
+    parent = await bot.start_session("say hi")
+    [version] = bot.slack.thread("C1", parent.ts)
+    await bot.click("codethread_fix", version, value="1:1")  # no run of version 1 yet
+    [told] = bot.slack.ephemerals
+    assert told["user"] == "U1" and told["thread_ts"] == parent.ts
+    assert "Run or test this version first" in told["text"]
+    assert len(engine.requests) == 1 and len(bot.slack.thread("C1", parent.ts)) == 1
 
 
 def test_run_result_rendering() -> None:
@@ -564,9 +789,28 @@ def test_run_result_rendering() -> None:
     )  # fmt: skip
     message = run_message(RunReport(session=session, version=version, result=result))
     text = message.blocks[0]["text"]
+    assert message.text == "Run of version 1 of #3 was stopped by a limit"
     assert "stopped by a limit" in text and "limit hit: wall time" in text
-    assert "no exit code" in text and "2.00 s" in text and "peak memory 50.0 MB" in text
+    assert "no exit code" in text and "2.00 s" in text and "peak 50.0 MB" in text
     assert "```text\nKilled\n```" in text and "more characters" in text
+    assert len(text) <= 4000 and fences_balanced(text)
+    [fix] = message.blocks[1]["elements"]  # a failed run can be fixed
+    assert (fix["action_id"], fix["value"]) == ("codethread_fix", "3:1")
+
+    passed = dataclasses.replace(result, status="ok", exit_code=0, limit_hit=None, stdout="3\n")
+    short = "import unittest\n\nclass T(unittest.TestCase):\n    pass\n"
+    report = RunReport(session=session, version=version, result=passed, kind="test", tests=short)
+    assert not needs_tests_file(short)
+    message = run_message(report, tests_info="python")
+    [block] = message.blocks  # passed: no Fix
+    assert message.text == "Tests of version 1 of #3 passed"
+    assert f"```python\n{short}```" in block["text"] and "```text\n3\n```" in block["text"]
+
+    long = short + "".join(f"    def test_{i}(self):\n        pass\n" for i in range(300))
+    assert needs_tests_file(long)
+    report = dataclasses.replace(report, tests=long)
+    text = run_message(report, tests_info="python", tests_file="test_snippet.py").blocks[0]["text"]
+    assert "more lines in `test_snippet.py` below" in text and "test_5" not in text
     assert len(text) <= 4000 and fences_balanced(text)
 
 
