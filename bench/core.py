@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.stats import pct
 from bot.app import build
 from bot.config import Config
 from bot.values import Caller, Done
@@ -56,11 +57,6 @@ class TimedEngine(FakeEngine):
                 spent += time.perf_counter() - began
             yield chunk
         self.spent[request.messages[-1].content] = spent
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 async def lag_monitor(stop: asyncio.Event, lags: list[float], tick: float = 0.001) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.stats import pct
 from sandbox import TOOLCHAINS, Sandbox
 from sandbox.toolchains import SANDBOX_PATH, resolve_program
 
@@ -78,11 +79,6 @@ async def sandboxed(sandbox: Sandbox, language: str, code: str) -> float:
     return elapsed
 
 
-def percentile(values: Sequence[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
 async def main(runs: int) -> None:
     sandbox = Sandbox()
     if (reason := await sandbox.check()) is not None:
@@ -102,8 +98,8 @@ async def main(runs: int) -> None:
         for _ in range(runs):
             plain.append(await bare(language, code))
             boxed.append(await sandboxed(sandbox, language, code))
-        b50, b99 = percentile(plain, 0.5) * 1000, percentile(plain, 0.99) * 1000
-        s50, s99 = percentile(boxed, 0.5) * 1000, percentile(boxed, 0.99) * 1000
+        b50, b99 = pct(plain, 50) * 1000, pct(plain, 99) * 1000
+        s50, s99 = pct(boxed, 50) * 1000, pct(boxed, 99) * 1000
         print(
             f"{language:<11} {b50:>9.1f} {b99:>9.1f} {s50:>12.1f} {s99:>12.1f} {s50 - b50:>+13.1f}"
         )

@@ -19,11 +19,8 @@ from discord import ui
 __all__ = [
     "BUTTONS",
     "ButtonHandler",
-    "DeleteButton",
-    "FixButton",
-    "RetryButton",
-    "RunButton",
-    "TestButton",
+    "SessionButton",
+    "VersionButton",
     "fix_view",
     "retry_view",
     "version_view",
@@ -53,134 +50,70 @@ def _handler(interaction: Interaction) -> ButtonHandler:
     return cast(ButtonHandler, handler)
 
 
-class RunButton(
+_LOOKS: dict[str, tuple[str, str, discord.ButtonStyle]] = {
+    "run": ("Run", "▶️", discord.ButtonStyle.success),
+    "test": ("Test", "🧪", discord.ButtonStyle.primary),
+    "fix": ("Fix", "🛠️", discord.ButtonStyle.primary),
+    "delete": ("Delete session", "🗑️", discord.ButtonStyle.secondary),
+    "retry": ("Retry", "🔁", discord.ButtonStyle.primary),
+}
+
+
+def _button(verb: str, custom_id: str) -> ui.Button[ui.View]:
+    label, emoji, style = _LOOKS[verb]
+    return ui.Button(label=label, emoji=emoji, style=style, custom_id=custom_id)
+
+
+class VersionButton(
     ui.DynamicItem[ui.Button[ui.View]],
-    template=r"ct:run:(?P<session>[0-9]+):(?P<version>[0-9]+)",
+    template=r"ct:(?P<verb>run|test):(?P<session>[0-9]+):(?P<version>[0-9]+)",
 ):
-    def __init__(self, session_id: int, number: int) -> None:
-        super().__init__(
-            ui.Button(
-                label="Run",
-                emoji="▶️",
-                style=discord.ButtonStyle.success,
-                custom_id=f"ct:run:{session_id}:{number}",
-            )
-        )
-        self.session_id = session_id
-        self.number = number
+    """Run or Test one version: ``ct:run:<session>:<version>``, ``ct:test:…``."""
+
+    def __init__(self, verb: str, session_id: int, number: int) -> None:
+        super().__init__(_button(verb, f"ct:{verb}:{session_id}:{number}"))
+        self.verb, self.session_id, self.number = verb, session_id, number
 
     @classmethod
     async def from_custom_id(
         cls, interaction: Interaction, item: ui.Item[Any], match: re.Match[str], /
     ) -> Self:
-        return cls(int(match["session"]), int(match["version"]))
+        return cls(match["verb"], int(match["session"]), int(match["version"]))
 
     async def callback(self, interaction: Interaction) -> None:
-        await _handler(interaction).run_button(interaction, self.session_id, self.number)
+        handler = _handler(interaction)
+        click = handler.run_button if self.verb == "run" else handler.test_button
+        await click(interaction, self.session_id, self.number)
 
 
-class TestButton(
+class SessionButton(
     ui.DynamicItem[ui.Button[ui.View]],
-    template=r"ct:test:(?P<session>[0-9]+):(?P<version>[0-9]+)",
+    template=r"ct:(?P<verb>fix|delete|retry):(?P<session>[0-9]+)",
 ):
-    __test__ = False  # not a pytest test class
+    """Fix, Delete session or Retry a session: ``ct:fix:<session>``, ``ct:delete:…``, …"""
 
-    def __init__(self, session_id: int, number: int) -> None:
-        super().__init__(
-            ui.Button(
-                label="Test",
-                emoji="🧪",
-                style=discord.ButtonStyle.primary,
-                custom_id=f"ct:test:{session_id}:{number}",
-            )
-        )
-        self.session_id = session_id
-        self.number = number
+    def __init__(self, verb: str, session_id: int) -> None:
+        super().__init__(_button(verb, f"ct:{verb}:{session_id}"))
+        self.verb, self.session_id = verb, session_id
 
     @classmethod
     async def from_custom_id(
         cls, interaction: Interaction, item: ui.Item[Any], match: re.Match[str], /
     ) -> Self:
-        return cls(int(match["session"]), int(match["version"]))
+        return cls(match["verb"], int(match["session"]))
 
     async def callback(self, interaction: Interaction) -> None:
-        await _handler(interaction).test_button(interaction, self.session_id, self.number)
-
-
-class FixButton(ui.DynamicItem[ui.Button[ui.View]], template=r"ct:fix:(?P<session>[0-9]+)"):
-    def __init__(self, session_id: int) -> None:
-        super().__init__(
-            ui.Button(
-                label="Fix",
-                emoji="🛠️",
-                style=discord.ButtonStyle.primary,
-                custom_id=f"ct:fix:{session_id}",
-            )
-        )
-        self.session_id = session_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: Interaction, item: ui.Item[Any], match: re.Match[str], /
-    ) -> Self:
-        return cls(int(match["session"]))
-
-    async def callback(self, interaction: Interaction) -> None:
-        await _handler(interaction).fix_button(interaction, self.session_id)
-
-
-class DeleteButton(ui.DynamicItem[ui.Button[ui.View]], template=r"ct:delete:(?P<session>[0-9]+)"):
-    def __init__(self, session_id: int) -> None:
-        super().__init__(
-            ui.Button(
-                label="Delete session",
-                emoji="🗑️",
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"ct:delete:{session_id}",
-            )
-        )
-        self.session_id = session_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: Interaction, item: ui.Item[Any], match: re.Match[str], /
-    ) -> Self:
-        return cls(int(match["session"]))
-
-    async def callback(self, interaction: Interaction) -> None:
-        await _handler(interaction).delete_button(interaction, self.session_id)
-
-
-class RetryButton(ui.DynamicItem[ui.Button[ui.View]], template=r"ct:retry:(?P<session>[0-9]+)"):
-    def __init__(self, session_id: int) -> None:
-        super().__init__(
-            ui.Button(
-                label="Retry",
-                emoji="🔁",
-                style=discord.ButtonStyle.primary,
-                custom_id=f"ct:retry:{session_id}",
-            )
-        )
-        self.session_id = session_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: Interaction, item: ui.Item[Any], match: re.Match[str], /
-    ) -> Self:
-        return cls(int(match["session"]))
-
-    async def callback(self, interaction: Interaction) -> None:
-        await _handler(interaction).retry_button(interaction, self.session_id)
+        handler = _handler(interaction)
+        clicks = {
+            "fix": handler.fix_button,
+            "delete": handler.delete_button,
+            "retry": handler.retry_button,
+        }
+        await clicks[self.verb](interaction, self.session_id)
 
 
 #: the classes to register with ``Client.add_dynamic_items`` at start-up
-BUTTONS: tuple[type[ui.DynamicItem[ui.Button[ui.View]]], ...] = (
-    RunButton,
-    TestButton,
-    FixButton,
-    DeleteButton,
-    RetryButton,
-)
+BUTTONS: tuple[type[ui.DynamicItem[ui.Button[ui.View]]], ...] = (VersionButton, SessionButton)
 
 
 def _stateless(view: ui.View) -> ui.View:
@@ -195,22 +128,22 @@ def version_view(session_id: int, number: int, *, can_run: bool, can_test: bool 
     languages the model writes tests for) and Delete session."""
     view = ui.View(timeout=None)
     if can_run:
-        view.add_item(RunButton(session_id, number))
+        view.add_item(VersionButton("run", session_id, number))
         if can_test:
-            view.add_item(TestButton(session_id, number))
-    view.add_item(DeleteButton(session_id))
+            view.add_item(VersionButton("test", session_id, number))
+    view.add_item(SessionButton("delete", session_id))
     return _stateless(view)
 
 
 def retry_view(session_id: int) -> ui.View:
     view = ui.View(timeout=None)
-    view.add_item(RetryButton(session_id))
-    view.add_item(DeleteButton(session_id))
+    view.add_item(SessionButton("retry", session_id))
+    view.add_item(SessionButton("delete", session_id))
     return _stateless(view)
 
 
 def fix_view(session_id: int) -> ui.View:
     """The button under a failed run or test: Fix (the next version, from what went wrong)."""
     view = ui.View(timeout=None)
-    view.add_item(FixButton(session_id))
+    view.add_item(SessionButton("fix", session_id))
     return _stateless(view)

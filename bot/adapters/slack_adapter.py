@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -238,9 +238,9 @@ class SlackAdapter(ChatAdapter):
         bolt.event("app_mention")(self._on_mention)
         bolt.event("message")(self._on_message)
         bolt.view(MODAL)(self._on_modal)
-        bolt.action(RUN)(self._on_run)
-        bolt.action(TEST)(self._on_test)
-        bolt.action(FIX)(self._on_fix)
+        bolt.action(RUN)(self._on_button("run", self.sessions.run))
+        bolt.action(TEST)(self._on_button("test", self.sessions.test))
+        bolt.action(FIX)(self._on_button("fix", self.sessions.fix))
         bolt.action(DELETE)(self._on_delete)
         bolt.action(RETRY)(self._on_retry)
         bolt.error(self._on_bolt_error)
@@ -336,29 +336,20 @@ class SlackAdapter(ChatAdapter):
             self.sessions.open(caller, request), _Private(channel=channel, user=caller.user)
         )
 
-    async def _on_run(
-        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext
-    ) -> None:
-        await ack()
-        self._count("action_run")
-        caller, private = self._action_caller(context, body)
-        self._spawn(self.sessions.run(caller, str(action.get("value", ""))), private)
+    def _on_button(
+        self, kind: str, work: Callable[[Caller, str], Coroutine[Any, Any, None]]
+    ) -> Callable[..., Coroutine[Any, Any, None]]:
+        """A listener for a button whose value names the session (and version) it acts on."""
 
-    async def _on_test(
-        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext
-    ) -> None:
-        await ack()
-        self._count("action_test")
-        caller, private = self._action_caller(context, body)
-        self._spawn(self.sessions.test(caller, str(action.get("value", ""))), private)
+        async def on_click(
+            ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext
+        ) -> None:
+            await ack()
+            self._count(f"action_{kind}")
+            caller, private = self._action_caller(context, body)
+            self._spawn(work(caller, str(action.get("value", ""))), private)
 
-    async def _on_fix(
-        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext
-    ) -> None:
-        await ack()
-        self._count("action_fix")
-        caller, private = self._action_caller(context, body)
-        self._spawn(self.sessions.fix(caller, str(action.get("value", ""))), private)
+        return on_click
 
     async def _on_delete(
         self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext

@@ -10,7 +10,7 @@ Figures: replies lost (goal 0), replies answered out of order within a session (
 acknowledgement time of /code from event to the deferral call (Discord allows 3 s), and the
 edits per streamed message per second (goal: about 1, the adapter's pace).
 
-    python -m bench.discord [--sessions 20] [--replies 10] [--latency 2.0] [--rest 0.05]
+    python -m bench.discord_replies [--sessions 20] [--replies 10] [--latency 2.0] [--rest 0.05]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.stats import pct
 from bot.adapters.discord_adapter import DiscordAdapter
 from bot.app import build
 from bot.config import Config
@@ -35,11 +36,6 @@ CALLBACK = "POST /interactions/{webhook_id}/{webhook_token}/callback"
 THREAD = "POST /channels/{channel_id}/messages/{message_id}/threads"
 SEND = "POST /channels/{channel_id}/messages"
 EDIT = "PATCH /channels/{channel_id}/messages/{message_id}"
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def answer(request: GenerationRequest) -> str:

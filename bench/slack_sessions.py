@@ -14,7 +14,7 @@ beyond one per request), and ``chat.update`` calls per streamed message per seco
 a version message over the time from its posting to its final edit; and the most edits of one
 message within any 1 s).
 
-    python -m bench.slack [--sessions 100] [--latency 1.0] [--retry-share 0.1]
+    python -m bench.slack_sessions [--sessions 100] [--latency 1.0] [--retry-share 0.1]
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import aiohttp
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
+from bench.stats import pct
 from bot.adapters.slack_adapter import SlackAdapter
 from bot.app import build
 from bot.config import Config
@@ -46,11 +47,6 @@ from tests.fakes.slack_api import BOT_USER, TEAM, FakeSlack
 
 SECRET = "bench-secret"
 CODE = "```python\n" + "".join(f"value_{i} = compute({i})\n" for i in range(40)) + "```\nDone.\n"
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 class Sender:
