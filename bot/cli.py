@@ -7,7 +7,10 @@ language, model or session, someone else's session) print one line and exit non-
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
@@ -15,12 +18,14 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import click
+import platformdirs
 
 from bot.adapters.console import ConsoleChat, console_caller, describe
 from bot.app import App, build
 from bot.codeblocks import fence
 from bot.config import load_config
 from bot.errors import UserError
+from engines import EngineError
 
 __all__ = ["main"]
 
@@ -33,10 +38,22 @@ def _run(coro: Awaitable[T]) -> T:
 
     try:
         return asyncio.run(runner())
-    except UserError as err:
+    except (UserError, EngineError) as err:
         raise click.ClickException(str(err)) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+
+
+def _log_to_file() -> None:
+    """Keep the terminal for the conversation: logs (ours and the model libraries') go to a
+    file in the user's log directory, and the libraries' own console handlers stay quiet."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    path = platformdirs.user_log_path("codethread", ensure_exists=True) / "codethread.log"
+    logging.basicConfig(
+        filename=path, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 @asynccontextmanager
@@ -50,8 +67,11 @@ async def _app() -> AsyncIterator[App]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="codethread")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """codethread: a chat bot that writes code, one thread per snippet."""
+    if ctx.invoked_subcommand != "serve":  # a service logs to stderr; the terminal doesn't
+        _log_to_file()
 
 
 @main.command()
@@ -72,7 +92,8 @@ def chat(language: str | None, model: str | None, session_id: int | None) -> Non
             if language is not None:
                 service.language(language)
             spec = service.engines.resolve(model or (session.model if session else None))
-            service.engines.get(spec)  # start loading now, while the user types
+            with contextlib.suppress(EngineError):  # each message then says what is wrong
+                service.engines.get(spec)  # start loading now, while the user types
             if interactive:
                 click.echo(
                     f"codethread · {spec.name} · type what the code should do; /help for commands",

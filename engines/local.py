@@ -242,7 +242,10 @@ class LocalEngine(Engine):
             await self._loaded.wait()
             batcher = self._batcher
             if batcher is None or self._readiness.state != "ready":
-                raise EngineNotReady(f"The local model {self.spec.name} is {self._readiness}.")
+                raise EngineNotReady(
+                    f"The local model {self.spec.name} could not be loaded: "
+                    f"{self._readiness.detail or self._readiness.state}."
+                )
             try:
                 prompt_ids = await asyncio.to_thread(self._encode, request.messages)
             except Exception as exc:  # a template that rejects a role, a broken hook
