@@ -255,6 +255,8 @@ class Batcher:
     def _batching_config(self) -> Any:
         from transformers import ContinuousBatchingConfig
 
+        _route_library_logs()
+
         options: dict[str, Any] = {"max_requests_per_batch": self.max_batch}
         if self._model.device.type == "cpu":  # no free-memory probe: size the cache ourselves
             config = self._model.config.get_text_config()
@@ -325,3 +327,15 @@ class Batcher:
                 newest[rid] = (route.ticket, Output(tokens=tokens, finished=finished, error=error))
         for ticket, output in newest.values():
             ticket._deliver(output)
+
+
+def _route_library_logs() -> None:
+    """Send transformers' continuous-batching log through the application's logging.
+
+    That logger prints INFO lines to the console with a handler of its own; the bot's logging
+    configuration (a file for the CLI, stderr for the service) decides instead, at WARNING.
+    """
+    cb_logger = logging.getLogger("ContinuousBatchingLogger")
+    cb_logger.handlers.clear()
+    cb_logger.propagate = True
+    cb_logger.setLevel(logging.WARNING)
