@@ -69,6 +69,7 @@ async def build(
             default_language=config.language,
             max_prompt_chars=config.max_prompt_chars,
             turn_timeout=config.turn_timeout,
+            allow_any_model=config.allow_any_model,
         ),
         metrics=metrics,
         rate_limiter=RateLimiter(limit=config.rate_limit_per_minute),

@@ -11,7 +11,9 @@ import contextlib
 import json
 import logging
 import os
+import sqlite3
 import sys
+import threading
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -26,6 +28,7 @@ from bot.codeblocks import fence
 from bot.config import load_config
 from bot.errors import UserError
 from engines import EngineError
+from storage import StoreError
 
 __all__ = ["main"]
 
@@ -40,6 +43,8 @@ def _run(coro: Awaitable[T]) -> T:
         return asyncio.run(runner())
     except (UserError, EngineError) as err:
         raise click.ClickException(str(err)) from None
+    except (StoreError, sqlite3.Error) as err:
+        raise click.ClickException(f"The database failed: {err}") from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None
 
@@ -116,16 +121,35 @@ def chat(language: str | None, model: str | None, session_id: int | None) -> Non
 
 
 async def _lines(interactive: bool) -> AsyncIterator[str]:
-    """Input lines, read in a worker thread so the event loop keeps streaming."""
+    """Input lines, one at a time when the conversation asks for the next.
+
+    A daemon thread does the blocking read, so Ctrl-C or the end of the program never waits
+    for a pending ``input()``.
+    """
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    wanted = threading.Event()
+
+    def read() -> None:
+        while True:
+            wanted.wait()
+            wanted.clear()
+            try:
+                line: str | None = input("> ") if interactive else sys.stdin.readline() or None
+            except EOFError:
+                line = None
+            try:
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+            except RuntimeError:  # the loop is gone: the program is ending
+                return
+            if line is None:
+                return
+
+    threading.Thread(target=read, name="codethread-input", daemon=True).start()
     while True:
-        try:
-            if interactive:
-                line = await asyncio.to_thread(input, "> ")
-            else:
-                line = await asyncio.to_thread(sys.stdin.readline)
-                if not line:
-                    return
-        except EOFError:
+        wanted.set()
+        line = await lines.get()
+        if line is None:
             return
         yield line
 

@@ -17,6 +17,7 @@ extend the model catalog without code::
     discord_allow_dms = false       # answer in Discord direct messages too
     run_snippets = true             # Run/Test/Fix in the bubblewrap sandbox
     repair_attempts = 2             # fix-and-test rounds of an automatic repair
+    allow_any_model = false         # chat users may name any openai:/hf: model, not just these
 
     [models.qwen-local]
     ref = "openai:qwen2.5-coder:7b"
@@ -51,6 +52,7 @@ _KEYS: dict[str, type | tuple[type, ...]] = {
     "discord_allow_dms": bool,
     "run_snippets": bool,
     "repair_attempts": int,
+    "allow_any_model": bool,
 }
 
 
@@ -74,6 +76,7 @@ class Config:
     discord_allow_dms: bool = False  # answer /code in direct messages too
     run_snippets: bool = True  # Run/Test/Fix in the bubblewrap sandbox (when it works here)
     repair_attempts: int = 2  # fix-and-test rounds of an automatic repair
+    allow_any_model: bool = False  # chat users may name any openai:/hf: reference
 
 
 def _default_model(env: Mapping[str, str]) -> str:
@@ -126,4 +129,5 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         discord_allow_dms=data.get("discord_allow_dms", False),
         run_snippets=data.get("run_snippets", True),
         repair_attempts=data.get("repair_attempts", 2),
+        allow_any_model=data.get("allow_any_model", False),
     )

@@ -16,16 +16,17 @@ import contextlib
 import dataclasses
 import time
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from bot.codeblocks import extract_code
 from bot.engine_pool import EnginePool, ModelStatus
-from bot.errors import NotOwner, SessionNotFound, UserError
+from bot.errors import NotOwner, SessionNotFound, UnknownModelRef, UserError
 from bot.languages import Language, Languages
 from bot.limits import AccessPolicy, RateLimiter, check_prompt
 from bot.metrics import Metrics
 from bot.prompts import ContextTooSmall, PromptBudget, build_messages
+from bot.session_queue import SessionQueue
 from bot.values import (
     Caller,
     Done,
@@ -39,6 +40,7 @@ from bot.values import (
 )
 from engines import ChatMessage, EngineError, GenerationRequest, ModelSpec, Usage
 from storage import Session, SessionKey, Store, Version
+from storage import SessionNotFound as StoreSessionNotFound
 
 __all__ = ["ServiceSettings", "SessionService", "StartCheck"]
 
@@ -50,6 +52,9 @@ class ServiceSettings:
     temperature: float = 0.2
     turn_timeout: float = 300.0  # seconds for one whole answer
     max_answer_chars: int = 200_000  # stop reading a runaway answer here
+    #: chat users may name any openai:/hf: reference (else only catalog names); the terminal
+    #: user, who runs the bot themselves, always may
+    allow_any_model: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,30 +64,6 @@ class StartCheck:
     prompt: str
     language: Language
     model: ModelSpec
-
-
-class _SessionLocks:
-    """One FIFO lock per session, forgotten when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
-
-    def waiting(self, session_id: int) -> int:
-        return self._locks.get(session_id, (None, 0))[1]
-
-    @contextlib.asynccontextmanager
-    async def hold(self, session_id: int) -> AsyncIterator[None]:
-        lock, users = self._locks.get(session_id, (asyncio.Lock(), 0))
-        self._locks[session_id] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[session_id]
-            if users == 1:
-                del self._locks[session_id]
-            else:
-                self._locks[session_id] = (lock, users - 1)
 
 
 class SessionService:
@@ -104,7 +85,7 @@ class SessionService:
         self.metrics = metrics
         self._rate = rate_limiter or RateLimiter(limit=0)
         self._access = access or AccessPolicy()
-        self._locks = _SessionLocks()
+        self._queue = SessionQueue()
         self._failed: dict[int, str] = {}  # session id -> request of its last failed turn
         self._seen: OrderedDict[str, None] = OrderedDict()  # recent delivery ids
 
@@ -122,6 +103,7 @@ class SessionService:
         prompt = check_prompt(prompt, limit=self.settings.max_prompt_chars)
         lang = self.language(language)
         spec = self.engines.resolve(model)
+        self._check_model_offered(caller, spec)
         self._rate.check(self._rate_key(caller), count=False)
         return StartCheck(prompt=prompt, language=lang, model=spec)
 
@@ -211,34 +193,76 @@ class SessionService:
         """Count one request of ``caller`` against the rate limit (runs, tests)."""
         self._rate.check(self._rate_key(caller))
 
+    def _check_model_offered(self, caller: Caller, spec: ModelSpec) -> None:
+        """Chat users pick from the catalog: an ad-hoc reference could make the bot download
+        arbitrary weights or spend the operator's key on any model."""
+        catalog = self.engines.catalog
+        if (
+            caller.platform == "console"
+            or self.settings.allow_any_model
+            or spec.name in catalog
+            or spec.ref == self.engines.resolve(None).ref
+        ):
+            return
+        raise UnknownModelRef(
+            f"Model {spec.name!r} is not offered here. Choose one of: {', '.join(catalog.names())}."
+        )
+
+    @staticmethod
+    def visible(caller: Caller, session: Session) -> bool:
+        """A session is reachable only from its own platform and workspace."""
+        return (caller.platform, caller.workspace) == (
+            session.key.platform,
+            session.key.workspace,
+        )
+
     @staticmethod
     def _rate_key(caller: Caller) -> str:
         return f"{caller.platform}:{caller.workspace}:{caller.user}"
 
     # -- turns -------------------------------------------------------------------------------
 
-    async def turn(self, session_id: int, caller: Caller, text: str) -> AsyncGenerator[Reply]:
+    async def turn(
+        self, session_id: int, caller: Caller, text: str, *, base: int | None = None
+    ) -> AsyncGenerator[Reply]:
         """Make the next version of a session from ``text``; yields events, ends with a result.
 
         Refusals (empty or oversized text, rate limit, allow-lists, unknown session) raise
         :class:`UserError` before any event. Engine failures end the stream with
-        :class:`Failed`, keeping the request for a retry; the session stays usable.
+        :class:`Failed`, keeping the request for a retry; the session stays usable. With
+        ``base``, the turn only goes ahead if version ``base`` is still the current one (a fix
+        made from that version's failure must not land on a newer version).
         """
         self._access.check(user=caller.user, channel=caller.channel)
         request = check_prompt(text, limit=self.settings.max_prompt_chars)
         self._rate.check(self._rate_key(caller))
-        if self._locks.waiting(session_id):
-            yield Waiting(position=self._locks.waiting(session_id))
-        async with self._locks.hold(session_id):
+        ticket = self._queue.join(session_id)  # before any yield: arrival order is work order
+        try:
+            if ticket.ahead:
+                yield Waiting(position=ticket.ahead)
+            await ticket.wait()
             session = await self.store.get_session(session_id)
-            if session is None:  # unknown, or deleted while this turn waited
-                raise SessionNotFound(session_id)
-            async for event in self._turn(session, request):
-                yield event
+            if session is None or not self.visible(caller, session):
+                raise SessionNotFound(session_id)  # unknown, or deleted while this turn waited
+            async with contextlib.aclosing(self._turn(session, request, base)) as events:
+                async for event in events:
+                    yield event
+        finally:
+            self._queue.leave(ticket)
 
-    async def _turn(self, session: Session, request: str) -> AsyncGenerator[Reply]:
+    async def _turn(
+        self, session: Session, request: str, base: int | None
+    ) -> AsyncGenerator[Reply]:
         language = self.language(session.language)
         history = await self.store.list_versions(session.id)
+        if base is not None and len(history) != base:
+            yield Failed(
+                session=session,
+                message=f"The snippet has changed since version {base}; "
+                f"run or test version {len(history)} and fix that instead.",
+                request=request,
+            )
+            return
         if not history and (earlier := self._failed.get(session.id)) and earlier != request:
             request = f"{earlier}\n\n{request}"  # the first answer failed: keep what was asked
         try:
@@ -274,14 +298,17 @@ class SessionService:
         began = time.perf_counter()
         parts: list[str] = []
         size = 0
+        deadline = asyncio.get_running_loop().time() + self.settings.turn_timeout
         try:
-            async with asyncio.timeout(self.settings.turn_timeout):
-                async for delta in engine.stream(generation, usage):
+            async with contextlib.aclosing(engine.stream(generation, usage)) as deltas:
+                while size < self.settings.max_answer_chars:
+                    async with asyncio.timeout_at(deadline):  # only the engine is timed, not
+                        delta = await anext(deltas, None)  # the consumer of the events
+                    if delta is None:
+                        break
                     parts.append(delta)
                     size += len(delta)
                     yield Progress(delta=delta, text="".join(parts))
-                    if size >= self.settings.max_answer_chars:
-                        break
         except EngineError as err:
             yield self._fail(session, request, str(err))
             return
@@ -299,16 +326,24 @@ class SessionService:
             self.metrics.turns.labels(outcome="non_code").inc()
             yield NonCode(session=session, text=answer.strip() or "(the model returned nothing)")
             return
-        version = await self.store.add_version(
-            session.id,
-            request=request,
-            code=extraction.code,
-            note=extraction.note,
-            model=spec.name,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            latency_ms=latency_ms,
-        )
+        try:
+            version = await self.store.add_version(
+                session.id,
+                request=request,
+                code=extraction.code,
+                note=extraction.note,
+                model=spec.name,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                latency_ms=latency_ms,
+            )
+        except StoreSessionNotFound:
+            yield Failed(
+                session=session,
+                message="This session was deleted while the new version was being written.",
+                request=request,
+            )
+            return
         self.metrics.turns.labels(outcome="version").inc()
         session = dataclasses.replace(
             session, version_count=version.number, updated_at=version.created_at
@@ -331,8 +366,11 @@ class SessionService:
         )
         parts: list[str] = []
         try:
-            async with asyncio.timeout(self.settings.turn_timeout):
-                async for delta in engine.stream(request):
+            async with (
+                asyncio.timeout(self.settings.turn_timeout),
+                contextlib.aclosing(engine.stream(request)) as deltas,
+            ):
+                async for delta in deltas:
                     parts.append(delta)
         except TimeoutError:
             raise UserError(

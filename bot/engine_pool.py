@@ -51,8 +51,9 @@ class EnginePool:
     async def start(self) -> None:
         """Create the default model's engine and wait for it to load (or fail to)."""
         spec = self.resolve(None)
-        self.get(spec)
-        await self.wait_ready(spec)
+        with contextlib.suppress(EngineError):  # recorded as the model's readiness
+            self.get(spec)
+            await self.wait_ready(spec)
 
     def get(self, spec: ModelSpec) -> Engine:
         """The engine for ``spec``, started in the background on first use.
@@ -61,7 +62,11 @@ class EnginePool:
         """
         engine = self._engines.get(spec.ref)
         if engine is None:
-            engine = self._factory(spec)
+            try:
+                engine = self._factory(spec)
+            except EngineError as err:  # shown as the model's readiness (e.g. in /healthz)
+                self._broken[spec.ref] = Readiness(state="failed", detail=str(err))
+                raise
             self._engines[spec.ref] = engine
             self._starting[spec.ref] = asyncio.create_task(self._start(engine))
         return engine

@@ -8,7 +8,7 @@ adapter posts (ephemerally in chat, on stderr with a non-zero exit in the CLI). 
     ├── EmptyPrompt        nothing to work with
     ├── PromptTooLong      over the configured character limit
     ├── UnknownLanguage    not in the allow-list (names the choices)
-    ├── UnknownModel       from engines, re-raised as a UserError by the core
+    ├── UnknownModelRef    a model reference the catalog doesn't know (names the choices)
     ├── SessionNotFound    no such snippet id / thread
     ├── NotOwner           someone else's session
     ├── NotAllowed         user or channel outside the allow-lists
@@ -61,7 +61,9 @@ class UnknownModelRef(UserError):
 
 class SessionNotFound(UserError):
     def __init__(self, ref: object) -> None:
-        super().__init__(f"No snippet session {ref}. `/snippets` lists yours.")
+        super().__init__(
+            f"No snippet session {ref}. `/snippets` (or `codethread snippets list`) lists yours."
+        )
 
 
 class NotOwner(UserError):

@@ -16,17 +16,18 @@ missing, namespaces refused) running is disabled with the reason; code never run
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncGenerator, Callable
 
 from bot.codeblocks import extract_code
 from bot.core import SessionService
-from bot.errors import UserError
+from bot.errors import SessionNotFound, UserError
 from bot.prompts import TESTABLE, failure_feedback, tests_messages
 from bot.values import Caller, Done, Reply, RunReport
 from engines import EngineError
-from sandbox import RunResult, SandboxPool
-from storage import Run, Session, Version
+from sandbox import FIXABLE, RunResult, SandboxPool
+from storage import Run, Session, Version, VersionNotFound
 
 __all__ = ["RunService"]
 
@@ -112,8 +113,12 @@ class RunService:
             raise UserError("Run or test this version first; then Fix uses what went wrong.")
         if run.status == "ok":
             raise UserError("The latest run of this version passed; there is nothing to fix.")
-        async for event in self.sessions.turn(session.id, caller, self._feedback(run)):
-            yield event
+        if run.status not in FIXABLE:
+            raise UserError("The latest run could not start at all, so there is nothing to fix.")
+        turn = self.sessions.turn(session.id, caller, self._feedback(run), base=version.number)
+        async with contextlib.aclosing(turn) as events:
+            async for event in events:
+                yield event
 
     async def repair(
         self, session_id: int, caller: Caller, *, on_queued: OnQueued | None = None
@@ -122,12 +127,13 @@ class RunService:
         report = await self.test(session_id, caller, on_queued=on_queued)
         yield report
         for _ in range(self.repair_attempts):
-            if report.result.passed:
+            if not report.result.fixable:
                 return
             made = False
-            async for event in self.fix(session_id, caller):
-                made = made or isinstance(event, Done)
-                yield event
+            async with contextlib.aclosing(self.fix(session_id, caller)) as events:
+                async for event in events:
+                    made = made or isinstance(event, Done)
+                    yield event
             if not made:
                 return
             report = await self.test(session_id, caller, on_queued=on_queued)
@@ -141,6 +147,8 @@ class RunService:
         session, version = await self.sessions.show(
             session_id, number=number, caller=caller if scoped else None
         )
+        if not self.sessions.visible(caller, session):
+            raise SessionNotFound(session_id)
         if self.pool is None or not self.can_run:
             reason = self._disabled or "The sandbox has not been checked yet."
             raise UserError(reason)
@@ -152,19 +160,22 @@ class RunService:
     async def _store(
         self, version: Version, result: RunResult, *, kind: str, tests: str = ""
     ) -> None:
-        await self.sessions.store.add_run(
-            version.id,
-            kind="test" if kind == "test" else "run",
-            status=result.status,
-            exit_code=result.exit_code,
-            stdout=result.stdout,
-            stderr=result.stderr,
-            duration_ms=result.duration_ms,
-            peak_memory_kb=result.peak_memory_kb,
-            limit_hit=result.limit_hit,
-            compile_output=result.compile_output,
-            tests=tests,
-        )
+        try:
+            await self.sessions.store.add_run(
+                version.id,
+                kind="test" if kind == "test" else "run",
+                status=result.status,
+                exit_code=result.exit_code,
+                stdout=result.stdout,
+                stderr=result.stderr,
+                duration_ms=result.duration_ms,
+                peak_memory_kb=result.peak_memory_kb,
+                limit_hit=result.limit_hit,
+                compile_output=result.compile_output,
+                tests=tests,
+            )
+        except VersionNotFound:
+            raise UserError("The session was deleted while its code ran.") from None
 
     def _feedback(self, run: Run) -> str:
         return failure_feedback(

@@ -77,9 +77,11 @@ async def serve(config: Config, *, host: str, port: int) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     app = await build(config)
-    adapters = make_adapters(app)
-    runner = web.AppRunner(make_web_app(app, adapters))
+    adapters: list[ChatAdapter] = []
+    runner: web.AppRunner | None = None
     try:
+        adapters = make_adapters(app)
+        runner = web.AppRunner(make_web_app(app, adapters))
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
         log.info("listening on http://%s:%d (/healthz, /metrics)", host, port)
@@ -92,6 +94,7 @@ async def serve(config: Config, *, host: str, port: int) -> None:
                 "serving /healthz and /metrics only"
             )
         start = asyncio.create_task(app.start())
+        start.add_done_callback(_log_start)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -104,5 +107,11 @@ async def serve(config: Config, *, host: str, port: int) -> None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(adapter.drain(), DRAIN_SECONDS)
             await adapter.aclose()
-        await runner.cleanup()
+        if runner is not None:
+            await runner.cleanup()
         await app.aclose()
+
+
+def _log_start(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("start-up failed: %s", error)

@@ -21,6 +21,7 @@ __all__ = [
     "NonCode",
     "Progress",
     "Reply",
+    "RunReport",
     "Started",
     "Waiting",
 ]

@@ -10,7 +10,7 @@ tells the bot what to show ("loading", "ready", "failed: ...").
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -85,7 +85,7 @@ class Engine(abc.ABC):
     async def aclose(self) -> None:  # noqa: B027 - an optional hook; most engines hold nothing
         """Release what :meth:`start` acquired."""
 
-    def stream(self, request: GenerationRequest, usage: Usage | None = None) -> AsyncIterator[str]:
+    def stream(self, request: GenerationRequest, usage: Usage | None = None) -> AsyncGenerator[str]:
         """Yield text deltas of the model's answer; fill ``usage`` when the backend reports it.
 
         Raises :class:`engines.errors.EngineError` (only) on failure.
@@ -93,7 +93,7 @@ class Engine(abc.ABC):
         return self._stream(request, usage if usage is not None else Usage())
 
     @abc.abstractmethod
-    def _stream(self, request: GenerationRequest, usage: Usage) -> AsyncIterator[str]: ...
+    def _stream(self, request: GenerationRequest, usage: Usage) -> AsyncGenerator[str]: ...
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.scheme}:{self.model} {self.readiness}>"

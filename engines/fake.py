@@ -9,7 +9,7 @@ simulate a failing one. It is registered as the ``fake`` scheme (``fake:echo``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 
 from engines.base import Engine, GenerationRequest, Usage
 from engines.errors import EngineError
@@ -61,7 +61,7 @@ class FakeEngine(Engine):
         #: every request received, oldest first
         self.requests: list[GenerationRequest] = []
 
-    async def _stream(self, request: GenerationRequest, usage: Usage) -> AsyncIterator[str]:
+    async def _stream(self, request: GenerationRequest, usage: Usage) -> AsyncGenerator[str]:
         self.requests.append(request)
         text = self.responder(request)
         chunks = [text[i : i + self.chunk_size] for i in range(0, len(text), self.chunk_size)]

@@ -27,7 +27,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -228,7 +228,7 @@ class LocalEngine(Engine):
 
     # -- generation -------------------------------------------------------------------------------
 
-    async def _stream(self, request: GenerationRequest, usage: Usage) -> AsyncIterator[str]:
+    async def _stream(self, request: GenerationRequest, usage: Usage) -> AsyncGenerator[str]:
         if self._admitted >= self.max_batch + self.max_queue:
             raise EngineBusy(
                 f"The local model {self.spec.name} is busy with {self._admitted} requests; "

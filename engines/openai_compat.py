@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -107,7 +107,7 @@ class OpenAIEngine(Engine):
             )
         return self._client
 
-    async def _stream(self, request: GenerationRequest, usage: Usage) -> AsyncIterator[str]:
+    async def _stream(self, request: GenerationRequest, usage: Usage) -> AsyncGenerator[str]:
         if self._problem is not None:
             raise EngineNotReady(self._problem)
         client = self._ensure_client()

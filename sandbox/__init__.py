@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from sandbox.limits import DEFAULT_COMPILE_LIMITS, DEFAULT_LIMITS, Limits
 from sandbox.pool import OnQueued, SandboxPool
-from sandbox.results import LimitHit, RunResult, RunStatus
+from sandbox.results import FIXABLE, LimitHit, RunResult, RunStatus
 from sandbox.runner import Sandbox
 from sandbox.toolchains import TOOLCHAINS, Toolchain
 
 __all__ = [
     "DEFAULT_COMPILE_LIMITS",
     "DEFAULT_LIMITS",
+    "FIXABLE",
     "TOOLCHAINS",
     "LimitHit",
     "Limits",

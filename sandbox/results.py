@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["LimitHit", "RunResult", "RunStatus"]
+__all__ = ["FIXABLE", "LimitHit", "RunResult", "RunStatus"]
 
 #: ok: exit 0; failed: non-zero exit; compile_error: the compile step failed;
 #: limit: a limit killed it (see ``limit_hit``); unavailable: no toolchain / no sandbox
 RunStatus = Literal["ok", "failed", "compile_error", "limit", "unavailable"]
+#: the statuses that say the code is broken, as opposed to "could not run at all"
+FIXABLE = frozenset({"failed", "compile_error", "limit"})
 LimitHit = Literal["wall_time", "cpu_time", "memory", "file_size", "processes", "output"]
 
 
@@ -33,3 +35,8 @@ class RunResult:
     @property
     def passed(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def fixable(self) -> bool:
+        """The code itself failed (not the sandbox or a missing toolchain): worth a Fix."""
+        return self.status in FIXABLE

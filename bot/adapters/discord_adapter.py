@@ -59,7 +59,7 @@ from bot.adapters.discord_views import BUTTONS, retry_view, version_view
 from bot.adapters.render import loading_text, partial
 from bot.app import App
 from bot.core import SessionService
-from bot.errors import UserError
+from bot.errors import ConfigError, UserError
 from bot.metrics import Metrics
 from bot.prompts import TESTABLE
 from bot.runs import RunService
@@ -202,7 +202,7 @@ class DiscordAdapter(ChatAdapter):
         """The adapter for ``app``'s configuration; tests pass a recording ``http`` client."""
         token = app.config.discord_bot_token
         if not token:
-            raise UserError("DISCORD_BOT_TOKEN is not set.")
+            raise ConfigError("DISCORD_BOT_TOKEN is not set.")
         return cls(
             service=app.service,
             runs=app.runs,
@@ -399,6 +399,15 @@ class DiscordAdapter(ChatAdapter):
     ) -> None:
         """Show a turn's events as one message, edited while it streams."""
         live = LiveMessage(channel, reply_to=reply_to, interval=self.edit_interval)
+        try:
+            await self._show_events(live, stream)
+        except Exception as err:
+            if live.message is not None:  # don't leave "Writing…" behind
+                with contextlib.suppress(*DISCORD_ERRORS):
+                    await live.finish(f"⚠️ {explain(err)}")
+            raise
+
+    async def _show_events(self, live: LiveMessage, stream: AsyncGenerator[Reply]) -> None:
         header = "✏️ Writing…"
         async with contextlib.aclosing(stream) as events:
             async for event in events:
@@ -410,7 +419,7 @@ class DiscordAdapter(ChatAdapter):
                     case Started(number=number, model=model):
                         header = f"✏️ Writing version {number} with {model}…"
                         await live.show(header)
-                    case Progress(text=answer):
+                    case Progress(text=answer) if live.due():
                         await live.show(
                             f"{header}\n{partial(answer, limit=LIMIT - len(header) - 1)}"
                         )

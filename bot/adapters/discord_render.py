@@ -193,6 +193,12 @@ class LiveMessage:
         self._edit: asyncio.Task[None] | None = None
         self._posting = True
 
+    def due(self) -> bool:
+        """Whether :meth:`show` would post or edit now (so the caller may skip building it)."""
+        if self.message is None:
+            return self._posting
+        return (self._edit is None or self._edit.done()) and self._throttle.remaining() <= 0
+
     async def show(self, content: str) -> None:
         """Post ``content``, or edit the message to it if the pace allows (else skip it)."""
         if self.message is None:
@@ -217,6 +223,8 @@ class LiveMessage:
         """Show the result: edit the message into it, or post it anew if that fails."""
         if self._edit is not None:
             await self._edit
+        if self.message is not None:  # keep the pace: at most one edit per interval
+            await asyncio.sleep(self._throttle.remaining())
         extra: dict[str, Any] = {}
         if view is not None:
             extra["view"] = view

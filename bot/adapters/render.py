@@ -38,11 +38,15 @@ class Throttle:
         self._last = float("-inf")
 
     def ready(self) -> bool:
-        now = self._clock()
-        if now - self._last >= self.interval:
-            self._last = now
+        """True (and the interval starts again) when an edit may happen now."""
+        if self.remaining() <= 0:
+            self._last = self._clock()
             return True
         return False
+
+    def remaining(self) -> float:
+        """Seconds until the next edit may happen (0 when it may happen now)."""
+        return max(0.0, self._last + self.interval - self._clock())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -203,7 +203,11 @@ class SlackAdapter(ChatAdapter):
             self._connecting = asyncio.create_task(self._connect(self._socket))
 
     async def _connect(self, socket: AsyncSocketModeHandler) -> None:
-        await socket.connect_async()  # type: ignore[no-untyped-call]  # bolt leaves it untyped
+        try:
+            await socket.connect_async()  # type: ignore[no-untyped-call]  # bolt leaves it untyped
+        except Exception as err:  # e.g. a revoked SLACK_APP_TOKEN; the rest of serve goes on
+            log.error("could not connect to Slack in Socket Mode: %s", type(err).__name__)
+            raise
         log.info("connected to Slack in Socket Mode")
 
     async def drain(self) -> None:

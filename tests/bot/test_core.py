@@ -247,3 +247,77 @@ async def test_turns_wait_for_a_loading_model_and_learn_their_place(tmp_path) ->
         assert all(isinstance(events[-1], Done) for events in results)
     finally:
         await app.aclose()
+
+
+async def test_chat_users_pick_models_from_the_catalog(app: App) -> None:
+    slack = Caller(platform="slack", workspace="T1", user="U1", channel="C1")
+    with pytest.raises(UnknownModelRef, match=r"not offered here\. Choose one of: gpt-4o-mini"):
+        app.service.check(slack, prompt="x", model="hf:someone/huge-model")
+    assert app.service.check(slack, prompt="x", model="qwen-coder").model.name == "qwen-coder"
+    assert app.service.check(slack, prompt="x").model.ref == "fake:echo"  # the configured default
+    assert (
+        app.service.check(CALLER, prompt="x", model="openai:anything").model.ref
+        == "openai:anything"
+    )
+
+
+async def test_arrival_order_holds_even_when_a_consumer_is_slow(app: App, fake: FakeEngine) -> None:
+    fake.delay = 0.05
+    fake.responder = lambda r: fenced(f"# {r.messages[-1].content}")
+    session = await app.service.start(caller=CALLER, key=key(), prompt="a")
+
+    async def consume(text: str, pause: float) -> None:
+        async for event in app.service.turn(session.id, CALLER, text):
+            if isinstance(event, Waiting):
+                await asyncio.sleep(pause)  # e.g. posting "waiting…" to a slow chat API
+
+    first = asyncio.create_task(consume("a", 0))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(consume("b", 0.2))
+    await asyncio.sleep(0)
+    third = asyncio.create_task(consume("c", 0))
+    await asyncio.gather(first, second, third)
+    assert [v.request for v in await app.store.list_versions(session.id)] == ["a", "b", "c"]
+
+
+async def test_a_slow_consumer_does_not_use_up_the_model_timeout(
+    app: App, fake: FakeEngine
+) -> None:
+    app.service.settings = type(app.service.settings)(turn_timeout=0.2)
+    fake.responder = lambda r: fenced("x = 1\n" * 20)
+    session = await app.service.start(caller=CALLER, key=key(), prompt="x")
+    events = []
+    async for event in app.service.turn(session.id, CALLER, "x"):
+        events.append(event)
+        if isinstance(event, Progress):
+            await asyncio.sleep(0.05)  # many slow edits: together longer than the timeout
+    assert isinstance(events[-1], Done)
+
+
+async def test_deleting_a_session_mid_turn_ends_it_with_a_message(
+    app: App, fake: FakeEngine
+) -> None:
+    fake.delay = 0.2
+    session = await app.service.start(caller=CALLER, key=key(), prompt="x")
+    turn = asyncio.create_task(collect(app.service.turn(session.id, CALLER, "x")))
+    await asyncio.sleep(0.05)
+    await app.service.delete(session.id, CALLER)
+    events = await turn
+    assert isinstance(events[-1], Failed) and "deleted" in events[-1].message
+
+
+async def test_a_default_model_that_cannot_be_created_is_reported(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from bot.app import build
+    from bot.config import Config
+    from engines import EngineNotInstalled
+
+    def factory(spec):  # type: ignore[no-untyped-def]
+        raise EngineNotInstalled("The local engine is not installed.")
+
+    app = await build(Config(db_path=tmp_path / "x.db", model="qwen-coder"), engine_factory=factory)
+    try:
+        await app.start()
+        (status,) = [s for s in app.engines.status() if s.default]
+        assert str(status.readiness) == "failed: The local engine is not installed."
+    finally:
+        await app.aclose()
