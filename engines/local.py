@@ -34,7 +34,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from engines.base import ChatMessage, Engine, GenerationRequest, Readiness, Usage
 from engines.errors import EngineBusy, EngineError, EngineNotReady, EngineUnavailable
 from engines.local_batching import Batcher, BatchStats, Refused, Sampling, Ticket
-from engines.local_errors import MissingModelFolder, NoChatTemplate, describe_load_error
+from engines.local_errors import (
+    MissingModelFolder,
+    NoChatTemplate,
+    describe_load_error,
+    short_message,
+)
 
 if TYPE_CHECKING:
     from engines.catalog import ModelSpec
@@ -139,11 +144,11 @@ class LocalEngine(Engine):
         except Exception as exc:
             if self._closed.is_set():
                 self._readiness = Readiness(state="failed", detail="the engine was closed")
-                return
-            detail = describe_load_error(exc, target=self.spec.target, offline=offline())
-            log.warning("could not load %s: %s", self.spec.ref, detail, exc_info=True)
-            self._readiness = Readiness(state="failed", detail=detail)
-            self._release()
+            else:
+                detail = describe_load_error(exc, target=self.spec.target, offline=offline())
+                log.warning("could not load %s: %s", self.spec.ref, detail, exc_info=True)
+                self._readiness = Readiness(state="failed", detail=detail)
+            await asyncio.to_thread(self._release)
         except asyncio.CancelledError:
             self._readiness = Readiness(state="failed", detail="loading was cancelled")
             raise
@@ -160,7 +165,7 @@ class LocalEngine(Engine):
             await asyncio.to_thread(batcher.stop)
         if self._readiness.state != "failed":
             self._readiness = Readiness(state="failed", detail="the engine was closed")
-        self._release()
+        await asyncio.to_thread(self._release)  # gc of a large model takes a while
         self._loaded.set()
 
     def _release(self) -> None:
@@ -251,7 +256,7 @@ class LocalEngine(Engine):
             except Exception as exc:  # a template that rejects a role, a broken hook
                 log.warning("could not build the prompt for %s", self.spec.ref, exc_info=True)
                 raise EngineUnavailable(
-                    f"Could not build the prompt for {self.spec.name}: {_short(exc)}"
+                    f"Could not build the prompt for {self.spec.name}: {short_message(exc)}"
                 ) from exc
             usage.prompt_tokens = len(prompt_ids)
             ticket = await self._submit(batcher, prompt_ids, self._sampling(request, prompt_ids))
@@ -379,11 +384,6 @@ class _Detokenizer:
 
     def _decode(self, tokens: list[int]) -> str:
         return str(self._tokenizer.decode(tokens, skip_special_tokens=True))
-
-
-def _short(exc: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _quantization_config(kind: str) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-__all__ = ["MissingModelFolder", "NoChatTemplate", "describe_load_error"]
+__all__ = ["MissingModelFolder", "NoChatTemplate", "describe_load_error", "short_message"]
 
 _MAX_DETAIL = 160
 _OFFLINE_HINT = (
@@ -59,7 +59,8 @@ def describe_load_error(exc: BaseException, *, target: str, offline: bool) -> st
         if package:
             fix = _PACKAGE_HINTS.get(package, f"pip install {package}")
             return f"the Python package {package!r} is missing: {fix}"
-        return f"a Python package is missing ({_short(missing)}): pip install 'codethread[local]'"
+        what = short_message(missing)
+        return f"a Python package is missing ({what}): pip install 'codethread[local]'"
     if names & {"RepositoryNotFoundError", "GatedRepoError", "RevisionNotFoundError"}:
         return (
             f"the Hugging Face hub has no model {target}, or it is gated: check the id, or "
@@ -74,7 +75,7 @@ def describe_load_error(exc: BaseException, *, target: str, offline: bool) -> st
             )
         return f"could not download {target} (no internet?): " + _OFFLINE_HINT.format(target=target)
     return (
-        f"could not load {target} ({type(exc).__name__}: {_short(exc)}); check that it is a "
+        f"could not load {target} ({type(exc).__name__}: {short_message(exc)}); check that it is a "
         "causal language model with config.json, tokenizer files and *.safetensors weights"
     )
 
@@ -94,6 +95,7 @@ def _out_of_memory(chain: list[BaseException], text: str) -> bool:
     return "out of memory" in text or "offload_folder" in text
 
 
-def _short(exc: BaseException) -> str:
+def short_message(exc: BaseException) -> str:
+    """The exception as one line of at most a couple hundred characters."""
     line = " ".join(str(exc).split())
     return line if len(line) <= _MAX_DETAIL else line[: _MAX_DETAIL - 1] + "…"

@@ -18,12 +18,11 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.adapters.render import Throttle, render_run, render_version
+from bot.adapters.render import Throttle, render_run, render_version, tests_filename
 from bot.codeblocks import close_open_fence, fence
 from bot.errors import UserError
 from bot.languages import Language
 from bot.values import Caller, RunReport
-from sandbox.toolchains import toolchain_for
 from storage import Session, Version
 
 __all__ = [
@@ -153,9 +152,7 @@ def run_message(report: RunReport, language: Language) -> tuple[str, Attachment 
     inline = f"{shown}\nThe tests:\n{fence(report.tests, language.fence)}"
     if len(inline) <= LIMIT:
         return inline, None
-    toolchain = toolchain_for(language.name)
-    test = toolchain.test if toolchain else None
-    filename = test.file if test else f"tests.{language.extension}"
+    filename = tests_filename(language)
     note = f"\nThe tests are attached ({filename})."
     return render_run(report, limit=LIMIT - len(note)) + note, (filename, report.tests)
 

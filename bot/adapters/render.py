@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from bot.codeblocks import fence, tail
 from bot.languages import Language
 from bot.values import Loading, RunReport
+from sandbox.toolchains import toolchain_for
 from storage import Session, Version
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "render_run",
     "render_version",
     "run_summary",
+    "tests_filename",
     "version_header",
 ]
 
@@ -159,3 +161,10 @@ def render_run(report: RunReport, *, limit: int) -> str:
     room = max(40, (limit - len(head) - 40 * len(streams)) // len(streams))
     blocks = [f"{title}:\n{tail(fence(text, 'text'), room)}" for title, text in streams]
     return "\n".join([head, *blocks])[:limit]
+
+
+def tests_filename(language: Language) -> str:
+    """The file name the sandbox gives a language's tests (``test_snippet.py``, …)."""
+    toolchain = toolchain_for(language.name)
+    test = toolchain.test if toolchain else None
+    return test.file if test else f"tests.{language.extension}"

@@ -21,7 +21,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.adapters.render import Throttle, loading_text, render_version
+from bot.adapters.render import Throttle, loading_text, render_version, tests_filename
 from bot.adapters.slack_blocks import (
     MESSAGE_LIMIT,
     Message,
@@ -56,7 +56,6 @@ from bot.values import (
     Started,
     Waiting,
 )
-from sandbox import TOOLCHAINS
 from storage import Session, SessionKey, Version
 
 __all__ = [
@@ -479,8 +478,7 @@ class SlackSessions:
     async def _show_run(self, live: _Live, report: RunReport) -> None:
         """A run's or test's result in the thread; long tests go next to it as a file."""
         language = self.service.language(report.session.language)
-        setup = TOOLCHAINS[language.name].test if language.name in TOOLCHAINS else None
-        filename = setup.file if setup else f"tests.{language.extension}"
+        filename = tests_filename(language)
         as_file = bool(report.tests) and needs_tests_file(report.tests)
         message = run_message(
             report, tests_info=language.fence, tests_file=filename if as_file else None
