@@ -46,6 +46,10 @@ class Throttle:
             return True
         return False
 
+    def restart(self) -> None:
+        """Count the interval from now (an edit happened outside :meth:`ready`)."""
+        self._last = self._clock()
+
     def remaining(self) -> float:
         """Seconds until the next edit may happen (0 when it may happen now)."""
         return max(0.0, self._last + self.interval - self._clock())

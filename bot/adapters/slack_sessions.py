@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.adapters.render import Throttle, loading_text, render_version, tests_filename
+from bot.adapters.render import loading_text, render_version, tests_filename
 from bot.adapters.slack_blocks import (
     MESSAGE_LIMIT,
     Message,
@@ -39,6 +38,7 @@ from bot.adapters.slack_blocks import (
     version_message,
     writing_message,
 )
+from bot.adapters.slack_live import LiveMessage, QueueNotice
 from bot.core import SessionService
 from bot.errors import SessionNotFound, UserError
 from bot.languages import Languages
@@ -147,84 +147,6 @@ class SlackBot:
             (self.user and message.get("user") == self.user)
             or (self.bot_id and message.get("bot_id") == self.bot_id)
         )
-
-
-class _Live:
-    """One bot message in a thread: posted once, then edited at most once per ``interval``.
-
-    Streaming edits are skipped while :meth:`due` says no; the final edit waits out the rest
-    of the interval instead, so a message never sees more than one edit a second.
-    """
-
-    def __init__(
-        self, client: AsyncWebClient, channel: str, thread_ts: str, *, interval: float
-    ) -> None:
-        self.client = client
-        self.channel = channel
-        self.thread_ts = thread_ts
-        self.interval = interval
-        self.ts: str | None = None
-        self._throttle = Throttle(interval)
-        self._last = float("-inf")
-
-    def due(self) -> bool:
-        return self._throttle.ready()
-
-    async def show(self, message: Message, *, final: bool = False) -> None:
-        if self.ts is None:
-            posted = await self.client.chat_postMessage(
-                channel=self.channel,
-                thread_ts=self.thread_ts,
-                text=message.text,
-                blocks=message.blocks,
-                unfurl_links=False,
-            )
-            self.ts = str(posted["ts"])
-        else:
-            if final and (wait := self._last + self.interval - time.monotonic()) > 0:
-                await asyncio.sleep(wait)
-            await self.client.chat_update(
-                channel=self.channel, ts=self.ts, text=message.text, blocks=message.blocks
-            )
-        self._last = time.monotonic()
-        self._throttle.ready()  # restart the interval from this edit
-
-
-class _QueueNotice:
-    """``on_queued`` for a sandbox run: shows the caller's place in line in ``live``.
-
-    The pool calls it synchronously, again each time the caller moves up; the edits run in
-    one task, paced like every other edit, and show only the newest position.
-    """
-
-    def __init__(self, live: _Live) -> None:
-        self.live = live
-        self._position: int | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    def __call__(self, position: int) -> None:
-        self._position = position
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._show())
-
-    async def _show(self) -> None:
-        shown: int | None = None
-        while self._position != shown:
-            shown = self._position
-            text = f":hourglass: The sandbox is busy; you are #{shown} in line."
-            await self.live.show(status_message(text), final=True)
-
-    async def wait(self) -> None:
-        """Let the last position edit finish (so the result edit comes after it)."""
-        if self._task is not None:
-            try:
-                await self._task
-            except Exception as err:  # the result still goes out; the notice was a nicety
-                log.warning("could not show a place in line: %s", type(err).__name__)
-
-    def cancel(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
 
 
 class SlackSessions:
@@ -336,7 +258,7 @@ class SlackSessions:
 
     async def _stream(self, turn: AsyncGenerator[Reply], channel: str, thread_ts: str) -> None:
         """Show a turn's events (a reply's, a retry's, a fix's) as one message in the thread."""
-        live = _Live(self.client, channel, thread_ts, interval=self.edit_interval)
+        live = LiveMessage(self.client, channel, thread_ts, interval=self.edit_interval)
         started: Started | None = None
         try:
             async with contextlib.aclosing(turn) as events:
@@ -369,7 +291,7 @@ class SlackSessions:
             raise
 
     async def _show_version(
-        self, live: _Live, session: Session, version: Version, complete: bool
+        self, live: LiveMessage, session: Session, version: Version, complete: bool
     ) -> None:
         language = self.service.language(session.language)
         rendered = render_version(session, version, language, limit=MESSAGE_LIMIT)
@@ -398,7 +320,7 @@ class SlackSessions:
         """The Run button (``SESSION:VERSION``): run that version, post the result in the thread."""
         session_id, number = version_ref(value)
         session = await self._here(session_id, caller)
-        live = _Live(
+        live = LiveMessage(
             self.client, session.key.channel, session.key.thread, interval=self.edit_interval
         )
         async with self._sandboxed(live) as queued:
@@ -412,7 +334,7 @@ class SlackSessions:
         session_id, number = version_ref(value)
         session = await self._here(session_id, caller)
         self._latest(session, number, "Test")
-        live = _Live(
+        live = LiveMessage(
             self.client, session.key.channel, session.key.thread, interval=self.edit_interval
         )
         with self._once(
@@ -461,9 +383,9 @@ class SlackSessions:
             self._busy.discard((kind, session_id))
 
     @contextlib.asynccontextmanager
-    async def _sandboxed(self, live: _Live) -> AsyncIterator[_QueueNotice]:
+    async def _sandboxed(self, live: LiveMessage) -> AsyncIterator[QueueNotice]:
         """A run's message: its place in line while it waits, taken back if the run fails."""
-        queued = _QueueNotice(live)
+        queued = QueueNotice(live)
         try:
             yield queued
         except Exception:
@@ -475,7 +397,7 @@ class SlackSessions:
         finally:
             queued.cancel()  # done by now, unless the job was cancelled
 
-    async def _show_run(self, live: _Live, report: RunReport) -> None:
+    async def _show_run(self, live: LiveMessage, report: RunReport) -> None:
         """A run's or test's result in the thread; long tests go next to it as a file."""
         language = self.service.language(report.session.language)
         filename = tests_filename(language)
