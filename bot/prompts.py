@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from bot.codeblocks import fence
 from bot.languages import Language
 from engines import ChatMessage
-from storage import Version
+from storage import Run, Version
 
 __all__ = [
     "ContextTooSmall",
@@ -142,28 +142,18 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else "…" + text[-limit:]
 
 
-def failure_feedback(
-    *,
-    kind: str,
-    status: str,
-    exit_code: int | None,
-    limit_hit: str | None,
-    stdout: str,
-    stderr: str,
-    compile_output: str,
-    tests: str,
-    budget: int,
-) -> str:
+def failure_feedback(run: Run, *, budget: int) -> str:
     """Feedback that asks the model to fix a failed run, within ``budget`` characters.
 
     The newest output matters most, so long outputs keep their ends.
     """
+    kind = run.kind
     what = "its unit tests failed" if kind == "test" else "it failed when run"
-    if status == "compile_error":
+    if run.status == "compile_error":
         what = "it did not compile"
-    facts = [f"exit status {exit_code}" if exit_code is not None else "no exit status"]
-    if limit_hit:
-        facts.append(f"stopped by the {limit_hit.replace('_', ' ')} limit")
+    facts = [f"exit status {run.exit_code}" if run.exit_code is not None else "no exit status"]
+    if run.limit_hit:
+        facts.append(f"stopped by the {run.limit_hit.replace('_', ' ')} limit")
     head = f"The current version is broken: {what} ({', '.join(facts)})."
     goal = (
         "Fix the code (not the tests) so that these tests pass."
@@ -171,10 +161,10 @@ def failure_feedback(
         else "Fix the code so that it runs correctly."
     )
     sections = [
-        ("Compiler output", compile_output),
-        ("stderr", stderr),
-        ("stdout", stdout),
-        ("The tests", tests),
+        ("Compiler output", run.compile_output),
+        ("stderr", run.stderr),
+        ("stdout", run.stdout),
+        ("The tests", run.tests),
     ]
     present = [(title, text) for title, text in sections if text.strip()]
     room = max(200, (budget - len(head) - len(goal) - 100) // max(len(present), 1))

@@ -27,7 +27,7 @@ from bot.prompts import TESTABLE, failure_feedback, tests_messages
 from bot.values import Caller, Done, Reply, RunReport
 from engines import EngineError
 from sandbox import FIXABLE, RunResult, SandboxPool
-from storage import Run, Session, Version, VersionNotFound
+from storage import RunKind, Session, Version, VersionNotFound
 
 __all__ = ["RunService"]
 
@@ -115,7 +115,12 @@ class RunService:
             raise UserError("The latest run of this version passed; there is nothing to fix.")
         if run.status not in FIXABLE:
             raise UserError("The latest run could not start at all, so there is nothing to fix.")
-        turn = self.sessions.turn(session.id, caller, self._feedback(run), base=version.number)
+        turn = self.sessions.turn(
+            session.id,
+            caller,
+            failure_feedback(run, budget=self.sessions.settings.max_prompt_chars),
+            base=version.number,
+        )
         async with contextlib.aclosing(turn) as events:
             async for event in events:
                 yield event
@@ -158,12 +163,12 @@ class RunService:
         return session, version, self.pool
 
     async def _store(
-        self, version: Version, result: RunResult, *, kind: str, tests: str = ""
+        self, version: Version, result: RunResult, *, kind: RunKind, tests: str = ""
     ) -> None:
         try:
             await self.sessions.store.add_run(
                 version.id,
-                kind="test" if kind == "test" else "run",
+                kind=kind,
                 status=result.status,
                 exit_code=result.exit_code,
                 stdout=result.stdout,
@@ -176,16 +181,3 @@ class RunService:
             )
         except VersionNotFound:
             raise UserError("The session was deleted while its code ran.") from None
-
-    def _feedback(self, run: Run) -> str:
-        return failure_feedback(
-            kind=run.kind,
-            status=run.status,
-            exit_code=run.exit_code,
-            limit_hit=run.limit_hit,
-            stdout=run.stdout,
-            stderr=run.stderr,
-            compile_output=run.compile_output,
-            tests=run.tests,
-            budget=self.sessions.settings.max_prompt_chars,
-        )
