@@ -257,12 +257,10 @@ class SlackAdapter(ChatAdapter):
         respond: AsyncRespond,
     ) -> None:
         await ack()
-        self._count("command_code")
-        if not self._first_command(command):
+        if (begun := self._begin_command("code", command, context, respond)) is None:
             return
-        caller = self._caller(context, command["user_id"], command["channel_id"])
+        caller, private = begun
         text = to_plain(command.get("text") or "")
-        private = _Private(channel=caller.channel, user=caller.user, respond=respond)
         self._spawn(self.sessions.code(caller, text, command.get("trigger_id", "")), private)
 
     async def _on_snippets(
@@ -273,11 +271,9 @@ class SlackAdapter(ChatAdapter):
         respond: AsyncRespond,
     ) -> None:
         await ack()
-        self._count("command_snippets")
-        if not self._first_command(command):
+        if (begun := self._begin_command("snippets", command, context, respond)) is None:
             return
-        caller = self._caller(context, command["user_id"], command["channel_id"])
-        private = _Private(channel=caller.channel, user=caller.user, respond=respond)
+        caller, private = begun
         job = self.sessions.snippets(caller, command.get("text") or "", _bot(context))
         self._spawn(self._answer(job, private), private)
 
@@ -409,14 +405,23 @@ class SlackAdapter(ChatAdapter):
             return False
         return True
 
-    def _first_command(self, command: dict[str, Any]) -> bool:
-        """False for a slash command delivered again (Slack sends each once; a replaying proxy
-        or a resent request carries the same one-time ``trigger_id``)."""
+    def _begin_command(
+        self,
+        name: str,
+        command: dict[str, Any],
+        context: AsyncBoltContext,
+        respond: AsyncRespond,
+    ) -> tuple[Caller, _Private] | None:
+        """Count a slash command and say who asked where; None for one delivered again (Slack
+        sends each once; a replaying proxy or a resent request carries the same one-time
+        ``trigger_id``)."""
+        self._count(f"command_{name}")
         trigger = command.get("trigger_id")
         if trigger and not self.service.first_delivery(f"slack:trigger:{trigger}"):
             self._count("duplicate")
-            return False
-        return True
+            return None
+        caller = self._caller(context, command["user_id"], command["channel_id"])
+        return caller, _Private(channel=caller.channel, user=caller.user, respond=respond)
 
     def _count(self, kind: str) -> None:
         self.metrics.events.labels(platform=PLATFORM, kind=kind).inc()
