@@ -1,15 +1,20 @@
 """The composition root: the one place that turns a :class:`Config` into running parts.
 
-``build(config)`` opens the store, builds the model catalog and the engine pool, and wires the
-session service; nothing here runs at import. Tests call it with their own engine factory.
+``build(config)`` opens the store, builds the model catalog and the engine pool, wires the
+session and run services and the presenter, and makes the chat adapters whose credentials are
+set (each imported only then); nothing here runs at import. ``codethread serve`` and
+``codethread chat`` both start from it. Tests call it with their own engine factory (and, for
+Discord, a recording HTTP client).
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from bot.adapters.base import ChatAdapter
 from bot.config import Config
 from bot.core import ServiceSettings, SessionService
 from bot.engine_pool import EnginePool
@@ -17,10 +22,14 @@ from bot.errors import ConfigError
 from bot.languages import Languages
 from bot.limits import AccessPolicy, RateLimiter
 from bot.metrics import Metrics
+from bot.present import Presenter
 from bot.runs import RunService
 from engines import Catalog, Engine, ModelSpec, create_engine
 from sandbox import Sandbox, SandboxPool
 from storage import Store, StoreError
+
+if TYPE_CHECKING:
+    from discord.http import HTTPClient
 
 __all__ = ["App", "build"]
 
@@ -32,7 +41,9 @@ class App:
     engines: EnginePool
     service: SessionService
     runs: RunService
+    presenter: Presenter
     metrics: Metrics
+    adapters: list[ChatAdapter] = field(default_factory=list)
 
     async def start(self) -> None:
         """Probe the sandbox and start (load) the default model."""
@@ -40,18 +51,25 @@ class App:
         await self.engines.start()
 
     async def aclose(self) -> None:
+        for adapter in self.adapters:
+            await adapter.aclose()
         await self.engines.aclose()
         await self.store.close()
 
 
 async def build(
-    config: Config, *, engine_factory: Callable[[ModelSpec], Engine] = create_engine
+    config: Config,
+    *,
+    engine_factory: Callable[[ModelSpec], Engine] = create_engine,
+    adapters: bool = True,
+    discord_http: HTTPClient | None = None,
 ) -> App:
-    """Wire every part from ``config``; raises ConfigError (a UserError) on bad settings."""
-    try:
-        catalog = Catalog.builtin().extended(config.models)
-    except ValueError as err:
-        raise ConfigError(f"Bad [models] entry in the config: {err}") from None
+    """Wire every part from ``config``; raises ConfigError (a UserError) on bad settings.
+
+    With ``adapters`` (the default), the Slack and Discord adapters whose tokens are set are
+    made too; ``discord_http`` replaces discord.py's REST client (tests).
+    """
+    catalog = Catalog.builtin().with_specs(config.models)
     engines = EnginePool(catalog=catalog, default_model=config.model, factory=engine_factory)
     engines.resolve(None)  # an unknown default model is a configuration error, found now
     languages = Languages()
@@ -77,6 +95,52 @@ async def build(
     )
     pool = SandboxPool(Sandbox()) if config.run_snippets else None
     runs = RunService(sessions=service, pool=pool, repair_attempts=config.repair_attempts)
-    return App(
-        config=config, store=store, engines=engines, service=service, runs=runs, metrics=metrics
+    app = App(
+        config=config,
+        store=store,
+        engines=engines,
+        service=service,
+        runs=runs,
+        presenter=Presenter(service, runs),
+        metrics=metrics,
     )
+    if adapters:
+        try:
+            app.adapters = _adapters(app, discord_http)
+        except BaseException:
+            await app.aclose()
+            raise
+    return app
+
+
+def _adapters(app: App, discord_http: HTTPClient | None) -> list[ChatAdapter]:
+    """The chat adapters whose credentials are set (their libraries imported only then)."""
+    config, made = app.config, []
+    parts = {"sessions": app.service, "presenter": app.presenter, "metrics": app.metrics}
+    if config.slack_bot_token:
+        from bot.adapters.slack import SlackAdapter
+
+        made.append(
+            SlackAdapter(
+                **parts,
+                bot_token=config.slack_bot_token,
+                signing_secret=config.slack_signing_secret,
+                app_token=config.slack_app_token,
+                api_url=config.slack_api_url,
+                edit_interval=config.edit_interval,
+            )
+        )
+    if config.discord_bot_token:
+        from bot.adapters.discord import DiscordAdapter
+
+        made.append(
+            DiscordAdapter(
+                **parts,
+                token=config.discord_bot_token,
+                api_url=config.discord_api_url,
+                allow_dms=config.discord_allow_dms,
+                http=discord_http,
+                edit_interval=config.edit_interval,
+            )
+        )
+    return made

@@ -7,7 +7,6 @@ language, model or session, someone else's session) print one line and exit non-
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -22,11 +21,12 @@ from typing import Any, TypeVar
 import click
 import platformdirs
 
-from bot.adapters.console import ConsoleChat, console_caller, describe
+from bot.adapters.console import ConsoleChat, console_caller
 from bot.app import App, build
 from bot.codeblocks import fence
 from bot.config import load_config
 from bot.errors import UserError
+from bot.present.words import version_header
 from engines import EngineError
 from storage import StoreError
 
@@ -63,7 +63,7 @@ def _log_to_file() -> None:
 
 @asynccontextmanager
 async def _app() -> AsyncIterator[App]:
-    app = await build(load_config())
+    app = await build(load_config(), adapters=False)
     try:
         yield app
     finally:
@@ -93,12 +93,11 @@ def chat(language: str | None, model: str | None, session_id: int | None) -> Non
         async with _app() as app:
             service = app.service
             caller = console_caller()
-            session = await service.get(session_id, caller) if session_id is not None else None
+            session = await service.owned(session_id, caller) if session_id is not None else None
             if language is not None:
                 service.language(language)
-            spec = service.engines.resolve(model or (session.model if session else None))
-            with contextlib.suppress(EngineError):  # each message then says what is wrong
-                service.engines.get(spec)  # start loading now, while the user types
+            spec = service.model(model or (session.model if session else None))
+            service.warm(spec)  # start loading now, while the user types
             if interactive:
                 click.echo(
                     f"codethread · {spec.name} · type what the code should do; /help for commands",
@@ -107,7 +106,7 @@ def chat(language: str | None, model: str | None, session_id: int | None) -> Non
             await app.runs.prepare()
             chat = ConsoleChat(
                 service,
-                runs=app.runs,
+                app.presenter,
                 out=sys.stdout,
                 interactive=interactive,
                 language=language,
@@ -207,7 +206,7 @@ def snippets_show(session_id: int, number: int | None) -> None:
         if version is None:
             click.echo(f"Session {session.id} ({session.title}) has no version yet.")
             return
-        click.echo(f"── {describe(session, version)}")
+        click.echo(f"── {version_header(session, version)}")
         click.echo(fence(version.code, language.fence))
         if version.note:
             click.echo(version.note)

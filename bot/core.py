@@ -1,12 +1,22 @@
-"""The session service: everything a chat adapter can ask of codethread.
+"""The session service: everything a surface can ask of codethread about sessions and turns.
 
-A session is one snippet's story, kept in one thread. :meth:`SessionService.start` opens it;
-:meth:`SessionService.turn` produces the next version from a request (the first prompt, or
-feedback on the current version) and reports progress as :mod:`bot.values` events. Turns of one
-session run strictly in arrival order (one lock per session); different sessions run
-concurrently. Anyone in a thread may give feedback; only the owner may delete a session.
+A session is one snippet's story, kept in one thread. :meth:`SessionService.open` starts it in a
+thread and makes version 1; :meth:`SessionService.reply` (a message in a thread),
+:meth:`SessionService.turn` (a known session) and :meth:`SessionService.retry` (a failed
+request, again) produce the next version and report progress as :mod:`bot.values` events.
 
-The service knows no platform: adapters pass a :class:`~bot.values.Caller` and render events.
+Order: ``open``, ``reply`` and ``turn`` are plain functions that take the turn's place in its
+thread's line *before they return* (no await in between), so the order in which an adapter
+hands turns over is the order of work, whatever the adapter awaits afterwards. Turns of one
+thread run strictly one after another; different threads run concurrently.
+
+Failures: a turn that fails keeps its request in the store (one per session, the latest), so
+Retry works after a restart, and once per failure: the Retry of a failure that was already
+retried, or superseded by a newer one, is refused. Anyone in a thread may give feedback; only
+the owner may delete a session.
+
+The service knows no platform: adapters pass a :class:`~bot.values.Caller`; a ``trusted``
+caller (the terminal user, who runs the bot themselves) may name any model reference.
 """
 
 from __future__ import annotations
@@ -18,16 +28,28 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from typing import Any
 
 from bot.codeblocks import extract_code
 from bot.engine_pool import EnginePool, ModelStatus
-from bot.errors import NotOwner, SessionNotFound, UnknownModelRef, UserError
+from bot.errors import (
+    ContextTooSmall,
+    NotASession,
+    NothingToDo,
+    NotOwner,
+    SessionNotFound,
+    StaleVersion,
+    TurnTimeout,
+    UnknownModelRef,
+    UserError,
+)
 from bot.languages import Language, Languages
 from bot.limits import AccessPolicy, RateLimiter, check_prompt
 from bot.metrics import Metrics
-from bot.prompts import ContextTooSmall, PromptBudget, build_messages
-from bot.session_queue import SessionQueue
+from bot.prompts import PromptBudget, build_messages
+from bot.session_queue import SessionQueue, Ticket
 from bot.values import (
+    Action,
     Caller,
     Done,
     Failed,
@@ -39,10 +61,9 @@ from bot.values import (
     Waiting,
 )
 from engines import ChatMessage, EngineError, GenerationRequest, ModelSpec, Usage
-from storage import Session, SessionKey, Store, Version
-from storage import SessionNotFound as StoreSessionNotFound
+from storage import Session, SessionGone, SessionKey, Store, Version
 
-__all__ = ["ServiceSettings", "SessionService", "StartCheck"]
+__all__ = ["ServiceSettings", "SessionService", "StartCheck", "TurnStream"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,8 +73,7 @@ class ServiceSettings:
     temperature: float = 0.2
     turn_timeout: float = 300.0  # seconds for one whole answer
     max_answer_chars: int = 200_000  # stop reading a runaway answer here
-    #: chat users may name any openai:/hf: reference (else only catalog names); the terminal
-    #: user, who runs the bot themselves, always may
+    #: chat users may name any openai:/hf: reference (else only catalog names)
     allow_any_model: bool = False
 
 
@@ -64,6 +84,44 @@ class StartCheck:
     prompt: str
     language: Language
     model: ModelSpec
+
+
+class TurnStream(AsyncGenerator[Reply, None]):
+    """A turn's events; holds the turn's place in its thread's line until closed.
+
+    Closing it (``aclose``, also when it was never iterated) leaves the line, so a turn that
+    an adapter dropped cannot hold up the thread.
+    """
+
+    def __init__(self, queue: SessionQueue, ticket: Ticket, body: AsyncGenerator[Reply]) -> None:
+        self._queue = queue
+        self._ticket: Ticket | None = ticket
+        self._body = body
+
+    def _leave(self) -> None:
+        if self._ticket is not None:
+            self._queue.leave(self._ticket)
+            self._ticket = None
+
+    async def asend(self, value: None) -> Reply:
+        try:
+            return await self._body.asend(value)
+        except BaseException:
+            self._leave()  # ended (StopAsyncIteration), failed or cancelled
+            raise
+
+    async def athrow(self, *args: Any) -> Reply:
+        try:
+            return await self._body.athrow(*args)
+        except BaseException:
+            self._leave()
+            raise
+
+    async def aclose(self) -> None:
+        try:
+            await self._body.aclose()
+        finally:
+            self._leave()
 
 
 class SessionService:
@@ -86,15 +144,14 @@ class SessionService:
         self._rate = rate_limiter or RateLimiter(limit=0)
         self._access = access or AccessPolicy()
         self._queue = SessionQueue()
-        self._failed: dict[int, str] = {}  # session id -> request of its last failed turn
         self._seen: OrderedDict[str, None] = OrderedDict()  # recent delivery ids
 
-    # -- sessions ----------------------------------------------------------------------------
+    # -- what a surface may ask before it acts -----------------------------------------------
 
     def check(
         self, caller: Caller, *, prompt: str, language: str | None = None, model: str | None = None
     ) -> StartCheck:
-        """Everything :meth:`start` would refuse, checked without storing anything.
+        """Everything :meth:`open` would refuse, checked without storing anything.
 
         Adapters call it before they post anything on the platform (a parent message, a
         thread), so that a refusal leaves nothing behind.
@@ -102,10 +159,42 @@ class SessionService:
         self._access.check(user=caller.user, channel=caller.channel)
         prompt = check_prompt(prompt, limit=self.settings.max_prompt_chars)
         lang = self.language(language)
-        spec = self.engines.resolve(model)
+        spec = self.model(model)
         self._check_model_offered(caller, spec)
         self._rate.check(self._rate_key(caller), count=False)
         return StartCheck(prompt=prompt, language=lang, model=spec)
+
+    def language(self, word: str | None) -> Language:
+        """The language named ``word`` (the default when None); refuses unknown ones."""
+        return self.languages.get(word or self.settings.default_language)
+
+    def model(self, ref: str | None) -> ModelSpec:
+        """The catalog entry for a model reference (the default when None)."""
+        return self.engines.resolve(ref)
+
+    def models(self) -> list[ModelStatus]:
+        return self.engines.status()
+
+    def warm(self, spec: ModelSpec) -> None:
+        """Start loading ``spec``'s engine now (while a person types); a failure shows later,
+        in the first turn and in the model's readiness."""
+        with contextlib.suppress(EngineError):
+            self.engines.get(spec)
+
+    @property
+    def max_prompt_chars(self) -> int:
+        return self.settings.max_prompt_chars
+
+    def first_delivery(self, delivery_id: str) -> bool:
+        """True the first time a platform delivery id is seen (retries return False)."""
+        if delivery_id in self._seen:
+            return False
+        self._seen[delivery_id] = None
+        if len(self._seen) > 10_000:
+            self._seen.popitem(last=False)
+        return True
+
+    # -- sessions ----------------------------------------------------------------------------
 
     async def start(
         self,
@@ -116,8 +205,11 @@ class SessionService:
         language: str | None = None,
         model: str | None = None,
     ) -> Session:
-        """Open a session for ``prompt``; refuses bad input before anything is stored."""
+        """Open a session for ``prompt`` without a turn; refuses bad input before storing."""
         checked = self.check(caller, prompt=prompt, language=language, model=model)
+        return await self._create(caller, key, checked)
+
+    async def _create(self, caller: Caller, key: SessionKey, checked: StartCheck) -> Session:
         return await self.store.create_session(
             key=key,
             owner=caller.user,
@@ -126,19 +218,22 @@ class SessionService:
             title=checked.prompt.splitlines()[0][:80],
         )
 
-    def language(self, word: str | None) -> Language:
-        return self.languages.get(word or self.settings.default_language)
-
     async def find(self, key: SessionKey) -> Session | None:
         """The session living in a thread, if any (adapters ignore threads that are not)."""
         return await self.store.find_session(key)
 
     async def get(self, session_id: int, caller: Caller | None = None) -> Session:
-        """The session ``session_id``; with a caller, only if they own it."""
+        """The session ``session_id`` as ``caller`` may see it: in their platform and
+        workspace, and with ``owned``-style checks left to :meth:`owned`."""
         session = await self.store.get_session(session_id)
-        if session is None:
+        if session is None or (caller is not None and not self.visible(caller, session)):
             raise SessionNotFound(session_id)
-        if caller is not None and not self._owns(caller, session):
+        return session
+
+    async def owned(self, session_id: int, caller: Caller) -> Session:
+        """The session ``session_id`` if ``caller`` owns it."""
+        session = await self.get(session_id, caller)
+        if caller.user != session.owner:
             raise NotOwner(session_id)
         return session
 
@@ -151,42 +246,29 @@ class SessionService:
     async def show(
         self, session_id: int, *, number: int | None = None, caller: Caller | None = None
     ) -> tuple[Session, Version | None]:
-        """A session and one of its versions (the latest by default)."""
-        session = await self.get(session_id, caller)
-        version = await self.store.get_version(session_id, number)
+        """The caller's own session and one of its versions (the latest by default)."""
+        session = await (self.owned(session_id, caller) if caller else self.get(session_id))
+        return session, await self.version(session, number)
+
+    async def version(self, session: Session, number: int | None = None) -> Version | None:
+        """A version of ``session`` (the latest by default; None when it has none yet)."""
+        version = await self.store.get_version(session.id, number)
         if number is not None and version is None:
-            raise UserError(f"Session {session_id} has no version {number}.")
-        return session, version
+            raise UserError(f"Session {session.id} has no version {number}.")
+        return version
 
     async def delete(self, session_id: int, caller: Caller) -> Session:
         """Delete a session and everything in it; owner only. Cancels nothing already running."""
-        session = await self.get(session_id, caller)
+        session = await self.owned(session_id, caller)
         await self.store.delete_session(session_id)
-        self._failed.pop(session_id, None)
         return session
 
-    def models(self) -> list[ModelStatus]:
-        return self.engines.status()
-
-    def first_delivery(self, delivery_id: str) -> bool:
-        """True the first time a platform delivery id is seen (retries return False)."""
-        if delivery_id in self._seen:
-            return False
-        self._seen[delivery_id] = None
-        if len(self._seen) > 10_000:
-            self._seen.popitem(last=False)
-        return True
-
-    def failed_request(self, session_id: int) -> str | None:
-        """The request of the session's last failed turn, kept so that it can be retried."""
-        return self._failed.get(session_id)
-
     @staticmethod
-    def _owns(caller: Caller, session: Session) -> bool:
-        return (
-            caller.user == session.owner
-            and caller.platform == session.key.platform
-            and caller.workspace == session.key.workspace
+    def visible(caller: Caller, session: Session) -> bool:
+        """A session is reachable only from its own platform and workspace."""
+        return (caller.platform, caller.workspace) == (
+            session.key.platform,
+            session.key.workspace,
         )
 
     def check_rate(self, caller: Caller) -> None:
@@ -198,7 +280,7 @@ class SessionService:
         arbitrary weights or spend the operator's key on any model."""
         catalog = self.engines.catalog
         if (
-            caller.platform == "console"
+            caller.trusted
             or self.settings.allow_any_model
             or spec.name in catalog
             or spec.ref == self.engines.resolve(None).ref
@@ -209,46 +291,106 @@ class SessionService:
         )
 
     @staticmethod
-    def visible(caller: Caller, session: Session) -> bool:
-        """A session is reachable only from its own platform and workspace."""
-        return (caller.platform, caller.workspace) == (
-            session.key.platform,
-            session.key.workspace,
-        )
-
-    @staticmethod
     def _rate_key(caller: Caller) -> str:
         return f"{caller.platform}:{caller.workspace}:{caller.user}"
 
+    def _admit(self, caller: Caller, text: str) -> str:
+        """The checks every turn passes (allow-lists, prompt size, rate); the stripped text."""
+        self._access.check(user=caller.user, channel=caller.channel)
+        request = check_prompt(text, limit=self.settings.max_prompt_chars)
+        self._rate.check(self._rate_key(caller))
+        return request
+
     # -- turns -------------------------------------------------------------------------------
 
-    async def turn(
-        self, session_id: int, caller: Caller, text: str, *, base: int | None = None
-    ) -> AsyncGenerator[Reply]:
-        """Make the next version of a session from ``text``; yields events, ends with a result.
+    def open(self, caller: Caller, key: SessionKey, checked: StartCheck) -> TurnStream:
+        """Start a session in the thread ``key`` (already posted) and make its version 1.
 
-        Refusals (empty or oversized text, rate limit, allow-lists, unknown session) raise
-        :class:`UserError` before any event. Engine failures end the stream with
+        Takes the thread's line at once: a reply that arrives while the session is being
+        stored waits for this first turn.
+        """
+        ticket = self._queue.join(key)
+        return TurnStream(self._queue, ticket, self._open(caller, key, checked, ticket))
+
+    async def _open(
+        self, caller: Caller, key: SessionKey, checked: StartCheck, ticket: Ticket
+    ) -> AsyncGenerator[Reply]:
+        request = self._admit(caller, checked.prompt)
+        await ticket.wait()
+        session = await self._create(caller, key, checked)
+        async with contextlib.aclosing(self._turn(session, request, None)) as events:
+            async for event in events:
+                yield event
+
+    def reply(self, caller: Caller, key: SessionKey, text: str) -> TurnStream:
+        """A message in the thread ``key``: the next version when the thread is a session.
+
+        Raises :class:`NotASession` from the stream (before any event) when it is not; the
+        adapter decides whether that is worth a word (a mention) or silence (any message).
+        """
+        ticket = self._queue.join(key)
+        return TurnStream(self._queue, ticket, self._reply(caller, key, text, ticket))
+
+    async def _reply(
+        self, caller: Caller, key: SessionKey, text: str, ticket: Ticket
+    ) -> AsyncGenerator[Reply]:
+        session = await self.store.find_session(key)
+        if session is None:
+            raise NotASession()
+        request = self._admit(caller, text)
+        async with contextlib.aclosing(self._queued(session.id, ticket, request, None)) as events:
+            async for event in events:
+                yield event
+
+    def turn(
+        self, session: Session, caller: Caller, text: str, *, base: int | None = None
+    ) -> TurnStream:
+        """The next version of ``session`` from ``text``.
+
+        Refusals (empty or oversized text, rate limit, allow-lists) raise :class:`UserError`
+        here, before the turn takes a place in line. Engine failures end the stream with
         :class:`Failed`, keeping the request for a retry; the session stays usable. With
         ``base``, the turn only goes ahead if version ``base`` is still the current one (a fix
         made from that version's failure must not land on a newer version).
         """
+        if not self.visible(caller, session):
+            raise SessionNotFound(session.id)
+        request = self._admit(caller, text)
+        ticket = self._queue.join(session.key)
+        return TurnStream(self._queue, ticket, self._queued(session.id, ticket, request, base))
+
+    async def retry(
+        self, caller: Caller, session_id: int, failure: int | None = None
+    ) -> AsyncGenerator[Reply]:
+        """Send a failed request again: ``failure`` (a Retry button's), or the latest one.
+
+        Each failure is retried once; a second press finds it gone and is told so.
+        """
+        session = await self.get(session_id, caller)
         self._access.check(user=caller.user, channel=caller.channel)
-        request = check_prompt(text, limit=self.settings.max_prompt_chars)
-        self._rate.check(self._rate_key(caller))
-        ticket = self._queue.join(session_id)  # before any yield: arrival order is work order
-        try:
-            if ticket.ahead:
-                yield Waiting(position=ticket.ahead)
-            await ticket.wait()
-            session = await self.store.get_session(session_id)
-            if session is None or not self.visible(caller, session):
-                raise SessionNotFound(session_id)  # unknown, or deleted while this turn waited
-            async with contextlib.aclosing(self._turn(session, request, base)) as events:
-                async for event in events:
-                    yield event
-        finally:
-            self._queue.leave(ticket)
+        self._rate.check(self._rate_key(caller), count=False)
+        taken = await self.store.take_failure(session.id, failure)
+        if taken is None:
+            raise NothingToDo(
+                "Nothing to retry: that request was already sent again, or the last request "
+                "of this snippet did not fail."
+            )
+        async with contextlib.aclosing(self.turn(session, caller, taken.request)) as events:
+            async for event in events:
+                yield event
+
+    async def _queued(
+        self, session_id: int, ticket: Ticket, request: str, base: int | None
+    ) -> AsyncGenerator[Reply]:
+        if ticket.ahead:
+            yield Waiting(position=ticket.ahead)
+        await ticket.wait()
+        session = await self.store.get_session(session_id)
+        if session is None:
+            raise SessionNotFound(session_id)  # deleted while this turn waited
+        async with contextlib.aclosing(self._turn(session, request, base)) as events:
+            async for event in events:
+                yield event
 
     async def _turn(
         self, session: Session, request: str, base: int | None
@@ -256,20 +398,16 @@ class SessionService:
         language = self.language(session.language)
         history = await self.store.list_versions(session.id)
         if base is not None and len(history) != base:
-            yield Failed(
-                session=session,
-                message=f"The snippet has changed since version {base}; "
-                f"run or test version {len(history)} and fix that instead.",
-                request=request,
-            )
-            return
-        if not history and (earlier := self._failed.get(session.id)) and earlier != request:
-            request = f"{earlier}\n\n{request}"  # the first answer failed: keep what was asked
+            raise StaleVersion("Fix", session.id, base, len(history))
+        if not history:  # the first answer failed before: keep what was asked then
+            earlier = await self.store.latest_failure(session.id)
+            if earlier is not None and earlier.request != request:
+                request = f"{earlier.request}\n\n{request}"
         try:
             spec = self.engines.resolve(session.model)
             engine = self.engines.get(spec)
         except (UserError, EngineError) as err:
-            yield self._fail(session, request, str(err))
+            yield await self._fail(session, request, str(err))
             return
         if self.engines.is_loading(spec):
             yield Loading(model=spec.name, position=self.engines.waiting(spec) + 1)
@@ -287,7 +425,7 @@ class SessionService:
                 language=language, history=history, request=request, budget=budget
             )
         except ContextTooSmall as err:
-            yield self._fail(session, request, str(err))
+            yield await self._fail(session, request, str(err))
             return
         generation = GenerationRequest(
             messages=messages,
@@ -310,19 +448,17 @@ class SessionService:
                     size += len(delta)
                     yield Progress(delta=delta, text="".join(parts))
         except EngineError as err:
-            yield self._fail(session, request, str(err))
+            yield await self._fail(session, request, str(err))
             return
         except TimeoutError:
-            yield self._fail(
-                session, request, f"The model took longer than {self.settings.turn_timeout:.0f} s."
-            )
+            yield await self._fail(session, request, str(TurnTimeout(self.settings.turn_timeout)))
             return
         latency_ms = round((time.perf_counter() - began) * 1000)
         self.metrics.observe_answer(model=spec.name, seconds=latency_ms / 1000)
         answer = "".join(parts)
         extraction = extract_code(answer)
-        self._failed.pop(session.id, None)
         if extraction is None:
+            await self.store.clear_failures(session.id)
             self.metrics.turns.labels(outcome="non_code").inc()
             yield NonCode(session=session, text=answer.strip() or "(the model returned nothing)")
             return
@@ -337,7 +473,8 @@ class SessionService:
                 completion_tokens=usage.completion_tokens,
                 latency_ms=latency_ms,
             )
-        except StoreSessionNotFound:
+            await self.store.clear_failures(session.id)
+        except SessionGone:  # nothing to retry: the session is gone
             yield Failed(
                 session=session,
                 message="This session was deleted while the new version was being written.",
@@ -373,12 +510,21 @@ class SessionService:
                 async for delta in deltas:
                     parts.append(delta)
         except TimeoutError:
-            raise UserError(
-                f"The model took longer than {self.settings.turn_timeout:.0f} s."
-            ) from None
+            raise TurnTimeout(self.settings.turn_timeout) from None
         return "".join(parts)
 
-    def _fail(self, session: Session, request: str, message: str) -> Failed:
-        self._failed[session.id] = request
+    async def _fail(self, session: Session, request: str, message: str) -> Failed:
+        """Keep the request (the session's only failure: a newer one supersedes it)."""
         self.metrics.turns.labels(outcome="failed").inc()
-        return Failed(session=session, message=message, request=request)
+        try:
+            await self.store.clear_failures(session.id)
+            kept = await self.store.add_failure(session.id, request=request, message=message)
+        except SessionGone:
+            return Failed(session=session, message=message, request=request)
+        actions = (
+            Action(kind="retry", session_id=session.id, failure=kept.id),
+            Action(kind="delete", session_id=session.id),
+        )
+        return Failed(
+            session=session, message=message, request=request, failure=kept.id, actions=actions
+        )

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.codeblocks import fence
+from bot.errors import ContextTooSmall
 from bot.languages import Language
 from engines import ChatMessage
 from storage import Run, Version
 
 __all__ = [
-    "ContextTooSmall",
     "PromptBudget",
     "build_messages",
     "estimate_tokens",
@@ -54,10 +54,6 @@ class PromptBudget:
     @property
     def prompt_tokens(self) -> int:
         return self.context_window - self.reserve_for_answer
-
-
-class ContextTooSmall(Exception):
-    """The current code plus the request alone exceed the model's context."""
 
 
 def _answer(version: Version, language: Language) -> str:

@@ -1,12 +1,19 @@
 """Running versions in the sandbox, testing them, and repairing them from their failures.
 
 * **Run** executes a version as a program (the latest by default) and stores the result.
-* **Test** asks the session's model for unit tests of the current version (Python's
+* **Test** asks the session's model for unit tests of the latest version (Python's
   ``unittest``, Node's ``node:test``), runs code and tests together, and stores the result with
   the tests.
-* **Fix** turns the current version's latest failed run into feedback, so the next version is
-  made from what went wrong; **repair** repeats test → fix up to ``repair_attempts`` times and
-  stops at the first pass.
+* **Fix** turns a version's latest failed run into feedback, so the next version is made from
+  what went wrong; **repair** repeats test → fix up to ``repair_attempts`` times and stops at
+  the first pass.
+
+The rules every surface shares live here: Test and Fix act on the latest version only (a
+button under an older version is refused, naming the latest); one Test and one Fix per session
+at a time (a second press while one runs is refused); Fix is offered, and accepted, only for a
+failure of the code itself (:attr:`sandbox.RunResult.fixable`), not for a run that could not
+start. :meth:`RunService.version_actions` and the ``actions`` of a :class:`RunReport` say which
+buttons a result offers.
 
 Anyone in a session's thread may press Run or Test (the rate limit applies per user); through
 ``/snippets run ID`` only the owner may (``scoped=True``). Runs queue in a bounded pool, and a
@@ -18,18 +25,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterator
 
 from bot.codeblocks import extract_code
 from bot.core import SessionService
-from bot.errors import SessionNotFound, UserError
+from bot.errors import Busy, NothingToDo, RunsDisabled, StaleVersion, UserError
 from bot.prompts import TESTABLE, failure_feedback, tests_messages
-from bot.values import Caller, Done, Reply, RunReport
+from bot.values import Action, Caller, Done, Reply, RunReport
 from engines import EngineError
 from sandbox import FIXABLE, RunResult, SandboxPool
 from storage import RunKind, Session, Version, VersionNotFound
 
-__all__ = ["RunService"]
+__all__ = ["OnQueued", "RunService"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +51,7 @@ class RunService:
         self.pool = pool
         self.repair_attempts = repair_attempts
         self._disabled: str | None = None if pool else "Running snippets is turned off here."
+        self._busy: set[tuple[str, int]] = set()  # (test or fix, session id) in progress
 
     async def prepare(self) -> None:
         """Probe the sandbox once (at start-up); a failure disables running, with the reason."""
@@ -52,10 +60,29 @@ class RunService:
             if self._disabled:
                 log.warning("%s", self._disabled)
 
+    # -- what a version offers -----------------------------------------------------------------
+
     @property
     def can_run(self) -> bool:
-        """Whether Run and Test work here; adapters hide the buttons otherwise."""
+        """Whether Run and Test work here; surfaces show no such buttons otherwise."""
         return self.pool is not None and self._disabled is None and self.pool.sandbox.available()
+
+    def can_test(self, language: str) -> bool:
+        """Whether the model can be asked for unit tests of a ``language`` snippet here."""
+        return self.can_run and language in TESTABLE
+
+    def version_actions(self, session: Session, version: Version) -> tuple[Action, ...]:
+        """The buttons under a version: Run and Test where they work, Delete session."""
+        ref = {"session_id": session.id, "number": version.number}
+        actions = []
+        if self.can_run:
+            actions.append(Action(kind="run", **ref))
+        if self.can_test(session.language):
+            actions.append(Action(kind="test", **ref))
+        actions.append(Action(kind="delete", session_id=session.id))
+        return tuple(actions)
+
+    # -- run, test, fix, repair ----------------------------------------------------------------
 
     async def run(
         self,
@@ -70,60 +97,73 @@ class RunService:
         session, version, pool = await self._target(session_id, caller, number, scoped)
         result = await pool.run(session.language, version.code, on_queued=on_queued)
         await self._store(version, result, kind="run")
-        return RunReport(session=session, version=version, result=result)
+        return self._report(session, version, result)
 
     async def test(
         self,
         session_id: int,
         caller: Caller,
         *,
+        number: int | None = None,
         scoped: bool = False,
         on_queued: OnQueued | None = None,
     ) -> RunReport:
-        """Ask the model for unit tests of the current version, run them, store the result."""
+        """Ask the model for unit tests of the latest version, run them, store the result.
+
+        ``number`` is the version the caller saw (a button's); an older one is refused.
+        """
         session, version, pool = await self._target(session_id, caller, None, scoped)
+        self._latest("Test", session, version, number)
         language = self.sessions.language(session.language)
         if language.name not in TESTABLE:
             names = " and ".join(sorted(self.sessions.language(n).label for n in TESTABLE))
             raise UserError(
                 f"Tests can be written for {names} snippets; use Run for {language.label}."
             )
-        try:
-            answer = await self.sessions.complete(session, tests_messages(language, version.code))
-        except EngineError as err:
-            raise UserError(f"Could not get tests from the model: {err}") from None
-        extraction = extract_code(answer)
-        if extraction is None:
-            raise UserError("The model answered without a test file; try Test again.")
-        result = await pool.run_tests(
-            language.name, version.code, extraction.code, on_queued=on_queued
-        )
+        with self._once(
+            "test", session.id, "Unit tests for this snippet are already on their way."
+        ):
+            try:
+                answer = await self.sessions.complete(
+                    session, tests_messages(language, version.code)
+                )
+            except EngineError as err:
+                raise UserError(f"Could not get tests from the model: {err}") from None
+            extraction = extract_code(answer)
+            if extraction is None:
+                raise UserError("The model answered without a test file; try Test again.")
+            result = await pool.run_tests(
+                language.name, version.code, extraction.code, on_queued=on_queued
+            )
         await self._store(version, result, kind="test", tests=extraction.code)
-        return RunReport(
-            session=session, version=version, result=result, kind="test", tests=extraction.code
-        )
+        return self._report(session, version, result, kind="test", tests=extraction.code)
 
-    async def fix(self, session_id: int, caller: Caller) -> AsyncGenerator[Reply]:
-        """The next version, made from the current version's latest failed run or test."""
-        session, version = await self.sessions.show(session_id)
+    async def fix(
+        self, session_id: int, caller: Caller, *, number: int | None = None
+    ) -> AsyncGenerator[Reply]:
+        """The next version, made from the latest failed run or test of the latest version.
+
+        ``number`` is the version whose failure the caller saw (a button's); when it is no
+        longer the latest, the fix is refused rather than applied to code it did not see.
+        """
+        session = await self.sessions.get(session_id, caller)
+        version = await self.sessions.version(session)
         if version is None:
-            raise UserError(f"Session {session_id} has no version to fix yet.")
+            raise NothingToDo(f"Session {session_id} has no version to fix yet.")
+        self._latest("Fix", session, version, number)
         run = await self.sessions.store.latest_run(version.id)
         if run is None:
-            raise UserError("Run or test this version first; then Fix uses what went wrong.")
+            raise NothingToDo("Run or test this version first; then Fix uses what went wrong.")
         if run.status == "ok":
-            raise UserError("The latest run of this version passed; there is nothing to fix.")
+            raise NothingToDo("The latest run of this version passed; there is nothing to fix.")
         if run.status not in FIXABLE:
-            raise UserError("The latest run could not start at all, so there is nothing to fix.")
-        turn = self.sessions.turn(
-            session.id,
-            caller,
-            failure_feedback(run, budget=self.sessions.settings.max_prompt_chars),
-            base=version.number,
-        )
-        async with contextlib.aclosing(turn) as events:
-            async for event in events:
-                yield event
+            raise NothingToDo("The latest run could not start at all, so there is nothing to fix.")
+        with self._once("fix", session.id, "A fix of this snippet is already being written."):
+            feedback = failure_feedback(run, budget=self.sessions.max_prompt_chars)
+            turn = self.sessions.turn(session, caller, feedback, base=version.number)
+            async with contextlib.aclosing(turn) as events:
+                async for event in events:
+                    yield event
 
     async def repair(
         self, session_id: int, caller: Caller, *, on_queued: OnQueued | None = None
@@ -146,19 +186,55 @@ class RunService:
 
     # -- helpers ---------------------------------------------------------------------------
 
+    @staticmethod
+    def _report(
+        session: Session,
+        version: Version,
+        result: RunResult,
+        *,
+        kind: RunKind = "run",
+        tests: str = "",
+    ) -> RunReport:
+        """The stored run as a result, with Fix offered when the code itself failed."""
+        actions = (
+            (Action(kind="fix", session_id=session.id, number=version.number),)
+            if result.fixable
+            else ()
+        )
+        return RunReport(
+            session=session, version=version, result=result, kind=kind, tests=tests,
+            actions=actions,
+        )  # fmt: skip
+
+    @staticmethod
+    def _latest(what: str, session: Session, latest: Version, number: int | None) -> None:
+        if number is not None and number != latest.number:
+            raise StaleVersion(what, session.id, number, latest.number)
+
+    @contextlib.contextmanager
+    def _once(self, kind: str, session_id: int, busy: str) -> Iterator[None]:
+        """One Test (or Fix) of a session at a time: a second press while one runs is refused."""
+        if (kind, session_id) in self._busy:
+            raise Busy(busy)
+        self._busy.add((kind, session_id))
+        try:
+            yield
+        finally:
+            self._busy.discard((kind, session_id))
+
     async def _target(
         self, session_id: int, caller: Caller, number: int | None, scoped: bool
     ) -> tuple[Session, Version, SandboxPool]:
-        session, version = await self.sessions.show(
-            session_id, number=number, caller=caller if scoped else None
+        session = await (
+            self.sessions.owned(session_id, caller)
+            if scoped
+            else self.sessions.get(session_id, caller)
         )
-        if not self.sessions.visible(caller, session):
-            raise SessionNotFound(session_id)
         if self.pool is None or not self.can_run:
-            reason = self._disabled or "The sandbox has not been checked yet."
-            raise UserError(reason)
+            raise RunsDisabled(self._disabled or "The sandbox has not been checked yet.")
+        version = await self.sessions.version(session, number)
         if version is None:
-            raise UserError(f"Session {session_id} has no version to run yet.")
+            raise NothingToDo(f"Session {session_id} has no version to run yet.")
         self.sessions.check_rate(caller)
         return session, version, self.pool
 

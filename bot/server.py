@@ -12,11 +12,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Sequence
 
 from aiohttp import web
 
-from bot.adapters.base import ChatAdapter
 from bot.app import App, build
 from bot.config import Config
 from bot.metrics import CONTENT_TYPE_LATEST
@@ -47,28 +45,15 @@ async def _metrics(request: web.Request) -> web.Response:
     return web.Response(body=app.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def make_web_app(app: App, adapters: Sequence[ChatAdapter] = ()) -> web.Application:
+def make_web_app(app: App) -> web.Application:
+    """``/healthz``, ``/metrics`` and the adapters' routes (Slack's ``/slack/events``)."""
     web_app = web.Application()
     web_app[APP_KEY] = app
     web_app.router.add_get("/healthz", _healthz)
     web_app.router.add_get("/metrics", _metrics)
-    for adapter in adapters:
+    for adapter in app.adapters:
         web_app.router.add_routes(adapter.routes())
     return web_app
-
-
-def make_adapters(app: App) -> list[ChatAdapter]:
-    """The adapters whose credentials are set (imported only then)."""
-    adapters: list[ChatAdapter] = []
-    if app.config.slack_bot_token:
-        from bot.adapters.slack_adapter import SlackAdapter
-
-        adapters.append(SlackAdapter.from_app(app))
-    if app.config.discord_bot_token:
-        from bot.adapters.discord_adapter import DiscordAdapter
-
-        adapters.append(DiscordAdapter.from_app(app))
-    return adapters
 
 
 async def serve(config: Config, *, host: str, port: int) -> None:
@@ -77,11 +62,10 @@ async def serve(config: Config, *, host: str, port: int) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     app = await build(config)
-    adapters: list[ChatAdapter] = []
+    adapters = app.adapters
     runner: web.AppRunner | None = None
     try:
-        adapters = make_adapters(app)
-        runner = web.AppRunner(make_web_app(app, adapters))
+        runner = web.AppRunner(make_web_app(app))
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
         log.info("listening on http://%s:%d (/healthz, /metrics)", host, port)
@@ -106,7 +90,6 @@ async def serve(config: Config, *, host: str, port: int) -> None:
         for adapter in adapters:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(adapter.drain(), DRAIN_SECONDS)
-            await adapter.aclose()
         if runner is not None:
             await runner.cleanup()
         await app.aclose()

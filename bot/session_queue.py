@@ -1,14 +1,17 @@
-"""First come, first served turns per session.
+"""First come, first served turns per thread.
 
-A turn takes its place in its session's line synchronously, before it yields anything, so the
-order of arrival is the order of work even when the caller does slow I/O (posting a "waiting"
-message) between events. A session's line is forgotten when it empties.
+A turn takes its place in its thread's line synchronously, when the adapter hands it over and
+before any await, so the order of arrival is the order of work even when the caller does slow
+I/O (posting a "waiting" message) between events, and even before the thread's session exists
+(a reply right after ``/code`` opened the thread waits for the first turn). A line is keyed by
+the session's thread (:class:`storage.SessionKey`) and forgotten when it empties.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 __all__ = ["SessionQueue", "Ticket"]
@@ -16,7 +19,7 @@ __all__ = ["SessionQueue", "Ticket"]
 
 @dataclass(eq=False, slots=True)
 class Ticket:
-    session_id: int
+    key: Hashable
     ahead: int  # turns in line before this one when it joined
     _turn: asyncio.Future[None]
 
@@ -27,21 +30,21 @@ class Ticket:
 
 class SessionQueue:
     def __init__(self) -> None:
-        self._lines: dict[int, deque[asyncio.Future[None]]] = {}
+        self._lines: dict[Hashable, deque[asyncio.Future[None]]] = {}
 
-    def join(self, session_id: int) -> Ticket:
-        line = self._lines.setdefault(session_id, deque())
+    def join(self, key: Hashable) -> Ticket:
+        line = self._lines.setdefault(key, deque())
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if not line:
             turn.set_result(None)
         line.append(turn)
-        return Ticket(session_id, len(line) - 1, turn)
+        return Ticket(key, len(line) - 1, turn)
 
     def leave(self, ticket: Ticket) -> None:
         """Leave the line (done, failed or cancelled); the next turn may go."""
-        line = self._lines[ticket.session_id]
+        line = self._lines[ticket.key]
         line.remove(ticket._turn)
         if not line:
-            del self._lines[ticket.session_id]
+            del self._lines[ticket.key]
         elif not line[0].done():
             line[0].set_result(None)

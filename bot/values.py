@@ -1,19 +1,22 @@
-"""Platform-neutral values that cross between adapters and the core.
+"""Platform-neutral values that cross between adapters, the presenter and the core.
 
 An adapter turns a platform event into a :class:`Caller` (who asks, from where) and plain text;
 the core answers a turn with a stream of :data:`Reply` events, always ending with exactly one of
-:class:`Done`, :class:`NonCode` or :class:`Failed`.
+:class:`Done`, :class:`NonCode` or :class:`Failed`. Which buttons a result offers is the core's
+decision too: each result names its :class:`Action` s, and the presenter only shows them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from sandbox import RunResult
 from storage import Session, Version
 
 __all__ = [
+    "Action",
+    "ActionKind",
     "Caller",
     "Done",
     "Failed",
@@ -29,12 +32,52 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Caller:
-    """The person behind a request and the place they asked from."""
+    """The person behind a request and the place they asked from.
+
+    ``trusted`` callers run the bot themselves (the terminal user): they may name any model
+    reference, not only the catalog's.
+    """
 
     platform: str  # "console", "slack", "discord"
     workspace: str  # Slack team, Discord guild, host name for the console
     user: str  # platform user id
     channel: str = ""
+    trusted: bool = False
+
+
+ActionKind = Literal["run", "test", "fix", "delete", "retry"]
+_KINDS: frozenset[str] = frozenset(get_args(ActionKind))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Action:
+    """One thing a result offers to do next (a button), and exactly what it acts on.
+
+    ``number`` is the version a Run, Test or Fix acts on; ``failure`` the stored failure a
+    Retry sends again. :meth:`encode` gives the compact form platforms keep in a button
+    (``run:12:3``), so that a button still works after a restart.
+    """
+
+    kind: ActionKind
+    session_id: int
+    number: int | None = None
+    failure: int | None = None
+
+    def encode(self) -> str:
+        extra = self.number if self.kind != "retry" else self.failure
+        return f"{self.kind}:{self.session_id}" + (f":{extra}" if extra is not None else "")
+
+    @classmethod
+    def decode(cls, text: str) -> Action | None:
+        """The action :meth:`encode` wrote, or None for anything else."""
+        kind, _, rest = text.partition(":")
+        session, _, extra = rest.partition(":")
+        if kind not in _KINDS or not session.isdigit() or (extra and not extra.isdigit()):
+            return None
+        number = int(extra) if extra else None
+        if kind == "retry":
+            return cls(kind="retry", session_id=int(session), failure=number)
+        return cls(kind=kind, session_id=int(session), number=number)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,11 +130,13 @@ class NonCode:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Failed:
-    """The engine failed; ``request`` is kept so that the user can retry."""
+    """The turn failed; when the request was kept (``failure``), Retry sends it again."""
 
     session: Session
     message: str
     request: str
+    failure: int | None = None  # the stored failure's id; None: nothing to retry
+    actions: tuple[Action, ...] = ()
 
 
 Reply = Waiting | Loading | Started | Progress | Done | NonCode | Failed
@@ -106,3 +151,4 @@ class RunReport:
     result: RunResult
     kind: Literal["run", "test"] = "run"
     tests: str = ""  # the unit tests a "test" run ran
+    actions: tuple[Action, ...] = ()

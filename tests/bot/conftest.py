@@ -10,7 +10,9 @@ from bot.config import Config
 from bot.values import Caller, Reply
 from engines import Engine, FakeEngine, ModelSpec
 
-CALLER = Caller(platform="console", workspace="local", user="alice", channel="terminal")
+CALLER = Caller(
+    platform="console", workspace="local", user="alice", channel="terminal", trusted=True
+)
 
 
 def fenced(code: str, lang: str = "python", note: str = "") -> str:

@@ -101,7 +101,7 @@ async def test_errors_are_messages_and_the_session_stays_usable(run_cli) -> None
     assert chat.code == 0, chat.err
     assert "Traceback" not in chat.out + chat.err
     assert "500" in chat.out and "/retry" in chat.out
-    assert "no code in this answer" in chat.out and "recursive or iterative" in chat.out
+    assert "No code in this answer" in chat.out and "recursive or iterative" in chat.out
     assert "200,000 characters; the limit is 8,000" in chat.out
     blocks = fenced_blocks(chat.out)
     assert len(blocks) == 2 and "# built on version 1" in blocks[1]
@@ -146,6 +146,6 @@ async def test_run_in_the_terminal(run_cli) -> None:  # type: ignore[no-untyped-
     chat = await run_cli("chat", stdin="say hello\n/run\n/run 7\n/fix\n")
     assert chat.code == 0, chat.err
     assert "Run of version 1 of #1 passed · exit 0" in chat.out
-    assert "stdout:\n```text\nsay hello\n```" in chat.out
+    assert "**stdout**\n```text\nsay hello\n```" in chat.out
     assert "has no version 7" in chat.out
     assert "The latest run of this version passed; there is nothing to fix." in chat.out

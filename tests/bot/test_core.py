@@ -34,7 +34,7 @@ def key() -> SessionKey:
 async def test_first_turn_makes_version_one_with_note(app: App, fake: FakeEngine) -> None:
     fake.responder = lambda r: fenced("print('hi')", note="Here it is.")
     session = await app.service.start(caller=CALLER, key=key(), prompt="say hi", language="py")
-    events = await collect(app.service.turn(session.id, CALLER, "say hi"))
+    events = await collect(app.service.turn(session, CALLER, "say hi"))
 
     assert isinstance(events[0], Started) and events[0].number == 1
     assert any(isinstance(e, Progress) for e in events)
@@ -49,8 +49,8 @@ async def test_adjust_carries_current_code_and_feedback(app: App, fake: FakeEngi
     answers = iter([fenced("def f():\n    return 1"), fenced("def f():\n    return 2")])
     fake.responder = lambda r: next(answers)
     session = await app.service.start(caller=CALLER, key=key(), prompt="write f")
-    await collect(app.service.turn(session.id, CALLER, "write f"))
-    events = await collect(app.service.turn(session.id, CALLER, "return 2 instead"))
+    await collect(app.service.turn(session, CALLER, "write f"))
+    events = await collect(app.service.turn(session, CALLER, "return 2 instead"))
 
     last = fake.requests[-1]
     roles = [m.role for m in last.messages]
@@ -69,11 +69,11 @@ async def test_concurrent_adjusts_in_one_session_apply_in_order(app: App, fake: 
     fake.delay = 0.02
     fake.responder = lambda r: fenced(f"# v for {r.messages[-1].content}")
     session = await app.service.start(caller=CALLER, key=key(), prompt="start")
-    await collect(app.service.turn(session.id, CALLER, "start"))
+    await collect(app.service.turn(session, CALLER, "start"))
 
     feedback = [f"step {i}" for i in range(5)]
     results = await asyncio.gather(
-        *(collect(app.service.turn(session.id, CALLER, f)) for f in feedback)
+        *(collect(app.service.turn(session, CALLER, f)) for f in feedback)
     )
 
     versions = await app.store.list_versions(session.id)
@@ -90,14 +90,14 @@ async def test_sessions_run_concurrently(app: App, fake: FakeEngine) -> None:
     sessions = [await app.service.start(caller=CALLER, key=key(), prompt=f"p{i}") for i in range(5)]
     loop = asyncio.get_running_loop()
     began = loop.time()
-    await asyncio.gather(*(collect(app.service.turn(s.id, CALLER, "go")) for s in sessions))
+    await asyncio.gather(*(collect(app.service.turn(s, CALLER, "go")) for s in sessions))
     assert loop.time() - began < 0.2 * 5 * 0.6  # overlapped, not one after another
 
 
 async def test_non_code_answer_makes_no_version(app: App, fake: FakeEngine) -> None:
     fake.responder = lambda r: "Which CSV dialect do you mean?"
     session = await app.service.start(caller=CALLER, key=key(), prompt="parse csv")
-    events = await collect(app.service.turn(session.id, CALLER, "parse csv"))
+    events = await collect(app.service.turn(session, CALLER, "parse csv"))
     assert isinstance(events[-1], NonCode) and "dialect" in events[-1].text
     assert await app.store.list_versions(session.id) == []
 
@@ -109,7 +109,7 @@ async def test_bad_prompts_never_reach_the_engine(app: App, fake: FakeEngine, te
     assert "limit" in str(info.value) or "what the code should do" in str(info.value)
     session = await app.service.start(caller=CALLER, key=key(), prompt="ok")
     with pytest.raises((EmptyPrompt, PromptTooLong)):
-        await collect(app.service.turn(session.id, CALLER, text))
+        app.service.turn(session, CALLER, text)  # refused before it takes a place in line
     assert fake.requests == []
 
 
@@ -123,22 +123,23 @@ async def test_unknown_language_and_model_name_the_choices(app: App) -> None:
 async def test_engine_failure_keeps_request_and_session_usable(app: App, fake: FakeEngine) -> None:
     session = await app.service.start(caller=CALLER, key=key(), prompt="write x")
     fake.fail = EngineUnavailable("The model server answered 500.")
-    events = await collect(app.service.turn(session.id, CALLER, "write x"))
+    events = await collect(app.service.turn(session, CALLER, "write x"))
     assert isinstance(events[-1], Failed) and "500" in events[-1].message
-    assert app.service.failed_request(session.id) == "write x"
+    kept = await app.store.latest_failure(session.id)
+    assert kept is not None and kept.request == "write x" and events[-1].failure == kept.id
 
     fake.fail = None
     fake.responder = lambda r: fenced("x = 1")
-    events = await collect(app.service.turn(session.id, CALLER, "write x"))
+    events = await collect(app.service.turn(session, CALLER, "write x"))
     assert isinstance(events[-1], Done) and events[-1].version.number == 1
-    assert app.service.failed_request(session.id) is None
+    assert await app.store.latest_failure(session.id) is None
 
 
 async def test_turn_timeout_is_a_failure(app: App, fake: FakeEngine) -> None:
     app.service.settings = type(app.service.settings)(turn_timeout=0.05)
     fake.delay = 1.0
     session = await app.service.start(caller=CALLER, key=key(), prompt="slow")
-    events = await collect(app.service.turn(session.id, CALLER, "slow"))
+    events = await collect(app.service.turn(session, CALLER, "slow"))
     assert isinstance(events[-1], Failed) and "longer than" in events[-1].message
 
 
@@ -150,7 +151,7 @@ async def test_history_is_trimmed_oldest_first_never_the_current_code(
     fake.responder = lambda r: fenced(f"# version {next(counter)}\n" + "x = 1\n" * 200)
     session = await app.service.start(caller=CALLER, key=key(), prompt="v1")
     for i in range(1, 6):
-        await collect(app.service.turn(session.id, CALLER, f"change {i}"))
+        await collect(app.service.turn(session, CALLER, f"change {i}"))
     last: GenerationRequest = fake.requests[-1]
     text = "\n".join(m.content for m in last.messages)
     assert "# version 4" in text  # the current version (made by the 4th turn) is always there
@@ -161,7 +162,7 @@ async def test_history_is_trimmed_oldest_first_never_the_current_code(
 async def test_ownership_list_show_delete(app: App, fake: FakeEngine) -> None:
     bob = Caller(platform="console", workspace="local", user="bob")
     session = await app.service.start(caller=CALLER, key=key(), prompt="mine")
-    await collect(app.service.turn(session.id, CALLER, "mine"))
+    await collect(app.service.turn(session, CALLER, "mine"))
 
     assert [s.id for s in await app.service.list_sessions(CALLER)] == [session.id]
     assert await app.service.list_sessions(bob) == []
@@ -170,7 +171,7 @@ async def test_ownership_list_show_delete(app: App, fake: FakeEngine) -> None:
     with pytest.raises(NotOwner):
         await app.service.delete(session.id, bob)
     # anyone in the thread may give feedback
-    events = await collect(app.service.turn(session.id, bob, "bob's idea"))
+    events = await collect(app.service.turn(session, bob, "bob's idea"))
     assert isinstance(events[-1], Done) and events[-1].version.number == 2
 
     _, v1 = await app.service.show(session.id, number=1, caller=CALLER)
@@ -183,10 +184,10 @@ async def test_ownership_list_show_delete(app: App, fake: FakeEngine) -> None:
 async def test_rate_limit_per_user(app: App) -> None:
     app.service._rate = RateLimiter(limit=2, window=60)
     session = await app.service.start(caller=CALLER, key=key(), prompt="a")
-    await collect(app.service.turn(session.id, CALLER, "a"))
-    await collect(app.service.turn(session.id, CALLER, "b"))
+    await collect(app.service.turn(session, CALLER, "a"))
+    await collect(app.service.turn(session, CALLER, "b"))
     with pytest.raises(RateLimited, match="try again"):
-        await collect(app.service.turn(session.id, CALLER, "c"))
+        app.service.turn(session, CALLER, "c")
 
 
 async def test_duplicate_deliveries_are_recognised(app: App) -> None:
@@ -234,7 +235,7 @@ async def test_turns_wait_for_a_loading_model_and_learn_their_place(tmp_path) ->
             await app.service.start(caller=CALLER, key=key(), prompt=f"p{i}") for i in range(2)
         ]
         turns = [
-            asyncio.create_task(collect(app.service.turn(s.id, CALLER, "go"))) for s in sessions
+            asyncio.create_task(collect(app.service.turn(s, CALLER, "go"))) for s in sessions
         ]
         while app.engines.waiting(app.engines.resolve(None)) < 2:
             await asyncio.sleep(0.01)
@@ -267,7 +268,7 @@ async def test_arrival_order_holds_even_when_a_consumer_is_slow(app: App, fake: 
     session = await app.service.start(caller=CALLER, key=key(), prompt="a")
 
     async def consume(text: str, pause: float) -> None:
-        async for event in app.service.turn(session.id, CALLER, text):
+        async for event in app.service.turn(session, CALLER, text):
             if isinstance(event, Waiting):
                 await asyncio.sleep(pause)  # e.g. posting "waiting…" to a slow chat API
 
@@ -287,7 +288,7 @@ async def test_a_slow_consumer_does_not_use_up_the_model_timeout(
     fake.responder = lambda r: fenced("x = 1\n" * 20)
     session = await app.service.start(caller=CALLER, key=key(), prompt="x")
     events = []
-    async for event in app.service.turn(session.id, CALLER, "x"):
+    async for event in app.service.turn(session, CALLER, "x"):
         events.append(event)
         if isinstance(event, Progress):
             await asyncio.sleep(0.05)  # many slow edits: together longer than the timeout
@@ -299,7 +300,7 @@ async def test_deleting_a_session_mid_turn_ends_it_with_a_message(
 ) -> None:
     fake.delay = 0.2
     session = await app.service.start(caller=CALLER, key=key(), prompt="x")
-    turn = asyncio.create_task(collect(app.service.turn(session.id, CALLER, "x")))
+    turn = asyncio.create_task(collect(app.service.turn(session, CALLER, "x")))
     await asyncio.sleep(0.05)
     await app.service.delete(session.id, CALLER)
     events = await turn

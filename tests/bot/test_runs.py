@@ -45,7 +45,7 @@ async def session_with(app: App, fake: FakeEngine, *codes: str, language: str = 
     fake.responder = lambda r: fenced(TESTS) if is_tests_request(r) else fenced(next(answers))
     key = SessionKey(platform="console", workspace="local", channel="t", thread=f"{next(_threads)}")
     session = await app.service.start(caller=CALLER, key=key, prompt="add", language=language)
-    await collect(app.service.turn(session.id, CALLER, "add two numbers"))
+    await collect(app.service.turn(session, CALLER, "add two numbers"))
     return session.id
 
 
@@ -54,7 +54,8 @@ async def test_run_stores_a_real_result(app: App, fake: FakeEngine) -> None:
     report = await app.runs.run(session_id, CALLER)
     assert report.kind == "run" and report.result.status == "ok"
     assert report.result.stdout == "3\n" and report.result.exit_code == 0
-    (run,) = await app.store.list_runs(report.version.id)
+    run = await app.store.latest_run(report.version.id)
+    assert run is not None
     assert (run.kind, run.status, run.stdout) == ("run", "ok", "3\n")
 
 
@@ -74,7 +75,8 @@ async def test_failed_test_then_fix_makes_a_version_from_the_failure(
     assert report.kind == "test" and report.result.status == "failed"
     assert report.tests == TESTS.strip()
     assert "AssertionError" in report.result.stderr
-    (run,) = await app.store.list_runs(report.version.id)
+    run = await app.store.latest_run(report.version.id)
+    assert run is not None
     assert run.kind == "test" and run.tests == TESTS.strip()
 
     events = await collect(app.runs.fix(session_id, CALLER))

@@ -1,0 +1,334 @@
+"""The presenter: the one place that matches on the core's events and shows them on a surface.
+
+Adapters hand it a surface (where, and for whom) and the core call to make; it shows the
+answer as one live message per turn or run (status lines while the turn waits, the answer as
+it streams, the version, the run or the failure at the end, each with the actions the core
+offers), tells the person who acted about refusals and errors, privately, and never lets an
+exception escape to the platform library. Every surface gets the same behaviour this way:
+the same words, the same place in line, the same buttons.
+
+:meth:`Presenter.turn` calls the core *before* it returns a coroutine, so a turn takes its
+place in its thread's line at the moment the adapter received the event, however long the
+adapter then waits to run the coroutine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+from bot.core import SessionService
+from bot.errors import UserError
+from bot.present import words
+from bot.present.live import LiveMessage
+from bot.present.surface import Handle, Surface
+from bot.present.views import View
+from bot.runs import RunService
+from bot.values import (
+    Action,
+    Caller,
+    Done,
+    Failed,
+    Loading,
+    NonCode,
+    Progress,
+    Reply,
+    RunReport,
+    Started,
+    Waiting,
+)
+from engines import EngineError
+
+__all__ = ["Outcome", "Presenter"]
+
+log = logging.getLogger("codethread.present")
+
+Outcome = Done | NonCode | Failed | RunReport
+Stream = AsyncIterator[Reply | RunReport]
+
+
+class Presenter:
+    def __init__(self, sessions: SessionService, runs: RunService) -> None:
+        self.sessions = sessions
+        self.runs = runs
+
+    # -- turns -------------------------------------------------------------------------------
+
+    def turn(
+        self,
+        surface: Surface[Handle],
+        begin: Callable[[], Stream],
+        *,
+        quiet: tuple[type[Exception], ...] = (),
+        request: str = "",
+    ) -> Coroutine[Any, Any, Outcome | None]:
+        """Start a core call now (``begin``: its place in line is taken here) and return the
+        coroutine that shows it. Errors of type ``quiet`` end it silently; ``request`` is
+        quoted back when the call is refused, so nothing typed is lost."""
+        try:
+            stream = begin()
+        except Exception as err:
+            return self._refused(surface, err, request)
+        return self.show(surface, stream, quiet=quiet)
+
+    async def _refused(
+        self, surface: Surface[Handle], error: Exception, request: str
+    ) -> Outcome | None:
+        await self.fail(surface, error, request=request)
+        return None
+
+    async def show(
+        self,
+        surface: Surface[Handle],
+        stream: Stream,
+        *,
+        quiet: tuple[type[Exception], ...] = (),
+    ) -> Outcome | None:
+        """Show a turn's events (a reply's, a retry's, a fix's, a repair's); the last result."""
+        live: LiveMessage[Handle] = LiveMessage(surface)
+        outcome: Outcome | None = None
+        started: Started | None = None
+        try:
+            async with contextlib.aclosing(stream) as events:  # type: ignore[type-var]
+                async for event in events:
+                    match event:
+                        case Waiting(position=position):
+                            await live.show(words.waiting(position))
+                        case Loading():
+                            await live.show(words.loading(event))
+                        case Started(number=number, model=model):
+                            started = event
+                            await live.show(words.writing(number, model, "", limit=surface.limit))
+                        case Progress(text=text) if started is not None:
+                            await live.show(  # built only when its edit is due
+                                functools.partial(
+                                    words.writing,
+                                    started.number,
+                                    started.model,
+                                    text,
+                                    limit=surface.limit,
+                                )
+                            )
+                        case Done() | NonCode() | Failed() | RunReport():
+                            outcome = event
+                            await live.finish(self._result(event, surface.limit))
+                            live, started = LiveMessage(surface), None  # a repair goes on
+        except asyncio.CancelledError:  # shutdown: never leave "writing …" behind
+            await asyncio.shield(live.abandon(words.interrupted()))
+            raise
+        except quiet:
+            await live.withdraw()
+        except Exception as err:
+            if live.posted:  # the turn's own message says what happened
+                self._log(err)
+                await live.abandon(words.problem(err, limit=surface.limit))
+            else:
+                await self.fail(surface, err)
+        finally:
+            live.cancel()
+        return outcome
+
+    def _result(self, event: Outcome, limit: int) -> View:
+        match event:
+            case Done(session=session, version=version, complete=complete):
+                return words.version_card(
+                    session,
+                    version,
+                    self.sessions.language(session.language),
+                    actions=self.runs.version_actions(session, version),
+                    complete=complete,
+                    limit=limit,
+                )
+            case NonCode(text=text):
+                return words.noncode(text, limit=limit)
+            case Failed():
+                return words.failure(event)
+            case RunReport():
+                language = self.sessions.language(event.session.language)
+                return words.run_card(event, language, limit=limit)
+
+    # -- buttons -----------------------------------------------------------------------------
+
+    async def act(self, surface: Surface[Handle], caller: Caller, action: Action) -> None:
+        """A button press: the one entry point every surface's buttons go through."""
+        sid = action.session_id
+        match action.kind:
+            case "run":
+                await self.run(surface, caller, sid, number=action.number)
+            case "test":
+                await self.test(surface, caller, sid, number=action.number)
+            case "fix":
+                await self.show(surface, self.runs.fix(sid, caller, number=action.number))
+            case "retry":
+                await self.show(surface, self.sessions.retry(caller, sid, action.failure))
+            case "delete":
+                await self.delete(surface, caller, sid)
+
+    async def run(
+        self,
+        surface: Surface[Handle],
+        caller: Caller,
+        session_id: int,
+        *,
+        number: int | None = None,
+        private: bool = False,
+    ) -> RunReport | None:
+        """Run a version; the result in the thread (or, ``private``, for the caller only, who
+        must own the session: ``/snippets run``)."""
+        return await self._sandboxed(
+            surface,
+            lambda queued: self.runs.run(
+                session_id, caller, number=number, scoped=private, on_queued=queued
+            ),
+            private=private,
+        )
+
+    async def test(
+        self, surface: Surface[Handle], caller: Caller, session_id: int, *, number: int | None
+    ) -> RunReport | None:
+        """Model-written unit tests of the latest version, run, in the thread."""
+
+        async def work(queued: Callable[[int], None]) -> RunReport:
+            return await self.runs.test(session_id, caller, number=number, on_queued=queued)
+
+        async def before(live: LiveMessage[Handle]) -> None:
+            session = await self.sessions.get(session_id, caller)
+            await live.show(words.writing_tests(session, number or session.version_count))
+
+        return await self._sandboxed(surface, work, before=before)
+
+    async def _sandboxed(
+        self,
+        surface: Surface[Handle],
+        work: Callable[[Callable[[int], None]], Coroutine[Any, Any, RunReport]],
+        *,
+        private: bool = False,
+        before: Callable[[LiveMessage[Handle]], Coroutine[Any, Any, None]] | None = None,
+    ) -> RunReport | None:
+        """A run's message: its place in the sandbox's line while it waits, then the result;
+        taken back when the run is refused or fails (the caller is told why, privately)."""
+        live: LiveMessage[Handle] = LiveMessage(surface)
+        notice = _QueueNotice(live, enabled=not private)
+        try:
+            if before is not None:
+                await before(live)
+            report = await work(notice)
+            await notice.settle()
+            card = self._result(report, surface.limit)
+            if private:
+                await surface.tell(card)
+            else:
+                await live.finish(card)
+            return report
+        except asyncio.CancelledError:
+            await asyncio.shield(live.withdraw())
+            raise
+        except Exception as err:
+            await notice.settle()
+            await live.withdraw()
+            await self.fail(surface, err)
+            return None
+        finally:
+            notice.cancel()
+            live.cancel()
+
+    async def delete(self, surface: Surface[Handle], caller: Caller, session_id: int) -> None:
+        """Delete a session (owner only), say so, and tidy its thread."""
+        try:
+            session = await self.sessions.delete(session_id, caller)
+            await surface.tell(words.deleted(session, escape=surface.escape))
+        except Exception as err:
+            await self.fail(surface, err)
+            return
+        try:
+            await surface.close(session, words.closed(session, by=surface.mention(caller.user)))
+        except Exception as err:  # the session is gone; its thread keeps old messages
+            log.warning("session %d deleted; tidying its thread failed: %s", session.id, err)
+
+    # -- /snippets ---------------------------------------------------------------------------
+
+    async def list(self, surface: Surface[Handle], caller: Caller) -> None:
+        try:
+            sessions = await self.sessions.list_sessions(caller)
+            links = await surface.links(sessions) if sessions else {}
+            await surface.tell(
+                words.snippet_list(sessions, links, limit=surface.limit, escape=surface.escape)
+            )
+        except Exception as err:
+            await self.fail(surface, err)
+
+    async def show_version(
+        self, surface: Surface[Handle], caller: Caller, session_id: int, number: int | None
+    ) -> None:
+        try:
+            session, version = await self.sessions.show(session_id, number=number, caller=caller)
+            link = (await surface.links([session])).get(session.id)
+            language = self.sessions.language(session.language)
+            await surface.tell(
+                words.shown(session, version, language, link=link, limit=surface.limit)
+            )
+        except Exception as err:
+            await self.fail(surface, err)
+
+    # -- errors ------------------------------------------------------------------------------
+
+    async def fail(
+        self, surface: Surface[Handle], error: BaseException, *, request: str = ""
+    ) -> None:
+        """Tell the person who acted what went wrong, privately; log what is ours to fix."""
+        self._log(error)
+        try:
+            await surface.tell(words.problem(error, request=request, limit=surface.limit))
+        except Exception as err:  # nowhere left to report it: log, without any token
+            log.warning("could not tell someone about a problem: %s", type(err).__name__)
+
+    @staticmethod
+    def _log(error: BaseException) -> None:
+        if isinstance(error, UserError | EngineError):
+            log.info("refused or failed: %s", error)
+        elif isinstance(error, words.PlatformRefused):
+            log.warning("the platform refused a call: %s", error)
+        else:
+            log.error("unexpected error while answering", exc_info=error)
+
+
+class _QueueNotice:
+    """``on_queued`` for a sandbox run: shows the caller's place in line in the run's message.
+
+    The pool calls it synchronously, again each time the caller moves up; one task shows the
+    newest position, paced like every other edit.
+    """
+
+    def __init__(self, live: LiveMessage[Any], *, enabled: bool) -> None:
+        self.live = live
+        self.enabled = enabled
+        self._position: int | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def __call__(self, position: int) -> None:
+        self._position = position
+        if self.enabled and (self._task is None or self._task.done()):
+            self._task = asyncio.create_task(self._show())
+
+    async def _show(self) -> None:
+        shown: int | None = None
+        while self._position != shown:
+            shown = self._position
+            assert shown is not None
+            await self.live.show(words.sandbox_queue(shown))
+
+    async def settle(self) -> None:
+        """Let the last position be shown (so the result comes after it)."""
+        if self._task is not None:
+            try:
+                await self._task
+            except Exception as err:  # the result still goes out; the notice was a nicety
+                log.warning("could not show a place in line: %s", type(err).__name__)
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()

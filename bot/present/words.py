@@ -1,0 +1,492 @@
+"""Every user-facing word of codethread's chat surfaces, once.
+
+Each function turns core values into a :mod:`bot.present.views` value whose markdown fits the
+surface's ``limit``. Chat platforms cap a message (Slack ~4,000 characters is its advice,
+Discord 2,000); a version whose fenced code does not fit goes as a file named for its language
+(``snippet.py``) with a short preview; fences are never left broken, in partial output either.
+Text that people wrote passes through the surface's ``escape`` before it joins markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from bot.codeblocks import close_open_fence, fence, tail
+from bot.errors import UserError
+from bot.languages import Language
+from bot.present.views import (
+    ActionLook,
+    Attachment,
+    FailureCard,
+    NonCodeAnswer,
+    Notice,
+    RequestPost,
+    RunCard,
+    Status,
+    VersionCard,
+    Writing,
+)
+from bot.values import Action, Failed, Loading, RunReport
+from engines import EngineError
+from sandbox.toolchains import toolchain_for
+from storage import Session, Version
+
+__all__ = [
+    "HELP",
+    "MENTION_HELP",
+    "SNIPPETS_HELP",
+    "PlatformRefused",
+    "closed",
+    "commands",
+    "deleted",
+    "explain",
+    "failure",
+    "interrupted",
+    "loading",
+    "look",
+    "noncode",
+    "partial",
+    "problem",
+    "request_post",
+    "run_card",
+    "run_summary",
+    "sandbox_queue",
+    "shown",
+    "snippet_list",
+    "tests_filename",
+    "version_card",
+    "version_header",
+    "waiting",
+    "writing",
+    "writing_tests",
+]
+
+Escape = Callable[[str], str]
+
+
+def _same(text: str) -> str:
+    return text
+
+
+SNIPPETS_HELP = (
+    "`/snippets` lists your snippets here · `/snippets show ID` · `/snippets run ID` · "
+    "`/snippets delete ID`"
+)
+MENTION_HELP = (
+    "Tell me what the code should do, e.g. `@codethread python parse a CSV and sum column 3`, "
+    "or use `/code` for a form."
+)
+HELP = (
+    "Commands: /new (start another snippet), /snippets (list yours), /show [N] (a version), "
+    "/run [N] (run it in the sandbox), /test (model-written unit tests), /fix (next version "
+    "from the last failure), /repair (test and fix until it passes), /retry (repeat a failed "
+    "request), /delete (this session), /quit"
+)
+
+
+# -- problems --------------------------------------------------------------------------------
+
+
+class PlatformRefused(Exception):
+    """A platform refused a call; surfaces raise it with the platform's reason, and
+    :func:`explain` words it. ``reason`` is one of :data:`_REFUSALS`' keys (else generic)."""
+
+    def __init__(self, reason: str, detail: str = "", *, retry_after: float | None = None):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+_REFUSALS = {
+    "not_in_channel": "I'm not a member of this channel: invite me with `/invite @codethread`, "
+    "then try again.",
+    "channel_not_found": "I can't post in this conversation. Use `/code` in a channel I'm a "
+    "member of (invite me with `/invite @codethread`).",
+    "is_archived": "This channel is archived, so I can't post in it.",
+    "restricted_action": "This workspace does not let me post here.",
+    "gone": "That message or channel no longer exists.",
+}
+
+
+def explain(error: BaseException) -> str:
+    """The one-line message a person sees for ``error`` (the one place errors become words)."""
+    if isinstance(error, UserError | EngineError):
+        return str(error)
+    if isinstance(error, PlatformRefused):
+        if error.reason in _REFUSALS:
+            return _REFUSALS[error.reason]
+        if error.reason == "rate_limited":
+            wait = f"; try again in {error.retry_after:.0f} s" if error.retry_after else ""
+            return f"The chat platform is rate-limiting me{wait}."
+        if error.reason == "missing_permission":
+            return f"I'm missing a permission here ({error.detail or 'Forbidden'})."
+        return f"The chat platform refused my request ({error.detail or error.reason})."
+    return "Something went wrong on my side; it has been logged. Please try again."
+
+
+def problem(error: BaseException, *, request: str = "", limit: int = 2000) -> Notice:
+    """``error`` for the person who acted; with ``request``, quoted back to send again."""
+    text = explain(error)
+    if request:
+        room = limit - len(text) - 60
+        text += "\nYour request, to send again:\n" + fence(request[: max(room, 0)])
+    return Notice(text=text[:limit], summary=explain(error)[:150], problem=True)
+
+
+def interrupted() -> Status:
+    text = "⚠️ This answer was interrupted; send your message again to get it."
+    return Status(text=text, summary=text)
+
+
+# -- a turn ----------------------------------------------------------------------------------
+
+
+def waiting(position: int) -> Status:
+    earlier = f"{position} earlier request{'s' if position != 1 else ''}"
+    text = f"⏳ Waiting for {earlier} in this thread …"
+    return Status(text=text, summary=text)
+
+
+def loading(event: Loading) -> Status:
+    """A turn waiting for its model, e.g. "qwen-coder is loading; you are #2 in line"."""
+    state = "is busy with other requests" if event.busy else "is loading"
+    text = f"⏳ {event.model} {state}; you are #{event.position} in line, no need to resend."
+    return Status(text=text, summary=text)
+
+
+def partial(text: str, *, limit: int) -> str:
+    """Partial model output for a streaming message: the newest part that fits, fences intact.
+
+    A cursor marks the end; after a fence line it goes on a line of its own (glued to a closing
+    fence it would turn it into an opening one).
+    """
+    text = text.rstrip()
+    after_fence = text.rsplit("\n", 1)[-1].lstrip().startswith(("```", "~~~"))
+    return tail(text + ("\n▌" if after_fence else " ▌"), limit)
+
+
+def writing(number: int, model: str, text: str, *, limit: int) -> Writing:
+    head = f"✏️ Writing version {number} with `{model}` …"
+    body = partial(text, limit=limit - len(head) - 2) if text.strip() else "…"
+    return Writing(text=f"{head}\n\n{body}", summary=f"Writing version {number} …")
+
+
+def version_header(session: Session, version: Version) -> str:
+    return (
+        f"Version {version.number} of #{session.id} · {session.language} · {version.model} · "
+        f"{version.latency_ms / 1000:.1f} s"
+    )
+
+
+def version_card(
+    session: Session,
+    version: Version,
+    language: Language,
+    *,
+    actions: tuple[Action, ...],
+    limit: int,
+    complete: bool = True,
+    preview_lines: int = 12,
+) -> VersionCard:
+    """A finished version, with the code as a file when it would not fit."""
+    header = version_header(session, version)
+    warning = "" if complete else "\n⚠️ The answer was cut off; reply “finish it” to get the rest."
+    note = f"\n{version.note}" if version.note else ""
+    room = limit - len(warning)
+    text = f"**{header}**\n{fence(version.code, language.fence)}{note}"
+    file = None
+    if len(text) > room:
+        lines = version.code.splitlines()
+        shown = "\n".join(lines[:preview_lines])
+        more = len(lines) - preview_lines
+        filename = f"snippet.{language.extension}"
+        rest = (
+            f"… {more} more lines in the file" if more > 0 else "The whole snippet is in the file"
+        )
+        text = f"**{header}**\n{fence(shown, language.fence)}\n{rest} `{filename}`."
+        if len(text) + len(note) <= room:
+            text += note
+        text = close_open_fence(text[:room])
+        file = Attachment(
+            filename=filename,
+            content=version.code,
+            title=f"Snippet #{session.id}, version {version.number}",
+            language=language.name,
+        )
+    return VersionCard(
+        text=text + warning,
+        summary=f"Version {version.number} of snippet #{session.id}",
+        actions=actions,
+        file=file,
+        header=header,
+        code=version.code,
+        fence=language.fence,
+        note=version.note,
+    )
+
+
+def noncode(text: str, *, limit: int) -> NonCodeAnswer:
+    """An answer without code; a long one goes whole as ``answer.md``."""
+    head = "💬 No code in this answer, so no new version:"
+    if len(head) + len(text) + 2 <= limit:
+        return NonCodeAnswer(text=f"{head}\n\n{text}", summary="No code in this answer")
+    room = limit - len(head) - 60
+    shown = text[:room]
+    shown = shown[: shown.rfind("\n")] if "\n" in shown else shown
+    body = close_open_fence(f"{head}\n\n{shown}") + "\n… (the whole answer is attached)"
+    file = Attachment(filename="answer.md", content=text, title="The model's answer")
+    return NonCodeAnswer(text=body, summary="No code in this answer", file=file)
+
+
+def failure(event: Failed) -> FailureCard:
+    """A failed turn; Retry sends the kept request again."""
+    again = (
+        "Your request is kept: **Retry** sends it again, or reply with more detail."
+        if event.failure is not None
+        else "Reply with more detail to try again."
+    )
+    return FailureCard(
+        text=f"⚠️ {event.message}\n{again}",
+        summary=f"That failed: {event.message}"[:150],
+        actions=event.actions,
+    )
+
+
+# -- runs ------------------------------------------------------------------------------------
+
+
+def sandbox_queue(position: int) -> Status:
+    text = f"⏳ The sandbox is busy; you are #{position} in line."
+    return Status(text=text, summary=text)
+
+
+def writing_tests(session: Session, number: int) -> Status:
+    text = f"🧪 Writing unit tests for version {number} with `{session.model}` …"
+    return Status(text=text, summary=text)
+
+
+_OUTCOMES = {
+    "ok": ("passed", "✅"),
+    "failed": ("failed", "❌"),
+    "compile_error": ("did not compile", "❌"),
+    "limit": ("was stopped by a limit", "⏱️"),
+    "unavailable": ("could not run", "⛔"),
+}
+
+
+def run_summary(report: RunReport) -> str:
+    """One line: what ran and how it ended, e.g. "Run of version 2 of #7 passed"."""
+    what = "Tests" if report.kind == "test" else "Run"
+    outcome = _OUTCOMES.get(report.result.status, (report.result.status, ""))[0]
+    return f"{what} of version {report.version.number} of #{report.session.id} {outcome}"
+
+
+def _facts(report: RunReport) -> str:
+    result = report.result
+    facts = [f"exit {result.exit_code}" if result.exit_code is not None else "no exit code"]
+    facts.append(f"{result.duration_ms / 1000:.2f} s")
+    if result.compile_ms:
+        facts.append(f"compile {result.compile_ms / 1000:.2f} s")
+    if result.peak_memory_kb is not None:
+        facts.append(f"peak {result.peak_memory_kb / 1024:.1f} MB")
+    if result.limit_hit:
+        facts.append(f"limit hit: {result.limit_hit.replace('_', ' ')}")
+    if result.truncated:
+        facts.append("output truncated")
+    return " · ".join(facts)
+
+
+def tests_filename(language: Language) -> str:
+    """The file name the sandbox gives a language's tests (``test_snippet.py``, …)."""
+    toolchain = toolchain_for(language.name)
+    test = toolchain.test if toolchain else None
+    return test.file if test else f"tests.{language.extension}"
+
+
+def _output(title: str, text: str, room: int) -> str:
+    """One output in a block; a long one keeps its end (where the error is)."""
+    text = text.rstrip("\n")
+    if len(text) > room:
+        cut = len(text) - room
+        text = f"… ({cut:,} more characters before)\n" + text[-max(room, 0) :]
+    return f"**{title}**\n{fence(text, 'text')}"
+
+
+def run_card(
+    report: RunReport,
+    language: Language,
+    *,
+    limit: int,
+    tests_lines: int = 40,
+    tests_chars: int = 1500,
+    preview_lines: int = 12,
+) -> RunCard:
+    """A run or test: the summary and facts, the tests (long ones as their file with a
+    preview), then each output, the outputs sharing what room is left."""
+    result = report.result
+    icon = _OUTCOMES.get(result.status, ("", "❔"))[1]
+    summary = run_summary(report)
+    parts = [f"{icon} {summary} · {_facts(report)}"]
+    if result.message:
+        parts.append(result.message)
+    file = None
+    if report.tests:
+        filename = tests_filename(language)
+        lines = report.tests.splitlines()
+        if len(report.tests) <= tests_chars and len(lines) < tests_lines:
+            parts.append(f"**The tests**\n{fence(report.tests, language.fence)}")
+        else:
+            shown = "\n".join(lines[:preview_lines])[:tests_chars]
+            more = len(lines) - preview_lines
+            rest = f"… {more} more lines in" if more > 0 else "All of them in"
+            parts.append(
+                f"**The tests** (beginning)\n{fence(shown, language.fence)}\n"
+                f"_{rest} `{filename}`, attached._"
+            )
+            file = Attachment(
+                filename=filename,
+                content=report.tests,
+                title=f"Tests of version {report.version.number} of #{report.session.id}",
+                language=language.name,
+            )
+    outputs = [
+        (title, text)
+        for title, text in (
+            ("Compiler", result.compile_output if result.status == "compile_error" else ""),
+            ("stdout", result.stdout),
+            ("stderr", result.stderr),
+        )
+        if text.strip()
+    ]
+    if not outputs:
+        parts.append("_(no output)_")
+    used = sum(len(p) + 1 for p in parts)
+    room = max(40, (limit - used - 80 * len(outputs)) // max(len(outputs), 1))
+    parts.extend(_output(title, text, room) for title, text in outputs)
+    return RunCard(
+        text="\n".join(parts)[:limit],
+        summary=summary,
+        actions=report.actions,
+        file=file,
+        passed=result.passed,
+    )
+
+
+# -- sessions --------------------------------------------------------------------------------
+
+
+def request_post(
+    *, who: str, language: Language, model: str, prompt: str, limit: int, escape: Escape = _same
+) -> RequestPost:
+    """The post a session's thread starts from."""
+    head = f"{who} asked for a **{language.label}** snippet · model `{model}`"
+    foot = "Reply in this thread to change it · `/snippets` lists yours"
+    quoted = "\n".join(f"> {line}" if line else ">" for line in escape(prompt).splitlines())
+    room = limit - len(head) - len(foot) - 4
+    if len(quoted) > room:
+        quoted = quoted[: max(room - 40, 0)].rstrip() + "\n> … (the whole request is used)"
+    first = prompt.splitlines()[0] if prompt.strip() else ""
+    return RequestPost(
+        text=f"{head}\n{quoted}\n{foot}",
+        summary=f"New {language.label} snippet: {escape(first[:150])}",
+    )
+
+
+def deleted(session: Session, *, escape: Escape = _same) -> Notice:
+    text = f"Deleted snippet #{session.id} ({escape(session.title)})."
+    return Notice(text=text, summary=text)
+
+
+def closed(session: Session, *, by: str) -> Notice:
+    """The last word in a deleted session's thread."""
+    text = f"🗑️ Snippet #{session.id} was deleted by {by}; replies here are no longer read."
+    return Notice(text=text, summary=text)
+
+
+def snippet_list(
+    sessions: Sequence[Session],
+    links: Mapping[int, str],
+    *,
+    limit: int,
+    escape: Escape = _same,
+) -> Notice:
+    """The caller's sessions, newest first, each with a link to its thread where there is one."""
+    if not sessions:
+        text = "You have no snippets here yet. Start one with `/code PROMPT`."
+        return Notice(text=text, summary=text)
+    lines = [f"**Your snippets** ({len(sessions)}), most recent first:"]
+    for s in sessions:
+        title, link = escape(s.title), links.get(s.id, "")
+        url = link.startswith("http")
+        name = f"[{title}]({link})" if url else title
+        where = f" · {link}" if link and not url else ""
+        versions = f"{s.version_count} version{'s' if s.version_count != 1 else ''}"
+        line = f"• `#{s.id}` {name} · {s.language} · {versions}{where}"
+        if sum(len(x) + 1 for x in lines) + len(line) > limit - 120:
+            lines.append("…")
+            break
+        lines.append(line)
+    lines.append(SNIPPETS_HELP)
+    return Notice(text="\n".join(lines), summary=f"Your snippets ({len(sessions)})")
+
+
+def shown(
+    session: Session,
+    version: Version | None,
+    language: Language,
+    *,
+    link: str | None,
+    limit: int,
+) -> Notice:
+    """``/snippets show``: a version for the caller's eyes, with the way to its thread."""
+    where = f"[the thread]({link})" if link and link.startswith("http") else (link or "its thread")
+    if version is None:
+        text = f"Snippet #{session.id} ({session.title}) has no version yet; see {where}."
+        return Notice(text=text, summary=f"Snippet #{session.id}")
+    foot = f"\n\n{session.title} · {where}"
+    card = version_card(session, version, language, actions=(), limit=limit - len(foot))
+    return Notice(text=card.text + foot, summary=f"Snippet #{session.id}", file=card.file)
+
+
+# -- buttons ---------------------------------------------------------------------------------
+
+_LOOKS = {
+    "run": ActionLook(kind="run", label="Run", emoji="▶️", style="primary"),
+    "test": ActionLook(kind="test", label="Test", emoji="🧪"),
+    "fix": ActionLook(kind="fix", label="Fix", emoji="🛠️", style="primary"),
+    "retry": ActionLook(kind="retry", label="Retry", emoji="🔁", style="primary"),
+    "delete": ActionLook(kind="delete", label="Delete session", emoji="🗑️", style="danger"),
+}
+
+
+_COMMANDS = {"run": "/run", "test": "/test", "fix": "/fix", "retry": "/retry", "delete": "/delete"}
+
+
+def commands(actions: Sequence[Action]) -> str:
+    """The terminal's commands for ``actions``, e.g. "Next: /run 2 · /test · /delete"."""
+    named = [
+        _COMMANDS[a.kind] + (f" {a.number}" if a.kind == "run" and a.number else "")
+        for a in actions
+    ]
+    return f"Next: {' · '.join(named)}" if named else ""
+
+
+def look(action: Action) -> ActionLook:
+    """How ``action``'s button reads; Delete asks for confirmation where the platform can."""
+    found = _LOOKS[action.kind]
+    if action.kind != "delete":
+        return found
+    return ActionLook(
+        kind=found.kind,
+        label=found.label,
+        emoji=found.emoji,
+        style=found.style,
+        confirm=(
+            "Delete this snippet?",
+            f"Session #{action.session_id} and all its versions are deleted, with the bot's "
+            "messages in this thread. This cannot be undone.",
+            "Delete",
+            "Keep it",
+        ),
+    )
