@@ -83,7 +83,7 @@ async def run(sessions: int, turns: int, latency: float, ramp: float) -> None:
             for t in range(turns):
                 text = f"change {t} of {i}"
                 began = time.perf_counter()
-                async for event in app.service.turn(session.id, caller, text):
+                async for event in app.service.turn(session, caller, text):
                     last = event
                 assert isinstance(last, Done)
                 overheads.append(time.perf_counter() - began - engine.spent[text])

@@ -1,8 +1,9 @@
 """Configuration: environment variables over an optional TOML file over defaults.
 
 Environment (see DESIGN.md): ``CODETHREAD_DB``, ``CODETHREAD_CONFIG``, ``CODETHREAD_MODEL``,
-``CODETHREAD_LANGUAGE``, ``OPENAI_API_KEY``/``OPENAI_BASE_URL`` (read by the engine),
-``SLACK_*`` and ``DISCORD_*`` (read by the adapters through this class).
+``CODETHREAD_LANGUAGE``, ``OPENAI_API_KEY``/``OPENAI_BASE_URL`` (read by the engine; here they
+only choose the default model), ``SLACK_*`` and ``DISCORD_*`` (read by the adapters through
+this class). An empty variable counts as unset.
 
 The TOML file may hold these top-level keys and any number of ``[models.NAME]`` tables that
 extend the model catalog without code::
@@ -12,6 +13,7 @@ extend the model catalog without code::
     max_prompt_chars = 8000         # longer messages are refused before any engine call
     rate_limit_per_minute = 20      # per user, 0 = off
     turn_timeout = 300              # seconds for one whole answer
+    edit_interval = 1.0             # seconds between edits of a streaming chat message
     allowed_users = ["U123"]        # empty = everyone
     allowed_channels = []           # empty = everywhere
     discord_allow_dms = false       # answer in Discord direct messages too
@@ -22,61 +24,60 @@ extend the model catalog without code::
     [models.qwen-local]
     ref = "openai:qwen2.5-coder:7b"
     base_url = "http://localhost:11434/v1"
+    api_key_env = "TEAM_OLLAMA_KEY"   # optional: the variable that holds this server's key
+    context_window = 32768
     description = "Qwen coder on the team's Ollama"
+
+Each setting is stated once, as a :class:`Config` field: its type, its default, and (in the
+field's metadata, see :func:`_source`) whether a TOML key and which environment variable set
+it. The TOML keys, their type checks and :func:`load_config` are derived from those fields.
+``[models.NAME]`` tables are read by :meth:`engines.Catalog.parse_entry`, the one place that
+knows their keys.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
 from bot.errors import ConfigError
+from engines import Catalog, ModelSpec
 
 __all__ = ["Config", "load_config"]
 
-_KEYS: dict[str, type | tuple[type, ...]] = {
-    "model": str,
-    "language": str,
-    "max_prompt_chars": int,
-    "rate_limit_per_minute": int,
-    "turn_timeout": (int, float),
-    "allowed_users": list,
-    "allowed_channels": list,
-    "models": dict,
-    "discord_allow_dms": bool,
-    "run_snippets": bool,
-    "repair_attempts": int,
-    "allow_any_model": bool,
-}
+_SOURCE = "codethread.source"  # the key of a field's metadata that says where it comes from
 
 
-@dataclass(frozen=True, kw_only=True)
-class Config:
-    db_path: Path
-    model: str
-    language: str = "python"
-    max_prompt_chars: int = 8000
-    rate_limit_per_minute: int = 20
-    turn_timeout: float = 300.0
-    allowed_users: frozenset[str] = frozenset()
-    allowed_channels: frozenset[str] = frozenset()
-    models: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    slack_bot_token: str | None = field(default=None, repr=False)
-    slack_signing_secret: str | None = field(default=None, repr=False)
-    slack_app_token: str | None = field(default=None, repr=False)
-    slack_api_url: str | None = None
-    discord_bot_token: str | None = field(default=None, repr=False)
-    discord_api_url: str | None = None
-    discord_allow_dms: bool = False  # answer /code in direct messages too
-    run_snippets: bool = True  # Run/Test/Fix in the bubblewrap sandbox (when it works here)
-    repair_attempts: int = 2  # fix-and-test rounds of an automatic repair
-    allow_any_model: bool = False  # chat users may name any openai:/hf: reference
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """Where a :class:`Config` field's value comes from, besides its default."""
+
+    #: a top-level TOML key of the field's name sets it
+    toml: bool = False
+    #: this environment variable sets it, over the TOML file
+    env: str | None = None
+    #: the default when neither does, computed from the environment (instead of a fixed one)
+    fallback: Callable[[Mapping[str, str]], Any] | None = None
+
+
+def _source(
+    *,
+    toml: bool = False,
+    env: str | None = None,
+    fallback: Callable[[Mapping[str, str]], Any] | None = None,
+) -> dict[str, _Source]:
+    """Field metadata: ``field(default=..., metadata=_source(toml=True))``."""
+    return {_SOURCE: _Source(toml=toml, env=env, fallback=fallback)}
+
+
+_TOML = _source(toml=True)
 
 
 def _default_model(env: Mapping[str, str]) -> str:
@@ -86,7 +87,157 @@ def _default_model(env: Mapping[str, str]) -> str:
     return "qwen-coder"
 
 
+def _default_db_path() -> Path:
+    return platformdirs.user_data_path("codethread") / "codethread.db"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """The bot's settings. :func:`load_config` fills them; tests build one directly."""
+
+    #: the SQLite file
+    db_path: Path = field(default_factory=_default_db_path, metadata=_source(env="CODETHREAD_DB"))
+    #: the default model reference (catalog name or ``scheme:target``)
+    model: str = field(metadata=_source(toml=True, env="CODETHREAD_MODEL", fallback=_default_model))
+    #: the default language of new sessions
+    language: str = field(default="python", metadata=_source(toml=True, env="CODETHREAD_LANGUAGE"))
+    #: longer messages are refused before any engine call
+    max_prompt_chars: int = field(default=8000, metadata=_TOML)
+    #: requests per user and minute; 0 turns the limit off
+    rate_limit_per_minute: int = field(default=20, metadata=_TOML)
+    #: seconds for one whole answer
+    turn_timeout: float = field(default=300.0, metadata=_TOML)
+    #: seconds between edits of a streaming chat message (the platforms' rate budget)
+    edit_interval: float = field(default=1.0, metadata=_TOML)
+    #: platform user ids allowed to use the bot; empty = everyone
+    allowed_users: frozenset[str] = field(default=frozenset(), metadata=_TOML)
+    #: channel ids the bot answers in; empty = everywhere
+    allowed_channels: frozenset[str] = field(default=frozenset(), metadata=_TOML)
+    #: the ``[models.NAME]`` tables, in file order: added to the built-in catalog
+    models: tuple[ModelSpec, ...] = field(default=(), metadata=_TOML)
+    #: Slack: the bot token (``xoxb-…``), the signing secret (HTTP mode), the app-level token
+    #: (Socket Mode) and another Web API URL (a proxy, or the tests' fake)
+    slack_bot_token: str | None = field(
+        default=None, repr=False, metadata=_source(env="SLACK_BOT_TOKEN")
+    )
+    slack_signing_secret: str | None = field(
+        default=None, repr=False, metadata=_source(env="SLACK_SIGNING_SECRET")
+    )
+    slack_app_token: str | None = field(
+        default=None, repr=False, metadata=_source(env="SLACK_APP_TOKEN")
+    )
+    slack_api_url: str | None = field(default=None, metadata=_source(env="SLACK_API_URL"))
+    #: Discord: the bot token, and a REST proxy URL (e.g. nirn-proxy's)
+    discord_bot_token: str | None = field(
+        default=None, repr=False, metadata=_source(env="DISCORD_BOT_TOKEN")
+    )
+    discord_api_url: str | None = field(default=None, metadata=_source(env="DISCORD_API_URL"))
+    #: answer /code in Discord direct messages too
+    discord_allow_dms: bool = field(default=False, metadata=_TOML)
+    #: Run/Test/Fix in the bubblewrap sandbox (when it works here)
+    run_snippets: bool = field(default=True, metadata=_TOML)
+    #: fix-and-test rounds of an automatic repair
+    repair_attempts: int = field(default=2, metadata=_TOML)
+    #: chat users may name any openai:/hf: reference, not only catalog entries
+    allow_any_model: bool = field(default=False, metadata=_TOML)
+
+
+# -- reading values, by the field's type ------------------------------------------------
+
+# A reader turns one TOML value into the field's value, or raises ValueError saying what the
+# key takes ("must be an integer"; the caller adds the file, the key and the value).
+_Reader = Callable[[Any], Any]
+
+
+class _EntryError(ValueError):
+    """A bad ``[models.NAME]`` table; the message already names the table and the key."""
+
+
+def _read_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+def _read_int(value: Any) -> int:
+    # bool is an int subclass in Python; `max_prompt_chars = true` is still a mistake.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("must be an integer")
+    return value
+
+
+def _read_float(value: Any) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ValueError("must be a number")
+    return float(value)
+
+
+def _read_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def _read_ids(value: Any) -> frozenset[str]:
+    # Ids may be written as numbers (Discord's are); they are compared as strings.
+    if not isinstance(value, list) or not all(
+        isinstance(item, str | int) and not isinstance(item, bool) for item in value
+    ):
+        raise ValueError("must be a list of ids (strings or numbers)")
+    return frozenset(map(str, value))
+
+
+def _read_models(value: Any) -> tuple[ModelSpec, ...]:
+    if not isinstance(value, dict):
+        raise ValueError("must be [models.NAME] tables")
+    try:
+        return tuple(Catalog.parse_entry(name, table) for name, table in value.items())
+    except ValueError as err:
+        raise _EntryError(str(err)) from None
+
+
+_READERS: dict[object, _Reader] = {
+    str: _read_str,
+    int: _read_int,
+    float: _read_float,
+    bool: _read_bool,
+    frozenset[str]: _read_ids,
+    tuple[ModelSpec, ...]: _read_models,
+}
+
+
+def _from_env(kind: object, value: str) -> Any:
+    return Path(value).expanduser() if kind is Path else value
+
+
+def _settings() -> tuple[dict[str, _Reader], dict[str, tuple[str, object]]]:
+    """The TOML keys with their readers, and the environment variables with (field, type).
+
+    Checked at import: a field whose type has no reader, or an environment variable for a
+    type other than a string or a path, is a programming error found by any test.
+    """
+    hints = typing.get_type_hints(Config)
+    toml_keys: dict[str, _Reader] = {}
+    env_vars: dict[str, tuple[str, object]] = {}
+    for config_field in fields(Config):
+        source = config_field.metadata.get(_SOURCE, _Source())
+        kind = hints[config_field.name]
+        if source.toml:
+            if kind not in _READERS:
+                raise TypeError(f"Config.{config_field.name}: no TOML reader for {kind!r}")
+            toml_keys[config_field.name] = _READERS[kind]
+        if source.env is not None:
+            if kind not in (str, str | None, Path):
+                raise TypeError(f"Config.{config_field.name}: {kind!r} from the environment")
+            env_vars[source.env] = (config_field.name, kind)
+    return toml_keys, env_vars
+
+
+_TOML_KEYS, _ENV_VARS = _settings()
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
+    """The settings a TOML file gives, checked and converted; ConfigError names file and key."""
     try:
         with path.open("rb") as f:
             data = tomllib.load(f)
@@ -94,40 +245,35 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"CODETHREAD_CONFIG points to {path}, which does not exist.") from None
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"Cannot read config {path}: {err}") from None
+    values: dict[str, Any] = {}
     for key, value in data.items():
-        if key not in _KEYS:
-            raise ConfigError(f"Unknown key {key!r} in {path}; known: {', '.join(_KEYS)}.")
-        wrong_bool = isinstance(value, bool) and _KEYS[key] is not bool
-        if not isinstance(value, _KEYS[key]) or wrong_bool:
-            raise ConfigError(f"{key!r} in {path} has the wrong type ({type(value).__name__}).")
-    return data
+        reader = _TOML_KEYS.get(key)
+        if reader is None:
+            known = ", ".join(_TOML_KEYS)
+            raise ConfigError(f"{path}: unknown key {key!r}; known keys: {known}.")
+        try:
+            values[key] = reader(value)
+        except _EntryError as err:
+            raise ConfigError(f"{path}: {str(err).rstrip('.')}.") from None
+        except ValueError as err:
+            raise ConfigError(f"{path}: {key} {err}, not {value!r}.") from None
+    return values
 
 
 def load_config(env: Mapping[str, str] | None = None) -> Config:
-    """The configuration from ``env`` (default ``os.environ``) and the TOML file it names."""
+    """The configuration from ``env`` (default ``os.environ``) and the TOML file it names.
+
+    Raises :class:`ConfigError` (one line, naming the file and the key) for a missing or
+    unreadable file, an unknown key, or a value of the wrong type or form.
+    """
     env = os.environ if env is None else env
-    data = _read_toml(Path(env["CODETHREAD_CONFIG"])) if env.get("CODETHREAD_CONFIG") else {}
-    db = env.get("CODETHREAD_DB") or str(
-        platformdirs.user_data_path("codethread") / "codethread.db"
-    )
-    return Config(
-        db_path=Path(db).expanduser(),
-        model=env.get("CODETHREAD_MODEL") or data.get("model") or _default_model(env),
-        language=env.get("CODETHREAD_LANGUAGE") or data.get("language", "python"),
-        max_prompt_chars=data.get("max_prompt_chars", 8000),
-        rate_limit_per_minute=data.get("rate_limit_per_minute", 20),
-        turn_timeout=float(data.get("turn_timeout", 300.0)),
-        allowed_users=frozenset(map(str, data.get("allowed_users", []))),
-        allowed_channels=frozenset(map(str, data.get("allowed_channels", []))),
-        models=data.get("models", {}),
-        slack_bot_token=env.get("SLACK_BOT_TOKEN") or None,
-        slack_signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
-        slack_app_token=env.get("SLACK_APP_TOKEN") or None,
-        slack_api_url=env.get("SLACK_API_URL") or None,
-        discord_bot_token=env.get("DISCORD_BOT_TOKEN") or None,
-        discord_api_url=env.get("DISCORD_API_URL") or None,
-        discord_allow_dms=data.get("discord_allow_dms", False),
-        run_snippets=data.get("run_snippets", True),
-        repair_attempts=data.get("repair_attempts", 2),
-        allow_any_model=data.get("allow_any_model", False),
-    )
+    path = env.get("CODETHREAD_CONFIG")
+    values = _read_toml(Path(path).expanduser()) if path else {}
+    for variable, (name, kind) in _ENV_VARS.items():
+        if env.get(variable):
+            values[name] = _from_env(kind, env[variable])
+    for config_field in fields(Config):
+        source = config_field.metadata.get(_SOURCE, _Source())
+        if config_field.name not in values and source.fallback is not None:
+            values[config_field.name] = source.fallback(env)
+    return Config(**values)

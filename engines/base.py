@@ -1,10 +1,30 @@
-"""The engine interface: one small class per backend, one method that yields text.
+"""The engine interface: one small class per backend, and the values it exchanges with the bot.
 
 An engine knows nothing about code, sessions or chat platforms. It turns a
-:class:`GenerationRequest` (a list of chat messages plus sampling bounds) into a stream of
-text deltas. Lifecycle: :meth:`Engine.start` loads or warms the model when the service starts
-(never on the first request), :meth:`Engine.aclose` releases it, and :attr:`Engine.readiness`
-tells the bot what to show ("loading", "ready", "failed: ...").
+:class:`GenerationRequest` (chat messages, a temperature, a bound on generated tokens) into a
+stream of text deltas. What the bot uses of an :class:`Engine`:
+
+- :meth:`~Engine.stream` ``(request, usage)``: an async generator of text deltas that fills the
+  caller's :class:`Usage` with token counts as the backend reports them, and raises only
+  :class:`~engines.errors.EngineError` (its message is safe to show). Closing the generator
+  early (the user gave up, the task was cancelled) ends the request;
+- :meth:`~Engine.start`: load or warm the model when the service starts, never on the first
+  request. A model that cannot load is reported through :attr:`~Engine.readiness`, not raised;
+- :meth:`~Engine.aclose`: release what ``start`` acquired (a client, the weights);
+- :attr:`~Engine.readiness`: what ``codethread models`` and ``/healthz`` show, ``loading``
+  (also before ``start``), ``ready`` or ``failed: <reason>``;
+- :attr:`~Engine.pending`: requests accepted but still waiting for the model (it is loading, or
+  its batch is full), so the bot can tell a user their place in line;
+- :attr:`~Engine.context_window`: tokens the model attends to (a local engine lowers it at load
+  to what the checkpoint supports); the bot trims history to fit;
+- the class attributes :attr:`~Engine.scheme` (the ``ref`` prefix it serves),
+  :attr:`~Engine.key_env` (the variable with its key, if any) and :attr:`~Engine.loads_weights`
+  (``start`` loads a model into this process: slow and memory-hungry, so the bot never starts
+  such an engine just to report its status).
+
+Backends: :mod:`engines.openai_compat` (``openai:``), :mod:`engines.local` (``hf:``,
+``hf-chatml:``) and :mod:`engines.fake` (``fake:``); :mod:`engines.registry` builds one from a
+:class:`~engines.catalog.ModelSpec`.
 """
 
 from __future__ import annotations
@@ -21,20 +41,30 @@ Role = Literal["system", "user", "assistant"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChatMessage:
+    """One message of the conversation the model continues."""
+
     role: Role
     content: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GenerationRequest:
+    """What to answer and how: the messages, oldest first, and the sampling bounds."""
+
     messages: tuple[ChatMessage, ...]
     temperature: float = 0.2
+    #: the most tokens to generate; an engine lowers it to its model's ``max_new_tokens`` (and a
+    #: local one to the room left in the context)
     max_tokens: int = 2048
 
 
 @dataclass(slots=True, kw_only=True)
 class Usage:
-    """Token counts of the last finished request, filled in by the engine when it knows them."""
+    """Token counts of one request, written by the engine while it streams, as it learns them.
+
+    The caller makes one per request and reads it after the stream ends; a count the backend
+    does not report stays None.
+    """
 
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
@@ -42,7 +72,10 @@ class Usage:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Readiness:
+    """Whether an engine can answer; ``str()`` is what users see (``failed: <detail>``)."""
+
     state: Literal["loading", "ready", "failed"]
+    #: for ``failed``, the reason and its fix, written for the user
     detail: str = ""
 
     def __str__(self) -> str:
@@ -50,10 +83,12 @@ class Readiness:
 
 
 class Engine(abc.ABC):
-    """Base class of every backend.
+    """Base class of every backend (see the module doc for what the bot uses).
 
-    Subclasses set the capability attributes and implement :meth:`_stream`; :meth:`stream`
-    wraps it so that the usage of each call can be read back from the iterator's ``usage``.
+    A subclass sets :attr:`scheme` (and :attr:`key_env`, :attr:`loads_weights` where they
+    apply), implements :meth:`_stream`, and overrides :meth:`start`, :meth:`aclose` and
+    :attr:`pending` when it has something to load, release or queue. The base is ready once
+    started, holds nothing and never queues.
     """
 
     #: the scheme of model references this engine serves (``openai``, ``hf``, ``fake``)
@@ -64,6 +99,7 @@ class Engine(abc.ABC):
     loads_weights: ClassVar[bool] = False
 
     def __init__(self, *, model: str, context_window: int = 8192) -> None:
+        #: the model id this engine serves (the target of its ``ref``)
         self.model = model
         #: tokens the model can attend to; the bot trims history to fit
         self.context_window = context_window
@@ -71,6 +107,7 @@ class Engine(abc.ABC):
 
     @property
     def readiness(self) -> Readiness:
+        """``loading`` until :meth:`start` has finished, then ``ready`` or ``failed``."""
         return self._readiness
 
     @property
@@ -79,21 +116,27 @@ class Engine(abc.ABC):
         return 0
 
     async def start(self) -> None:
-        """Load or warm the model. The default has nothing to load."""
+        """Load or warm the model, and set :attr:`readiness`. The default has nothing to load.
+
+        Called once when the service starts. Requests made while it runs wait for it where
+        loading takes time (counted in :attr:`pending`).
+        """
         self._readiness = Readiness(state="ready")
 
     async def aclose(self) -> None:  # noqa: B027 - an optional hook; most engines hold nothing
         """Release what :meth:`start` acquired."""
 
     def stream(self, request: GenerationRequest, usage: Usage | None = None) -> AsyncGenerator[str]:
-        """Yield text deltas of the model's answer; fill ``usage`` when the backend reports it.
+        """Yield text deltas of the model's answer; fill ``usage`` as the backend reports counts.
 
-        Raises :class:`engines.errors.EngineError` (only) on failure.
+        Raises :class:`engines.errors.EngineError` (only) on failure, possibly after some deltas
+        (the answer broke off). Without ``usage`` the counts are dropped.
         """
         return self._stream(request, usage if usage is not None else Usage())
 
     @abc.abstractmethod
-    def _stream(self, request: GenerationRequest, usage: Usage) -> AsyncGenerator[str]: ...
+    def _stream(self, request: GenerationRequest, usage: Usage) -> AsyncGenerator[str]:
+        """The backend's generator behind :meth:`stream` (``usage`` is always given)."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.scheme}:{self.model} {self.readiness}>"

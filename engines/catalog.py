@@ -3,13 +3,15 @@
 A :class:`ModelSpec` names one model (``gpt-4o-mini``) and says where it lives (``ref``,
 ``scheme:target`` such as ``openai:gpt-4o-mini`` or ``hf:Qwen/Qwen2.5-Coder-1.5B-Instruct``).
 :meth:`Catalog.builtin` holds the names that work out of the box; users add or override entries
-in the TOML config (``[models.NAME]`` tables, see :meth:`Catalog.extended`) without code.
+in the TOML config without code: :meth:`Catalog.parse_entry` turns one ``[models.NAME]`` table
+into a spec (the one place that reads those tables) and :meth:`Catalog.with_specs` adds them.
 """
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from engines import registry
@@ -40,11 +42,13 @@ class ModelSpec:
     quantization: str | None = None
 
     def __post_init__(self) -> None:
+        # The messages name the field: parse_entry prefixes them with the TOML table.
         scheme, sep, target = self.ref.partition(":")
         if not (scheme and sep and target):
-            raise ValueError(f"ref {self.ref!r} is not of the form scheme:target")
-        if self.context_window < 1 or self.max_new_tokens < 1:
-            raise ValueError("context_window and max_new_tokens must be positive")
+            raise ValueError(f"ref {self.ref!r} must look like scheme:target")
+        for key in ("context_window", "max_new_tokens"):
+            if (value := getattr(self, key)) < 1:
+                raise ValueError(f"{key} must be a positive integer, not {value!r}")
         if self.quantization not in QUANTIZATIONS:
             raise ValueError(f"quantization must be '4bit' or '8bit', not {self.quantization!r}")
 
@@ -59,16 +63,28 @@ class ModelSpec:
         return self.ref.partition(":")[2]
 
 
+def _table_keys() -> dict[str, type]:
+    """TOML key -> accepted type of a ``[models.NAME]`` table, derived from :class:`ModelSpec`.
+
+    Every field but ``name`` (the table's own name) is a key, so a new field is a new key
+    without a second list to keep in step.
+    """
+    hints = typing.get_type_hints(ModelSpec)
+    keys: dict[str, type] = {}
+    for spec_field in fields(ModelSpec):
+        if spec_field.name == "name":
+            continue
+        hint = hints[spec_field.name]
+        # ``str | None`` takes a string; None is "leave the key out".
+        accepted = [arg for arg in typing.get_args(hint) if arg is not type(None)] or [hint]
+        if len(accepted) != 1 or accepted[0] not in (str, int):
+            raise TypeError(f"ModelSpec.{spec_field.name}: no TOML form for {hint!r}")
+        keys[spec_field.name] = accepted[0]
+    return keys
+
+
 # TOML key -> accepted Python type, for user entries (``ref`` is required).
-_FIELDS: dict[str, type] = {
-    "ref": str,
-    "description": str,
-    "context_window": int,
-    "max_new_tokens": int,
-    "base_url": str,
-    "api_key_env": str,
-    "quantization": str,
-}
+_FIELDS = _table_keys()
 
 _BUILTIN = (
     ModelSpec(
@@ -120,16 +136,56 @@ class Catalog:
         """The models that work out of the box (given a key or the local extra)."""
         return cls(_BUILTIN)
 
-    def extended(self, tables: Mapping[str, Mapping[str, object]]) -> Catalog:
-        """A copy with entries from TOML ``[models.NAME]`` tables added or overriding.
+    def with_specs(self, specs: Iterable[ModelSpec]) -> Catalog:
+        """A copy with ``specs`` added; one named like an entry replaces it in its place."""
+        return Catalog([*self._specs.values(), *specs])
 
-        Each table takes ``ref`` (required), ``description``, ``context_window``,
-        ``max_new_tokens``, ``base_url``, ``api_key_env`` and (local models) ``quantization``.
-        Raises :class:`ValueError` naming the entry and key for an unknown key, a wrong type or
-        a bad value.
+    @staticmethod
+    def parse_entry(name: str, table: object) -> ModelSpec:
+        """The spec of one TOML ``[models.NAME]`` table (``name`` is NAME).
+
+        A table takes ``ref`` (required, a registered scheme), ``description``,
+        ``context_window``, ``max_new_tokens``, ``base_url``, ``api_key_env`` and (local
+        models) ``quantization``: the fields of :class:`ModelSpec`. Raises :class:`ValueError`
+        with a one-line message starting ``[models.NAME]`` that names the key, for an unknown
+        key, a wrong type or a bad value. (Engines never import the bot, so the bot turns it
+        into its own configuration error, adding the file.)
         """
-        added = [_spec_from_table(name, table) for name, table in tables.items()]
-        return Catalog([*self._specs.values(), *added])
+        where = f"[models.{name}]"
+        if not name or ":" in name or name != name.strip():
+            raise ValueError(
+                f"{where}: a model name must be non-empty, without ':' or spaces around"
+            )
+        if not isinstance(table, Mapping):
+            raise ValueError(f"{where} must be a table, like: [models.{name}] ref = 'openai:...'")
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            expected = _FIELDS.get(key)
+            if expected is None:
+                raise ValueError(
+                    f"{where}: unknown key {key!r}; expected one of: {', '.join(_FIELDS)}"
+                )
+            # bool is an int subclass in Python; `context_window = true` is still a mistake.
+            if not isinstance(value, expected) or isinstance(value, bool):
+                raise ValueError(
+                    f"{where}: {key} must be {'an integer' if expected is int else 'a string'}, "
+                    f"not {value!r}"
+                )
+            values[key] = value
+        if "ref" not in values:
+            raise ValueError(
+                f"{where}: missing required key 'ref' (e.g. ref = 'openai:gpt-4o-mini')"
+            )
+        try:
+            spec = ModelSpec(name=name, **values)
+        except ValueError as err:  # the field's own rule (ref's form, a positive limit…)
+            raise ValueError(f"{where}: {err}") from None
+        if spec.scheme not in registry.schemes():
+            raise ValueError(
+                f"{where}: ref {spec.ref!r} has unknown scheme {spec.scheme!r}; "
+                f"expected one of: {', '.join(registry.schemes())}"
+            )
+        return spec
 
     def resolve(self, ref: str) -> ModelSpec:
         """The spec for a catalog name or a ``scheme:target`` reference.
@@ -163,39 +219,3 @@ class Catalog:
 
     def __repr__(self) -> str:
         return f"Catalog({self.names()!r})"
-
-
-def _spec_from_table(name: str, table: Mapping[str, object]) -> ModelSpec:
-    where = f"[models.{name}]"
-    if not name or ":" in name or name != name.strip():
-        raise ValueError(f"{where}: a model name must be non-empty, without ':' or spaces around")
-    if not isinstance(table, Mapping):
-        raise ValueError(f"{where} must be a table, like: [models.{name}] ref = 'openai:...'")
-    values: dict[str, Any] = {}
-    for key, value in table.items():
-        expected = _FIELDS.get(key)
-        if expected is None:
-            raise ValueError(f"{where}: unknown key {key!r}; expected one of: {', '.join(_FIELDS)}")
-        # bool is an int subclass in Python; `context_window = true` is still a mistake.
-        if not isinstance(value, expected) or isinstance(value, bool):
-            raise ValueError(
-                f"{where}: {key} must be {'an integer' if expected is int else 'a string'}, "
-                f"not {value!r}"
-            )
-        values[key] = value
-    if "ref" not in values:
-        raise ValueError(f"{where}: missing required key 'ref' (e.g. ref = 'openai:gpt-4o-mini')")
-    scheme, sep, target = values["ref"].partition(":")
-    if not (sep and target):
-        raise ValueError(f"{where}: ref {values['ref']!r} must look like scheme:target")
-    if scheme not in registry.schemes():
-        raise ValueError(
-            f"{where}: ref {values['ref']!r} has unknown scheme {scheme!r}; "
-            f"expected one of: {', '.join(registry.schemes())}"
-        )
-    for key in ("context_window", "max_new_tokens"):
-        if key in values and values[key] < 1:
-            raise ValueError(f"{where}: {key} must be a positive integer, not {values[key]!r}")
-    if values.get("quantization") not in QUANTIZATIONS:
-        raise ValueError(f"{where}: quantization must be '4bit' or '8bit'")
-    return ModelSpec(name=name, **values)

@@ -138,12 +138,6 @@ class Sandbox:
         """Whether the last :meth:`check` succeeded (False before the first one)."""
         return self._checked and self._reason is None
 
-    def languages(self) -> list[str]:
-        """Languages whose toolchain is installed (none once a check found no sandbox)."""
-        if self._checked and self._reason is not None:
-            return []
-        return [name for name, chain in self.toolchains.items() if chain.missing() is None]
-
     async def _probe(self) -> str | None:
         missing = [
             f"{name} (Debian package {package})"

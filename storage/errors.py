@@ -5,7 +5,8 @@ file, a full disk) propagates as the ``sqlite3`` exception it is::
 
     StoreError
     ├── SessionExists    create_session() on a (platform, workspace, channel, thread) in use
-    ├── SessionNotFound  add_version() for a session id that does not exist (or was deleted)
+    ├── SessionGone      add_version() or add_failure() for a session id that does not exist
+    │                    (never did, or was deleted meanwhile)
     └── VersionNotFound  add_run() for a version id that does not exist (or was deleted)
 
 :func:`storage.migrate` also raises a plain :class:`StoreError` for a database whose schema is
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from .records import SessionKey
 
-__all__ = ["SessionExists", "SessionNotFound", "StoreError", "VersionNotFound"]
+__all__ = ["SessionExists", "SessionGone", "StoreError", "VersionNotFound"]
 
 
 class StoreError(Exception):
@@ -34,8 +35,11 @@ class SessionExists(StoreError):
         )
 
 
-class SessionNotFound(StoreError, LookupError):
-    """No session has this id."""
+class SessionGone(StoreError, LookupError):
+    """No session has this id (any more): a write for it found nothing to attach to.
+
+    Not ``SessionNotFound``: that is the bot's user-facing error, a different thing.
+    """
 
     def __init__(self, session_id: int) -> None:
         self.session_id = session_id

@@ -123,7 +123,33 @@ async def m003_version_touches_session(conn: aiosqlite.Connection) -> None:
     )
 
 
-MIGRATIONS: Sequence[Migration] = (m001_initial, m002_runs, m003_version_touches_session)
+async def m004_failures(conn: aiosqlite.Connection) -> None:
+    """The request of a turn whose answer failed, kept so Retry still works after a restart.
+
+    A retry takes (deletes) the row it uses, so each failure is retried at most once; the
+    bot clears a session's failures once a new version of it is made.
+    """
+    await conn.execute(
+        """
+        CREATE TABLE failures (
+            id         INTEGER PRIMARY KEY AUTOINCREMENT,
+            session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+            request    TEXT NOT NULL,
+            message    TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )
+        """
+    )
+    # A session's failures in order (its latest read backwards); also serves the cascade.
+    await conn.execute("CREATE INDEX failures_session ON failures (session_id, id)")
+
+
+MIGRATIONS: Sequence[Migration] = (
+    m001_initial,
+    m002_runs,
+    m003_version_touches_session,
+    m004_failures,
+)
 
 
 async def schema_version(conn: aiosqlite.Connection) -> int:

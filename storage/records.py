@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "Failure",
     "Run",
     "RunKind",
     "RunLimit",
@@ -16,7 +17,10 @@ __all__ = [
     "VersionStatus",
 ]
 
-VersionStatus = Literal["ok", "failed"]
+# Only "ok" is ever written: a failed turn makes no version, its request is kept as a Failure.
+# m001's CHECK on versions.status still admits 'failed' too; released migrations never change,
+# and narrowing a CHECK in SQLite means rebuilding the table, not worth it for a dead value.
+VersionStatus = Literal["ok"]
 RunKind = Literal["run", "test"]  # the snippet itself, or its unit tests
 # The sandbox's values (storage does not import the sandbox; the schema checks them).
 RunStatus = Literal["ok", "failed", "compile_error", "limit", "unavailable"]
@@ -78,4 +82,15 @@ class Run:
     limit_hit: RunLimit | None
     compile_output: str
     tests: str  # the unit tests a 'test' run ran ("" for a plain run)
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Failure:
+    """The request of a turn whose answer failed, kept so that Retry works after a restart."""
+
+    id: int
+    session_id: int
+    request: str  # the prompt or feedback to send again
+    message: str  # what the user was told went wrong
     created_at: float

@@ -1,9 +1,10 @@
-"""The session store: sessions keyed by their thread, their numbered versions, and runs.
+"""The session store: sessions keyed by their thread, their numbered versions, runs, failures.
 
 One :class:`Store` owns one aiosqlite connection (one worker thread). Every statement runs
-under the store's asyncio lock and every write in an explicit ``BEGIN IMMEDIATE`` transaction,
-so tasks sharing a store never see each other's half-done writes, and processes sharing the
-file (WAL mode, ``busy_timeout``) serialize their writers. All values are bound parameters.
+under the store's asyncio lock, and every write is either one statement (atomic by itself, such
+as ``INSERT … RETURNING``) or an explicit ``BEGIN IMMEDIATE`` transaction, so tasks sharing a
+store never see each other's half-done writes, and processes sharing the file (WAL mode,
+``busy_timeout``) serialize their writers. All values are bound parameters.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from typing import Any, cast
 
 import aiosqlite
 
-from .errors import SessionExists, SessionNotFound, VersionNotFound
+from .errors import SessionExists, SessionGone, VersionNotFound
 from .migrations import migrate
 from .records import (
+    Failure,
     Run,
     RunKind,
     RunLimit,
@@ -57,10 +59,11 @@ SELECT id, version_id, kind, status, exit_code, stdout, stderr, duration_ms, pea
 FROM runs
 """
 
-# The only columns list_sessions() may filter on and update_session() may set; SQL text is
-# built from these constant names, never from values.
+_FAILURE_COLUMNS = "id, session_id, request, message, created_at"
+
+# The only columns list_sessions() may filter on; SQL text is built from these constant names,
+# never from values.
 _LIST_FILTERS = ("owner", "platform", "workspace")
-_UPDATABLE = ("language", "model", "title")
 
 
 def _list_query(
@@ -118,7 +121,7 @@ def _version(row: sqlite3.Row) -> Version:
         prompt_tokens=row["prompt_tokens"],
         completion_tokens=row["completion_tokens"],
         latency_ms=row["latency_ms"],
-        status=cast(VersionStatus, row["status"]),  # CHECK constraint: 'ok' or 'failed'
+        status=cast(VersionStatus, row["status"]),  # only 'ok' is ever written
         created_at=row["created_at"],
     )
 
@@ -137,6 +140,16 @@ def _run(row: sqlite3.Row) -> Run:
         limit_hit=cast(RunLimit | None, row["limit_hit"]),
         compile_output=row["compile_output"],
         tests=row["tests"],
+        created_at=row["created_at"],
+    )
+
+
+def _failure(row: sqlite3.Row) -> Failure:
+    return Failure(
+        id=row["id"],
+        session_id=row["session_id"],
+        request=row["request"],
+        message=row["message"],
         created_at=row["created_at"],
     )
 
@@ -263,31 +276,8 @@ class Store:
         sql, params = _list_query(owner=owner, platform=platform, workspace=workspace, limit=limit)
         return [_session(row) for row in await self._fetchall(sql, params)]
 
-    async def update_session(
-        self,
-        session_id: int,
-        *,
-        language: str | None = None,
-        model: str | None = None,
-        title: str | None = None,
-    ) -> Session | None:
-        """Change the fields given (and ``updated_at``); the session after, or None if missing.
-
-        With no field given nothing is written and the session is returned as it is.
-        """
-        given = dict(zip(_UPDATABLE, (language, model, title), strict=True))
-        changes = {name: value for name, value in given.items() if value is not None}
-        if changes:
-            assignments = ", ".join(f"{name} = ?" for name in changes)
-            async with self._transaction() as conn:
-                await conn.execute(
-                    f"UPDATE sessions SET {assignments}, updated_at = ? WHERE id = ?",
-                    (*changes.values(), self._clock(), session_id),
-                )
-        return await self.get_session(session_id)
-
     async def delete_session(self, session_id: int) -> bool:
-        """Delete a session and (by cascade) its versions and their runs; False if none."""
+        """Delete a session and (by cascade) its versions, runs and failures; False if none."""
         async with self._transaction() as conn:
             cursor = await conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
             deleted = cursor.rowcount
@@ -312,8 +302,8 @@ class Store:
         """Append the session's next version (latest number + 1) and bump its ``updated_at``.
 
         One statement numbers and inserts (the trigger of m003 bumps the session), so concurrent
-        calls (tasks or processes) get distinct consecutive numbers. :class:`SessionNotFound`
-        if there is no such session.
+        calls (tasks or processes) get distinct consecutive numbers. :class:`SessionGone` if
+        there is no such session.
         """
         now = self._clock()
         try:
@@ -331,7 +321,7 @@ class Store:
             )  # fmt: skip
         except sqlite3.IntegrityError as err:
             if "FOREIGN KEY" in str(err):
-                raise SessionNotFound(session_id) from None
+                raise SessionGone(session_id) from None
             raise
         version_id, number = rows[0]["id"], rows[0]["number"]
         assert version_id is not None
@@ -427,17 +417,67 @@ class Store:
             created_at=now,
         )
 
-    async def list_runs(self, version_id: int) -> list[Run]:
-        """All runs of a version, oldest first (empty for a missing version)."""
-        rows = await self._fetchall(_RUN_SELECT + "WHERE version_id = ? ORDER BY id", (version_id,))
-        return [_run(row) for row in rows]
-
     async def latest_run(self, version_id: int) -> Run | None:
         """The version's most recent run, if any."""
         rows = await self._fetchall(
             _RUN_SELECT + "WHERE version_id = ? ORDER BY id DESC LIMIT 1", (version_id,)
         )
         return _run(rows[0]) if rows else None
+
+    # -- failures ---------------------------------------------------------------------------
+
+    async def add_failure(self, session_id: int, *, request: str, message: str) -> Failure:
+        """Keep the request of a failed turn for a later retry, also after a restart.
+
+        :class:`SessionGone` if there is no such session (e.g. deleted while the turn ran).
+        """
+        now = self._clock()
+        try:
+            rows = await self._fetchall(
+                "INSERT INTO failures (session_id, request, message, created_at)"
+                " VALUES (?, ?, ?, ?) RETURNING id",
+                (session_id, request, message, now),
+            )
+        except sqlite3.IntegrityError as err:
+            if "FOREIGN KEY" in str(err):
+                raise SessionGone(session_id) from None
+            raise
+        return Failure(
+            id=rows[0]["id"], session_id=session_id, request=request, message=message,
+            created_at=now,
+        )  # fmt: skip
+
+    async def take_failure(self, session_id: int, failure_id: int | None = None) -> Failure | None:
+        """Remove and return failure ``failure_id`` of the session (its latest when None).
+
+        None when it is not there: already taken by another retry (a double click, a second
+        process), cleared, or never recorded. One ``DELETE … RETURNING`` statement, so of two
+        concurrent takers exactly one gets the row and a failure is retried at most once.
+        """
+        if failure_id is None:
+            where = "id = (SELECT MAX(id) FROM failures WHERE session_id = ?)"
+            params: tuple[int, ...] = (session_id,)
+        else:
+            where = "id = ? AND session_id = ?"
+            params = (failure_id, session_id)
+        rows = await self._fetchall(
+            f"DELETE FROM failures WHERE {where} RETURNING {_FAILURE_COLUMNS}", params
+        )
+        return _failure(rows[0]) if rows else None
+
+    async def latest_failure(self, session_id: int) -> Failure | None:
+        """The session's most recent failure still waiting for a retry, if any (nothing taken)."""
+        rows = await self._fetchall(
+            f"SELECT {_FAILURE_COLUMNS} FROM failures WHERE session_id = ?"
+            " ORDER BY id DESC LIMIT 1",
+            (session_id,),
+        )
+        return _failure(rows[0]) if rows else None
+
+    async def clear_failures(self, session_id: int) -> None:
+        """Forget every failure of the session (a new version makes them stale)."""
+        async with self._transaction() as conn:
+            await conn.execute("DELETE FROM failures WHERE session_id = ?", (session_id,))
 
     # -- plumbing ---------------------------------------------------------------------------
 

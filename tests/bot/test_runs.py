@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from pathlib import Path
 
@@ -9,8 +10,8 @@ import pytest
 
 from bot.app import App, build
 from bot.config import Config
-from bot.errors import NotOwner, UserError
-from bot.values import Caller, Done, RunReport
+from bot.errors import Busy, NotOwner, StaleVersion, UserError
+from bot.values import Action, Caller, Done, RunReport
 from engines import FakeEngine, GenerationRequest
 from storage import SessionKey
 
@@ -126,3 +127,39 @@ async def test_running_can_be_turned_off(tmp_path: Path, fake: FakeEngine) -> No
             await app.runs.run(session_id, CALLER)
     finally:
         await app.aclose()
+
+
+async def test_test_and_fix_act_on_the_latest_version_only(app: App, fake: FakeEngine) -> None:
+    session_id = await session_with(app, fake, BROKEN, BROKEN, FIXED)
+    failed = await app.runs.test(session_id, CALLER, number=1)
+    assert failed.actions == (Action(kind="fix", session_id=session_id, number=1),)
+    session = await app.service.get(session_id)
+    await collect(app.service.turn(session, CALLER, "another try"))  # version 2 is the latest
+    with pytest.raises(StaleVersion, match="use the buttons of version 2"):
+        await app.runs.test(session_id, CALLER, number=1)
+    with pytest.raises(StaleVersion, match="version 1 of snippet"):
+        await collect(app.runs.fix(session_id, CALLER, number=1))
+
+
+async def test_one_test_at_a_time_per_session(app: App, fake: FakeEngine) -> None:
+    session_id = await session_with(app, fake, FIXED)
+    fake.delay = 0.2  # the model takes a while to write the tests
+    first = asyncio.create_task(app.runs.test(session_id, CALLER))
+    await asyncio.sleep(0.05)
+    with pytest.raises(Busy, match="already on their way"):
+        await app.runs.test(session_id, CALLER)
+    assert (await first).result.passed
+    fake.delay = 0
+    assert (await app.runs.test(session_id, CALLER)).result.passed  # free again
+
+
+async def test_a_version_offers_run_and_test_only_where_they_work(
+    app: App, fake: FakeEngine
+) -> None:
+    session_id = await session_with(app, fake, 'echo "hi"', language="bash")
+    session, version = await app.service.show(session_id, caller=CALLER)
+    assert version is not None
+    kinds = [a.kind for a in app.runs.version_actions(session, version)]
+    assert kinds == ["run", "delete"]  # no tests for Bash
+    report = await app.runs.run(session_id, CALLER)
+    assert report.result.passed and report.actions == ()  # nothing to fix

@@ -17,7 +17,7 @@ async def test_healthz_and_metrics(app: App) -> None:
         key=SessionKey(platform="console", workspace="local", channel="c", thread="t"),
         prompt="hi",
     )
-    await collect(app.service.turn(session.id, CALLER, "hi"))
+    await collect(app.service.turn(session, CALLER, "hi"))
     async with TestClient(TestServer(make_web_app(app), host="127.0.0.1")) as client:
         health = await client.get("/healthz")
         assert health.status == 200

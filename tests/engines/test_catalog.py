@@ -57,17 +57,40 @@ def test_unknown_reference_names_the_choices(ref: str) -> None:
     assert "gpt-4o-mini" in str(caught.value) and "openai:<model-id>" in str(caught.value)
 
 
-def test_extended_adds_and_overrides() -> None:
-    catalog = Catalog.builtin().extended(
+def test_parse_entry_reads_a_models_table() -> None:
+    spec = Catalog.parse_entry(
+        "team",
         {
-            "local-llama": {
-                "ref": "openai:llama3.2",
-                "description": "Ollama on this machine",
-                "context_window": 4096,
-                "base_url": "http://127.0.0.1:11434/v1",
-            },
-            "gpt-4o-mini": {"ref": "openai:gpt-4o-mini", "api_key_env": "WORK_OPENAI_KEY"},
-        }
+            "ref": "hf:org/model",
+            "description": "d",
+            "context_window": 4096,
+            "max_new_tokens": 512,
+            "base_url": "http://127.0.0.1:1/v1",
+            "api_key_env": "TEAM_KEY",
+            "quantization": "8bit",
+        },
+    )
+    assert spec == ModelSpec(
+        name="team", ref="hf:org/model", description="d", context_window=4096,
+        max_new_tokens=512, base_url="http://127.0.0.1:1/v1", api_key_env="TEAM_KEY",
+        quantization="8bit",
+    )  # fmt: skip
+    minimal = Catalog.parse_entry("mini", {"ref": "openai:x"})
+    assert minimal == ModelSpec(name="mini", ref="openai:x")
+
+
+def test_with_specs_adds_and_overrides() -> None:
+    catalog = Catalog.builtin().with_specs(
+        [
+            ModelSpec(
+                name="local-llama",
+                ref="openai:llama3.2",
+                description="Ollama on this machine",
+                context_window=4096,
+                base_url="http://127.0.0.1:11434/v1",
+            ),
+            ModelSpec(name="gpt-4o-mini", ref="openai:gpt-4o-mini", api_key_env="WORK_OPENAI_KEY"),
+        ]
     )
     llama = catalog.resolve("local-llama")
     assert llama == ModelSpec(
@@ -91,20 +114,22 @@ def test_extended_adds_and_overrides() -> None:
         ({"ref": "openai:x", "context_window": "big"}, r"context_window must be an integer"),
         ({"ref": "openai:x", "context_window": True}, r"context_window must be an integer"),
         ({"ref": "openai:x", "max_new_tokens": 0}, r"max_new_tokens must be a positive"),
+        ({"ref": "openai:x", "context_window": -1}, r"\]: context_window must be a positive"),
+        ({"ref": ":x"}, r"\[models\.mine\]: ref ':x' must look like scheme:target"),
         ({"ref": "gpt-4o"}, r"\[models\.mine\]: ref 'gpt-4o' must look like scheme:target"),
         ({"ref": "ollama:llama3"}, r"unknown scheme 'ollama'"),
     ],
 )
-def test_extended_rejects_bad_entries(table: dict[str, object], message: str) -> None:
+def test_parse_entry_rejects_bad_entries(table: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        Catalog.builtin().extended({"mine": table})
+        Catalog.parse_entry("mine", table)
 
 
-def test_extended_rejects_a_non_table_and_a_name_with_a_colon() -> None:
+def test_parse_entry_rejects_a_non_table_and_a_name_with_a_colon() -> None:
     with pytest.raises(ValueError, match=r"\[models\.mine\] must be a table"):
-        Catalog.builtin().extended({"mine": "openai:x"})  # type: ignore[dict-item]
+        Catalog.parse_entry("mine", "openai:x")
     with pytest.raises(ValueError, match="without ':'"):
-        Catalog.builtin().extended({"a:b": {"ref": "openai:x"}})
+        Catalog.parse_entry("a:b", {"ref": "openai:x"})
 
 
 def test_registry_builds_each_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,13 +154,12 @@ def test_hermes_uses_chatml_prompts_and_local_specs_take_a_quantization() -> Non
     hermes = Catalog.builtin().resolve("hermes")
     assert hermes.ref == "hf-chatml:NousResearch/Hermes-3-Llama-3.1-8B"
     assert "hf-chatml" in schemes()
-    catalog = Catalog.builtin().extended(
-        {"big": {"ref": "hf-chatml:org/model", "quantization": "4bit"}}
-    )
+    big = Catalog.parse_entry("big", {"ref": "hf-chatml:org/model", "quantization": "4bit"})
+    catalog = Catalog.builtin().with_specs([big])
     assert catalog.resolve("big").quantization == "4bit"
     assert catalog.resolve("hf-chatml:org/model").quantization == "4bit"
     with pytest.raises(ValueError, match=r"\[models\.big\]: quantization must be '4bit' or '8bit'"):
-        Catalog.builtin().extended({"big": {"ref": "hf:org/model", "quantization": "3bit"}})
+        Catalog.parse_entry("big", {"ref": "hf:org/model", "quantization": "3bit"})
     with pytest.raises(ValueError, match="quantization"):
         ModelSpec(name="x", ref="hf:x", quantization="fp8")
 

@@ -1,13 +1,19 @@
-"""Fixtures for the sandbox tests: one probed Sandbox, and a way to look at the host's processes.
+"""Fixtures for the sandbox tests: one probed Sandbox, and a way to look at this run's processes.
 
 Tests that start a sandbox depend on ``sandbox``, which skips them (with bwrap's own reason)
 where bwrap is missing or cannot create namespaces. With ``CODETHREAD_REQUIRE_SANDBOX=1`` (set
 it in CI, which installs bwrap) that is a failure instead of a skip.
+
+Leftover checks look only at processes this pytest process started (its descendants), so two
+test runs, or a bot, sharing the machine never fail each other's checks. For that to catch a
+process that outlived its parents, pytest makes itself a child subreaper (``prctl``): an
+orphan is then re-parented to pytest, not to the host's init, and stays a descendant.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import shutil
 import tempfile
@@ -40,17 +46,53 @@ def sandbox() -> Sandbox:
     return _SANDBOX
 
 
-def sandbox_processes() -> list[tuple[int, int, str]]:
-    """(pid, real uid, command line) of host processes that belong to sandboxed runs.
+PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 
-    As root: any process of a reserved sandbox uid. Otherwise runs share our uid, so: any
-    process that is in a pid namespace other than ours (only sandboxes make those here).
+
+@pytest.fixture(scope="session", autouse=True)
+def adopt_orphans() -> None:
+    """Make this process the reaper of its orphaned descendants (see the module doc).
+
+    Orphans that exit stay zombies of pytest until it ends; ``sandbox_processes`` skips them.
     """
-    own_ns = os.readlink("/proc/self/ns/pid")
-    found = []
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def descendants(root: int) -> set[int]:
+    """The pids of ``root``'s descendants (children, theirs, and so on; zombies too)."""
+    children: dict[int, list[int]] = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as file:
+                ppid = int(file.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        children.setdefault(ppid, []).append(int(name))
+    found: set[int] = set()
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def sandbox_processes() -> list[tuple[int, int, str]]:
+    """(pid, real uid, command line) of live processes of sandboxed runs this test run started.
+
+    Only descendants of this pytest process count (others belong to another test run or bot).
+    Of those, as root: any process of a reserved sandbox uid. Otherwise runs share our uid,
+    so: any process in a pid namespace other than ours (only sandboxes make those here).
+    """
+    own_ns = os.readlink("/proc/self/ns/pid")
+    found = []
+    for pid in sorted(descendants(os.getpid())):
+        name = str(pid)
         try:
             with open(f"/proc/{name}/status") as file:
                 status = file.read()
@@ -67,7 +109,7 @@ def sandbox_processes() -> list[tuple[int, int, str]]:
                 cmdline = file.read().replace(b"\0", b" ").decode(errors="replace")
         except (OSError, IndexError, ValueError):
             continue
-        found.append((int(name), uid, cmdline))
+        found.append((pid, uid, cmdline))
     return found
 
 
@@ -84,7 +126,7 @@ def shared_tmp() -> Iterator[Path]:
 
 @pytest.fixture
 def no_leftovers() -> Iterator[None]:
-    """Fail the test if any sandboxed process is alive after it (and none may be before)."""
+    """Fail the test if a sandboxed process of this test run is alive after it (or before)."""
     assert sandbox_processes() == []
     yield
     assert sandbox_processes() == []

@@ -22,7 +22,7 @@ import pytest
 
 from sandbox import Limits, Sandbox
 from sandbox.limits import MiB
-from tests.sandbox.conftest import sandbox_processes
+from tests.sandbox.conftest import descendants, sandbox_processes
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 
@@ -301,14 +301,16 @@ async def test_output_a_little_over_the_cap_is_cut_but_the_run_finishes(sandbox:
 
 
 def command_lines() -> list[bytes]:
-    """The command line of every process on the host."""
+    """The command line of every process this test run started (orphans included: see conftest).
+
+    Not every process on the host: another test run there may be running these same markers.
+    """
     found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                found.append(Path(f"/proc/{name}/cmdline").read_bytes())
-            except OSError:
-                continue
+    for pid in descendants(os.getpid()):
+        try:
+            found.append(Path(f"/proc/{pid}/cmdline").read_bytes())
+        except OSError:
+            continue
     return found
 
 

@@ -82,12 +82,14 @@ async def test_hello_with_stdin_and_exit_code(
         assert result.compile_ms > 0
 
 
-async def test_ok_run_and_languages(sandbox: Sandbox) -> None:
+async def test_ok_run(sandbox: Sandbox) -> None:
     result = await sandbox.run("python", "print(sum(range(10)))")
 
     assert (result.status, result.exit_code, result.stdout, result.stderr) == ("ok", 0, "45\n", "")
     assert result.passed
-    assert {"python", "javascript", "bash", "c", "cpp"} <= set(sandbox.languages())
+    # the toolchains every supported host has (the README's list; others are optional)
+    core = ("python", "javascript", "bash", "c", "cpp")
+    assert [name for name in core if TOOLCHAINS[name].missing() is not None] == []
     assert sandbox.available()
 
 
@@ -117,14 +119,18 @@ async def test_c_compile_error(sandbox: Sandbox, no_leftovers: None) -> None:
     assert result.message == "Compilation failed."
 
 
-async def test_compile_dir_is_private_and_removed(sandbox: Sandbox) -> None:
-    before = set(glob.glob("/tmp/codethread-*"))
+@pytest.mark.usefixtures("sandbox")  # skips where no sandbox works
+async def test_compile_dir_is_private_and_removed(shared_tmp: Path) -> None:
+    # A scratch dir of this test's own: another test run on the host compiles into /tmp too.
+    sandbox = Sandbox(scratch_dir=str(shared_tmp))
+    pattern = str(shared_tmp / "codethread-*")
+    before = set(glob.glob(pattern))
     code = "#include <unistd.h>\nint main(void) { sleep(1); return 0; }\n"
     task = asyncio.create_task(sandbox.run("c", code))
     seen: set[str] = set()
     for _ in range(200):
         await asyncio.sleep(0.01)
-        seen = set(glob.glob("/tmp/codethread-*")) - before
+        seen = set(glob.glob(pattern)) - before
         if seen:
             break
     assert len(seen) == 1
@@ -135,7 +141,7 @@ async def test_compile_dir_is_private_and_removed(sandbox: Sandbox) -> None:
     result = await task
 
     assert result.status == "ok", result
-    assert set(glob.glob("/tmp/codethread-*")) == before
+    assert set(glob.glob(pattern)) == before
 
 
 async def test_java_file_is_named_after_its_public_class(sandbox: Sandbox) -> None:
@@ -219,7 +225,6 @@ async def test_missing_toolchain_says_so() -> None:
 
     assert result.status == "unavailable"
     assert result.message.startswith("Python is not installed on this machine (no-such-tool")
-    assert sandbox.languages() == []
 
 
 async def test_without_bwrap_nothing_runs() -> None:
@@ -232,7 +237,6 @@ async def test_without_bwrap_nothing_runs() -> None:
     assert reason is not None and "bwrap (Debian package bubblewrap)" in reason
     assert (result.status, result.message) == ("unavailable", reason)
     assert not sandbox.available()
-    assert sandbox.languages() == []
 
 
 async def test_when_bwrap_cannot_create_namespaces_nothing_runs(shared_tmp: Path) -> None:

@@ -11,7 +11,10 @@ import pytest
 
 from sandbox.users import Users, lock_dir
 
-UIDS = range(480_000, 480_003)
+# Leases are host-wide: a range of this process's own, so that two test runs on one machine
+# (which lock the same files) do not take each other's uids.
+_BASE = 480_000 + 3 * (os.getpid() % 10_000)
+UIDS = range(_BASE, _BASE + 3)
 
 
 async def test_leases_are_exclusive_and_released() -> None:

@@ -36,7 +36,9 @@ async def schema_sql(conn: aiosqlite.Connection) -> list[tuple[object, ...]]:
 
 def test_migration_names_follow_their_version() -> None:
     names = [migration.__name__ for migration in MIGRATIONS]
-    assert names[:2] == ["m001_initial", "m002_runs"]
+    assert names[:4] == [
+        "m001_initial", "m002_runs", "m003_version_touches_session", "m004_failures"
+    ]  # fmt: skip
     for number, name in enumerate(names, start=1):
         assert re.fullmatch(rf"m{number:03d}_[a-z0-9_]+", name), name
 
@@ -46,9 +48,9 @@ async def test_blank_database_gets_the_schema(conn: aiosqlite.Connection) -> Non
 
     assert await migrate(conn) == len(MIGRATIONS)
 
-    assert await schema_version(conn) == len(MIGRATIONS) == 3
+    assert await schema_version(conn) == len(MIGRATIONS) == 4
     tables = {str(r[0]) for r in await rows(conn, "SELECT name FROM sqlite_schema")}
-    assert {"sessions", "versions", "runs"} <= tables
+    assert {"sessions", "versions", "runs", "failures"} <= tables
     assert await columns(conn, "sessions") == [
         "id", "platform", "workspace", "channel", "thread", "owner", "language", "model",
         "title", "created_at", "updated_at",
@@ -93,6 +95,18 @@ async def test_blank_database_gets_the_schema(conn: aiosqlite.Connection) -> Non
     triggers = await rows(conn, "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger'")
     assert triggers == [("versions_touch_session", "versions")]
 
+    assert await columns(conn, "failures") == [
+        "id", "session_id", "request", "message", "created_at"
+    ]  # fmt: skip
+    assert await index_columns(conn, "failures_session") == ["session_id", "id"]
+    failure_keys = await rows(conn, "PRAGMA foreign_key_list(failures)")
+    assert [(r[2], r[3], r[4], r[6]) for r in failure_keys] == [
+        ("sessions", "session_id", "id", "CASCADE")
+    ]
+    # Every column but the key is NOT NULL (notnull is column 3 of table_info).
+    not_null = {str(r[1]) for r in await rows(conn, "PRAGMA table_info(failures)") if r[3]}
+    assert not_null == {"session_id", "request", "message", "created_at"}
+
 
 async def test_migrate_is_idempotent(conn: aiosqlite.Connection) -> None:
     first = await migrate(conn)
@@ -120,7 +134,7 @@ async def test_a_v1_database_with_data_migrates_to_the_latest_keeping_it(
     sessions_before = await rows(conn, "SELECT * FROM sessions")
     versions_before = await rows(conn, "SELECT * FROM versions")
 
-    assert await migrate(conn) == 3
+    assert await migrate(conn) == len(MIGRATIONS)
 
     assert await rows(conn, "SELECT * FROM sessions") == sessions_before
     assert await rows(conn, "SELECT * FROM versions") == versions_before
@@ -130,6 +144,11 @@ async def test_a_v1_database_with_data_migrates_to_the_latest_keeping_it(
         " VALUES (1, 'run', 'ok', 0, '1', '', 12, 9000, NULL, '', 3.0)"
     )
     assert await rows(conn, "SELECT version_id, status FROM runs") == [(1, "ok")]
+    await conn.execute(
+        "INSERT INTO failures (session_id, request, message, created_at)"
+        " VALUES (1, 'again', 'server down', 4.0)"
+    )
+    assert await rows(conn, "SELECT session_id, request FROM failures") == [(1, "again")]
 
 
 async def test_partial_database_gets_only_the_missing_migrations(

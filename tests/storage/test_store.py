@@ -1,4 +1,4 @@
-"""Store: sessions, versions, scoping, atomic numbering, persistence."""
+"""Store: sessions, versions, runs, failures, scoping, atomic numbering, persistence."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from storage import (
+    Failure,
     Run,
     Session,
     SessionExists,
+    SessionGone,
     SessionKey,
-    SessionNotFound,
     Store,
     VersionNotFound,
 )
@@ -159,21 +160,6 @@ async def test_duplicate_key_raises_session_exists(store: Store) -> None:
     assert len(await store.list_sessions()) == 2
 
 
-async def test_update_session_changes_only_given_fields(store: Store) -> None:
-    session_id = await new_session(store)
-    before = await store.get_session(session_id)
-    assert before is not None
-
-    after = await store.update_session(session_id, title="renamed")
-
-    assert after is not None
-    assert after.title == "renamed"
-    assert (after.language, after.model) == (before.language, before.model)
-    assert after.updated_at > before.updated_at
-    assert await store.update_session(session_id) == after  # nothing given: nothing written
-    assert await store.update_session(session_id + 1, model="other") is None
-
-
 async def test_values_are_stored_verbatim(store: Store) -> None:
     nasty = 'Robert\'); DROP TABLE sessions; -- "quoted" ? :name %s \\ \n\t ünï 😀'
     odd_key = SessionKey(platform="slack", workspace="T'1", channel='C"1', thread="1 OR 1=1")
@@ -283,23 +269,6 @@ async def test_get_version_latest_or_numbered(store: Store) -> None:
     assert await store.get_version(session_id + 1) is None
 
 
-async def test_failed_version_status_is_kept(store: Store) -> None:
-    session_id = await new_session(store)
-    version = await store.add_version(
-        session_id,
-        request="r",
-        code="",
-        note="boom",
-        model="fake",
-        prompt_tokens=None,
-        completion_tokens=None,
-        latency_ms=1,
-        status="failed",
-    )
-    assert await store.get_version(session_id) == version
-    assert version.status == "failed" and version.prompt_tokens is None
-
-
 async def test_concurrent_add_version_gets_consecutive_numbers(store: Store) -> None:
     session_id = await new_session(store)
 
@@ -319,7 +288,7 @@ async def test_concurrent_add_version_from_two_connections(store: Store, db_path
 
 
 async def test_add_version_to_missing_session(store: Store, db_path: Path) -> None:
-    with pytest.raises(SessionNotFound):
+    with pytest.raises(SessionGone, match="No session with id 404"):
         await add(store, 404)
     assert raw(db_path, "SELECT COUNT(*) FROM versions") == [(0,)]
 
@@ -380,7 +349,7 @@ async def test_delete_session_cascades_to_versions(store: Store, db_path: Path) 
 # -- runs ------------------------------------------------------------------------------------
 
 
-async def test_runs_are_stored_listed_and_the_latest_found(store: Store, db_path: Path) -> None:
+async def test_runs_are_stored_and_the_latest_found(store: Store, db_path: Path) -> None:
     session_id = await new_session(store)
     first, second = [await add_version_id(store, session_id) for _ in range(2)]
     before = await store.get_session(session_id)
@@ -398,9 +367,7 @@ async def test_runs_are_stored_listed_and_the_latest_found(store: Store, db_path
         created_at=ok.created_at,
     )  # fmt: skip
     assert limited.tests == "import unittest"
-    assert await store.list_runs(first) == [ok, limited]
     assert await store.latest_run(first) == limited
-    assert await store.list_runs(second) == []
     assert await store.latest_run(second) is None
     assert await store.get_session(session_id) == before  # running is not editing
     assert raw(db_path, "SELECT COUNT(*) FROM runs") == [(2,)]
@@ -421,7 +388,7 @@ async def test_run_values_outside_the_schema_are_refused(
     with pytest.raises(sqlite3.IntegrityError):
         await add_run(store, version_id, **bad)
 
-    assert await store.list_runs(version_id) == []
+    assert await store.latest_run(version_id) is None
     assert (await add_run(store, version_id)).status == "ok"
 
 
@@ -435,7 +402,106 @@ async def test_deleting_a_session_deletes_its_runs(store: Store, db_path: Path) 
 
     await store.delete_session(doomed)
 
-    assert await store.list_runs(doomed_version) == []
+    assert await store.latest_run(doomed_version) is None
     assert raw(db_path, "SELECT version_id, COUNT(*) FROM runs GROUP BY version_id") == [
         (kept_version, 1)
     ]
+
+
+# -- failures --------------------------------------------------------------------------------
+
+
+async def add_failure(store: Store, session_id: int, request: str = "make it") -> Failure:
+    return await store.add_failure(session_id, request=request, message="server down")
+
+
+async def test_a_failure_is_kept_and_taken_once(store: Store) -> None:
+    session_id = await new_session(store)
+    other_session = await new_session(store, "t2")
+    await add_failure(store, other_session, "not this one")
+
+    failure = await add_failure(store, session_id, "write fizzbuzz")
+
+    assert failure == Failure(
+        id=failure.id, session_id=session_id, request="write fizzbuzz", message="server down",
+        created_at=failure.created_at,
+    )  # fmt: skip
+    assert await store.latest_failure(session_id) == failure
+    assert await store.latest_failure(session_id) == failure  # reading takes nothing
+    assert await store.take_failure(session_id) == failure
+    assert await store.take_failure(session_id) is None  # already retried
+    assert await store.latest_failure(session_id) is None
+    left = await store.latest_failure(other_session)
+    assert left is not None and left.request == "not this one"
+
+
+async def test_take_failure_by_id_and_the_latest_first(store: Store) -> None:
+    session_id = await new_session(store)
+    other_session = await new_session(store, "t2")
+    first, second, third = [await add_failure(store, session_id, f"r{n}") for n in range(3)]
+    foreign = await add_failure(store, other_session)
+
+    assert await store.take_failure(session_id, second.id) == second
+    assert await store.take_failure(session_id, second.id) is None
+    assert await store.take_failure(session_id, foreign.id) is None  # another session's
+    assert await store.take_failure(session_id) == third
+    assert await store.latest_failure(session_id) == first
+    assert await store.take_failure(session_id) == first
+    assert await store.take_failure(session_id) is None
+    assert await store.take_failure(other_session, foreign.id) == foreign
+
+
+async def test_concurrent_takes_get_a_failure_once(store: Store, db_path: Path) -> None:
+    session_id = await new_session(store)
+    failure = await add_failure(store, session_id)
+
+    async with await Store.open(db_path) as other:
+        taken = await asyncio.gather(
+            *(s.take_failure(session_id, failure.id) for _ in range(5) for s in (store, other))
+        )
+
+    assert [t for t in taken if t is not None] == [failure]
+
+
+async def test_failures_survive_a_restart(db_path: Path) -> None:
+    async with await Store.open(db_path) as store:
+        session_id = await new_session(store)
+        failure = await add_failure(store, session_id)
+
+    async with await Store.open(db_path) as store:
+        assert await store.take_failure(session_id) == failure
+
+
+async def test_clear_failures_forgets_only_that_session(store: Store) -> None:
+    session_id = await new_session(store)
+    other_session = await new_session(store, "t2")
+    for _ in range(3):
+        await add_failure(store, session_id)
+    kept = await add_failure(store, other_session)
+
+    await store.clear_failures(session_id)
+    await store.clear_failures(9999)  # no such session: nothing to do
+
+    assert await store.latest_failure(session_id) is None
+    assert await store.latest_failure(other_session) == kept
+
+
+async def test_failure_of_a_missing_session(store: Store, db_path: Path) -> None:
+    with pytest.raises(SessionGone) as caught:
+        await add_failure(store, 404)
+    assert caught.value.session_id == 404
+    assert raw(db_path, "SELECT COUNT(*) FROM failures") == [(0,)]
+    assert await store.take_failure(404) is None
+    assert await store.latest_failure(404) is None
+
+
+async def test_deleting_a_session_deletes_its_failures(store: Store, db_path: Path) -> None:
+    doomed = await new_session(store, "t1")
+    kept = await new_session(store, "t2")
+    await add_failure(store, doomed)
+    await add_failure(store, kept)
+
+    await store.delete_session(doomed)
+
+    assert await store.take_failure(doomed) is None
+    assert raw(db_path, "SELECT session_id FROM failures") == [(kept,)]
