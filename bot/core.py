@@ -399,7 +399,9 @@ class SessionService:
         history = await self.store.list_versions(session.id)
         if base is not None and len(history) != base:
             raise StaleVersion("Fix", session.id, base, len(history))
-        if not history:  # the first answer failed before: keep what was asked then
+        if not history and session.updated_at > session.created_at:
+            # the first answer failed before (a failure touches its session): keep what was
+            # asked then, with what is asked now
             earlier = await self.store.latest_failure(session.id)
             if earlier is not None and earlier.request != request:
                 request = f"{earlier.request}\n\n{request}"
@@ -473,7 +475,6 @@ class SessionService:
                 completion_tokens=usage.completion_tokens,
                 latency_ms=latency_ms,
             )
-            await self.store.clear_failures(session.id)
         except SessionGone:  # nothing to retry: the session is gone
             yield Failed(
                 session=session,
@@ -514,10 +515,9 @@ class SessionService:
         return "".join(parts)
 
     async def _fail(self, session: Session, request: str, message: str) -> Failed:
-        """Keep the request (the session's only failure: a newer one supersedes it)."""
+        """Keep the request (the session's only failure: the store drops an older one)."""
         self.metrics.turns.labels(outcome="failed").inc()
         try:
-            await self.store.clear_failures(session.id)
             kept = await self.store.add_failure(session.id, request=request, message=message)
         except SessionGone:
             return Failed(session=session, message=message, request=request)

@@ -126,8 +126,11 @@ async def m003_version_touches_session(conn: aiosqlite.Connection) -> None:
 async def m004_failures(conn: aiosqlite.Connection) -> None:
     """The request of a turn whose answer failed, kept so Retry still works after a restart.
 
-    A retry takes (deletes) the row it uses, so each failure is retried at most once; the
-    bot clears a session's failures once a new version of it is made.
+    A retry takes (deletes) the row it uses, so each failure is retried at most once. A
+    session keeps only its latest failure (a newer one supersedes it), and a new version
+    clears it; a failure bumps its session's ``updated_at`` (so a session whose
+    ``updated_at`` is past its ``created_at`` but has no version is known to have failed
+    without a query). Triggers, so that none of it costs the bot a statement per turn.
     """
     await conn.execute(
         """
@@ -142,6 +145,30 @@ async def m004_failures(conn: aiosqlite.Connection) -> None:
     )
     # A session's failures in order (its latest read backwards); also serves the cascade.
     await conn.execute("CREATE INDEX failures_session ON failures (session_id, id)")
+    await conn.execute(
+        """
+        CREATE TRIGGER failures_latest_only BEFORE INSERT ON failures
+        BEGIN
+            DELETE FROM failures WHERE session_id = NEW.session_id;
+        END
+        """
+    )
+    await conn.execute(
+        """
+        CREATE TRIGGER failures_touch_session AFTER INSERT ON failures
+        BEGIN
+            UPDATE sessions SET updated_at = NEW.created_at WHERE id = NEW.session_id;
+        END
+        """
+    )
+    await conn.execute(
+        """
+        CREATE TRIGGER versions_clear_failures AFTER INSERT ON versions
+        BEGIN
+            DELETE FROM failures WHERE session_id = NEW.session_id;
+        END
+        """
+    )
 
 
 MIGRATIONS: Sequence[Migration] = (

@@ -322,3 +322,17 @@ async def test_a_default_model_that_cannot_be_created_is_reported(tmp_path) -> N
         assert str(status.readiness) == "failed: The local engine is not installed."
     finally:
         await app.aclose()
+
+
+async def test_a_reply_after_a_failed_first_answer_keeps_the_first_request(
+    app: App, fake: FakeEngine
+) -> None:
+    session = await app.service.start(caller=CALLER, key=key(), prompt="parse a CSV")
+    fake.fail = EngineUnavailable("The model server answered 500.")
+    await collect(app.service.turn(session, CALLER, "parse a CSV"))
+    fake.fail = None
+    fake.responder = lambda r: fenced("import csv")
+    events = await collect(app.service.turn(session, CALLER, "with a header row"))
+    assert isinstance(events[-1], Done)
+    assert events[-1].version.request == "parse a CSV\n\nwith a header row"
+    assert await app.store.latest_failure(session.id) is None  # the version made it stale

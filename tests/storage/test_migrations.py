@@ -93,7 +93,12 @@ async def test_blank_database_gets_the_schema(conn: aiosqlite.Connection) -> Non
         ("versions", "version_id", "id", "CASCADE")
     ]
     triggers = await rows(conn, "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger'")
-    assert triggers == [("versions_touch_session", "versions")]
+    assert sorted(triggers) == [
+        ("failures_latest_only", "failures"),
+        ("failures_touch_session", "failures"),
+        ("versions_clear_failures", "versions"),
+        ("versions_touch_session", "versions"),
+    ]
 
     assert await columns(conn, "failures") == [
         "id", "session_id", "request", "message", "created_at"

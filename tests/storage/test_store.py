@@ -435,20 +435,27 @@ async def test_a_failure_is_kept_and_taken_once(store: Store) -> None:
     assert left is not None and left.request == "not this one"
 
 
-async def test_take_failure_by_id_and_the_latest_first(store: Store) -> None:
+async def test_a_session_keeps_only_its_latest_failure_until_a_new_version(
+    store: Store, db_path: Path
+) -> None:
     session_id = await new_session(store)
     other_session = await new_session(store, "t2")
-    first, second, third = [await add_failure(store, session_id, f"r{n}") for n in range(3)]
+    first, second = [await add_failure(store, session_id, f"r{n}") for n in range(2)]
     foreign = await add_failure(store, other_session)
 
+    assert await store.take_failure(session_id, first.id) is None  # superseded by the second
+    assert await store.take_failure(session_id, foreign.id) is None  # another session's
+    assert await store.latest_failure(session_id) == second
     assert await store.take_failure(session_id, second.id) == second
     assert await store.take_failure(session_id, second.id) is None
-    assert await store.take_failure(session_id, foreign.id) is None  # another session's
-    assert await store.take_failure(session_id) == third
-    assert await store.latest_failure(session_id) == first
-    assert await store.take_failure(session_id) == first
-    assert await store.take_failure(session_id) is None
-    assert await store.take_failure(other_session, foreign.id) == foreign
+
+    await add_failure(store, session_id, "again")
+    await store.add_version(
+        session_id, request="again", code="x = 1", note="", model="m",
+        prompt_tokens=None, completion_tokens=None, latency_ms=1,
+    )  # fmt: skip
+    assert await store.latest_failure(session_id) is None  # the new version made it stale
+    assert raw(db_path, "SELECT session_id FROM failures") == [(other_session,)]
 
 
 async def test_concurrent_takes_get_a_failure_once(store: Store, db_path: Path) -> None:
