@@ -38,7 +38,7 @@ from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
 from bench.stats import pct
-from bot.adapters.slack_adapter import SlackAdapter
+from bot.adapters.slack import SlackAdapter
 from bot.app import build
 from bot.config import Config
 from bot.server import make_web_app
@@ -106,9 +106,10 @@ async def run(sessions: int, latency: float, share: float, seed: int) -> None:
             )
             app = await build(config, engine_factory=lambda spec: engine)
             await app.start()
-            adapter = SlackAdapter.from_app(app)  # edits at most once a second
+            [adapter] = app.adapters  # edits at most once a second (Config.edit_interval)
+            assert isinstance(adapter, SlackAdapter)
             await adapter.start()
-            runner = web.AppRunner(make_web_app(app, [adapter]), access_log=None)
+            runner = web.AppRunner(make_web_app(app), access_log=None)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", 0).start()
             port = runner.addresses[0][1]

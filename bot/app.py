@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.adapters.base import ChatAdapter
 from bot.config import Config
@@ -115,8 +115,12 @@ async def build(
 
 def _adapters(app: App, discord_http: HTTPClient | None) -> list[ChatAdapter]:
     """The chat adapters whose credentials are set (their libraries imported only then)."""
-    config, made = app.config, []
-    parts = {"sessions": app.service, "presenter": app.presenter, "metrics": app.metrics}
+    config, made = app.config, list[ChatAdapter]()
+    parts: dict[str, Any] = {
+        "sessions": app.service,
+        "presenter": app.presenter,
+        "metrics": app.metrics,
+    }
     if config.slack_bot_token:
         from bot.adapters.slack import SlackAdapter
 

@@ -25,7 +25,7 @@ from bot.codeblocks import close_open_fence, fence
 from bot.core import SessionService
 from bot.errors import UserError
 from bot.present import Presenter, words
-from bot.present.views import Notice, RunCard, Status, VersionCard, View, Writing
+from bot.present.views import Closed, Notice, RunCard, Status, VersionCard, View, Writing
 from bot.values import Caller
 from storage import Session, SessionKey
 
@@ -89,7 +89,7 @@ class ConsoleSurface:
     def mention(self, user: str) -> str:
         return user
 
-    async def close(self, session: Session, notice: Notice) -> None:
+    async def close(self, session: Session, notice: Closed) -> None:
         return None
 
     def _stop(self) -> None:

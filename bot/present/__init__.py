@@ -12,6 +12,7 @@ from bot.present.surface import Surface
 from bot.present.views import (
     ActionLook,
     Attachment,
+    Closed,
     FailureCard,
     NonCodeAnswer,
     Notice,
@@ -27,6 +28,7 @@ from bot.present.words import PlatformRefused
 __all__ = [
     "ActionLook",
     "Attachment",
+    "Closed",
     "FailureCard",
     "LiveMessage",
     "NonCodeAnswer",

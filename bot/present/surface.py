@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol, TypeVar
 
-from bot.present.views import Notice, View
+from bot.present.views import Closed, View
 from storage import Session
 
 __all__ = ["Handle", "Surface"]
@@ -54,7 +54,7 @@ class Surface(Protocol[Handle]):
         """How the platform names a user in a message."""
         ...
 
-    async def close(self, session: Session, notice: Notice) -> None:
+    async def close(self, session: Session, notice: Closed) -> None:
         """A session was deleted: tidy its thread (remove the bot's messages, archive it) and
         leave ``notice`` there."""
         ...

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bot.present.views import Notice, View
+from bot.present.views import Closed, View
 from bot.present.words import PlatformRefused
 from storage import Session
 
@@ -69,7 +69,7 @@ class RecordingSurface:
     def mention(self, user: str) -> str:
         return f"@{user}"
 
-    async def close(self, session: Session, notice: Notice) -> None:
+    async def close(self, session: Session, notice: Closed) -> None:
         self._record("close", None, notice)
 
     # -- for assertions ----------------------------------------------------------------------

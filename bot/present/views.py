@@ -17,6 +17,7 @@ from bot.values import Action, ActionKind
 __all__ = [
     "ActionLook",
     "Attachment",
+    "Closed",
     "FailureCard",
     "NonCodeAnswer",
     "Notice",
@@ -94,6 +95,11 @@ class Notice(View):
     line in the thread (a session closed)."""
 
     problem: bool = False  # a refusal or error, as opposed to an answer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Closed(View):
+    """The last word in a deleted session's thread (who deleted it)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,6 +17,7 @@ from bot.languages import Language
 from bot.present.views import (
     ActionLook,
     Attachment,
+    Closed,
     FailureCard,
     NonCodeAnswer,
     Notice,
@@ -32,9 +33,12 @@ from sandbox.toolchains import toolchain_for
 from storage import Session, Version
 
 __all__ = [
+    "CODE_FORM",
     "HELP",
     "MENTION_HELP",
+    "NAME_A_MODEL",
     "SNIPPETS_HELP",
+    "SNIPPET_NUMBER",
     "PlatformRefused",
     "closed",
     "commands",
@@ -76,6 +80,18 @@ MENTION_HELP = (
     "Tell me what the code should do, e.g. `@codethread python parse a CSV and sum column 3`, "
     "or use `/code` for a form."
 )
+SNIPPET_NUMBER = f"Give a snippet number, e.g. `/snippets show 12`. {SNIPPETS_HELP}"
+NAME_A_MODEL = "Name a model after `model:`, e.g. `model:gpt-4o-mini`."
+#: the form behind a bare ``/code`` (Slack's modal): its title, buttons and fields
+CODE_FORM = {
+    "title": "New snippet",
+    "submit": "Write it",
+    "close": "Cancel",
+    "language": "Language",
+    "model": "Model",
+    "prompt": "What should the code do?",
+    "placeholder": "e.g. parse a CSV file and sum the third column",
+}
 HELP = (
     "Commands: /new (start another snippet), /snippets (list yours), /show [N] (a version), "
     "/run [N] (run it in the sandbox), /test (model-written unit tests), /fix (next version "
@@ -106,6 +122,8 @@ _REFUSALS = {
     "is_archived": "This channel is archived, so I can't post in it.",
     "restricted_action": "This workspace does not let me post here.",
     "gone": "That message or channel no longer exists.",
+    "dms_off": "I don't take requests in direct messages; use `/code` in a server.",
+    "not_a_text_channel": "Use `/code` in a text channel: I open a thread there for the snippet.",
 }
 
 
@@ -398,10 +416,10 @@ def deleted(session: Session, *, escape: Escape = _same) -> Notice:
     return Notice(text=text, summary=text)
 
 
-def closed(session: Session, *, by: str) -> Notice:
+def closed(session: Session, *, by: str) -> Closed:
     """The last word in a deleted session's thread."""
     text = f"🗑️ Snippet #{session.id} was deleted by {by}; replies here are no longer read."
-    return Notice(text=text, summary=text)
+    return Closed(text=text, summary=text)
 
 
 def snippet_list(

@@ -25,22 +25,16 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from slack_sdk.signature import SignatureVerifier
 
-from bot.adapters.slack_adapter import SlackAdapter
-from bot.adapters.slack_blocks import needs_tests_file, run_message, to_plain
-from bot.adapters.slack_sessions import parse_code
+from bot.adapters.slack import SlackAdapter
 from bot.app import App, build
 from bot.config import Config
-from bot.errors import UserError
-from bot.languages import Languages
 from bot.server import make_web_app
-from bot.values import Caller, RunReport
+from bot.values import Caller
 from engines import EngineUnavailable, FakeEngine, GenerationRequest, create_engine
-from sandbox import RunResult
-from storage import Session, SessionKey, Version
+from storage import SessionKey
+from tests.bot.conftest import fenced
 from tests.fakes.openai_server import OpenAIServer
 from tests.fakes.slack_api import BOT_ID, BOT_USER, TEAM, FakeSlack, Posted
-
-from .conftest import fenced
 
 SECRET = "test-signing-secret"
 TOKEN = "xoxb-test-token"
@@ -195,6 +189,7 @@ def config(tmp_path: Path, slack: FakeSlack, **slack_settings: Any) -> Config:
         db_path=tmp_path / "ct.db",
         model="fake:echo",
         rate_limit_per_minute=0,
+        edit_interval=0.05,
         slack_bot_token=TOKEN,
         slack_api_url=slack.base_url,
         **settings,
@@ -220,10 +215,11 @@ async def running(
     factory = (lambda spec: engine) if engine is not None else create_engine
     app = await build(config, engine_factory=factory)
     await app.start()
-    adapter = SlackAdapter.from_app(app, edit_interval=0.05)
+    [adapter] = app.adapters
+    assert isinstance(adapter, SlackAdapter)
     await adapter.start()
     try:
-        server = TestServer(make_web_app(app, [adapter]), host="127.0.0.1")
+        server = TestServer(make_web_app(app), host="127.0.0.1")
         async with TestClient(server) as http:
             yield Bot(app=app, adapter=adapter, http=http, slack=slack)
     finally:
@@ -280,7 +276,7 @@ async def test_streaming_edits_one_message_about_once_per_interval(
     assert len(posts) == 1 and len(updates) >= 3  # one message, edited while it streamed
     assert all(c.params["ts"] == version.ts for c in bot.slack.calls_to("chat.update"))
     streamed = [u.params["blocks"][0]["text"] for u in updates[:-1]]
-    assert all("writing with" in text and fences_balanced(text) for text in streamed)
+    assert all("Writing version 1 with" in text and fences_balanced(text) for text in streamed)
     gaps = [b.at - a.at for a, b in itertools.pairwise(updates[:-1])]
     assert min(gaps) >= 0.05 * 0.8  # the throttle (edit_interval=0.05 in these tests)
     assert len(updates) < len(code) / engine.chunk_size  # far fewer edits than chunks
@@ -325,6 +321,24 @@ async def test_empty_code_opens_the_form_and_submitting_it_starts_a_session(bot:
     assert "<@U7>" in parent.body() and "*Go*" in parent.body()
     assert "a &lt;tiny&gt; web server" in parent.body()
     assert len(bot.slack.thread("C1", parent.ts)) == 1
+
+
+async def test_a_refused_form_stays_open_with_the_reason(bot: Bot) -> None:
+    await bot.command("/code", "")
+    await bot.settle()
+    [opened] = bot.slack.calls_to("views.open")
+    values = {"prompt": {"value": {"type": "plain_text_input", "value": "   "}}}
+    submitted = {**opened.params["view"], "state": {"values": values}}
+    payload = {"type": "view_submission", "team": {"id": TEAM}, "user": {"id": "U7"}}
+    status, body = await bot.interact({**payload, "view": submitted, "api_app_id": "A1"})
+    assert status == 200
+    answer = json.loads(body)
+    assert (
+        answer["response_action"] == "errors"
+        and "Tell me what the code" in answer["errors"]["prompt"]
+    )
+    await bot.settle()
+    assert bot.slack.top_level("C1") == []
 
 
 async def test_unknown_language_or_model_is_an_ephemeral_list_of_choices(bot: Bot) -> None:
@@ -457,6 +471,21 @@ async def test_mention_in_a_thread_that_is_no_session_gets_a_hint(bot: Bot) -> N
     assert "not a snippet session" in hint["text"]
 
 
+async def test_a_mention_in_a_thread_arriving_twice_is_answered_once(
+    bot: Bot, engine: FakeEngine
+) -> None:
+    parent = await bot.start_session()
+    mention = reply(parent, f"<@{BOT_USER}> louder")
+    elsewhere = {**reply(parent, f"<@{BOT_USER}> help"), "thread_ts": "1.1"}  # no session
+    for event in (mention, elsewhere):  # the message event first, then the app_mention
+        assert await bot.event(event) == 200
+        assert await bot.event({**event, "type": "app_mention"}) == 200
+    await bot.settle()
+    assert len(engine.requests) == 2 and len(bot.slack.thread("C1", parent.ts)) == 2
+    [hint] = bot.slack.ephemerals
+    assert hint["thread_ts"] == "1.1" and "not a snippet session" in hint["text"]
+
+
 # -- failures -----------------------------------------------------------------------------------
 
 
@@ -467,15 +496,17 @@ async def test_engine_failure_is_a_message_in_the_thread_and_retry_works(
     parent = await bot.start_session("sum a list")
     [failed] = bot.slack.thread("C1", parent.ts)
     assert "The model server is down." in failed.body() and "Traceback" not in failed.body()
-    assert failed.action_ids() == ["codethread_retry"]
+    assert failed.action_ids() == ["codethread_retry", "codethread_delete"]
 
     engine.fail = None
     await bot.click("codethread_retry", failed)
-    await bot.click("codethread_retry", failed)  # a second click on the same message: ignored
+    await bot.click("codethread_retry", failed)  # a second click on the same message: refused
     _, version = bot.slack.thread("C1", parent.ts)
     assert "Version 1" in version.body()
     assert engine.requests[-1].messages[-1].content == "sum a list"  # the kept request
     assert len(engine.requests) == 2
+    [again] = bot.slack.ephemerals
+    assert "Nothing to retry" in again["text"] and again["thread_ts"] == parent.ts
 
 
 async def test_unexpected_error_is_a_plain_message(bot: Bot, engine: FakeEngine) -> None:
@@ -485,12 +516,10 @@ async def test_unexpected_error_is_a_plain_message(bot: Bot, engine: FakeEngine)
     engine.responder = broken
     await bot.command("/code", "say hi")
     await bot.settle()
-    [(_, answer)] = bot.slack.responses
-    assert "Something went wrong on my side" in answer["text"]
-    assert "secret internals" not in answer["text"]
     [parent] = bot.slack.top_level("C1")
-    [interrupted] = bot.slack.thread("C1", parent.ts)
-    assert "interrupted" in interrupted.body()
+    [answer] = bot.slack.thread("C1", parent.ts)  # the turn's own message says it, not "writing"
+    assert "Something went wrong on my side" in answer.body()
+    assert "secret internals" not in answer.body() and "Writing" not in answer.body()
 
 
 # -- long snippets ------------------------------------------------------------------------------
@@ -533,7 +562,7 @@ async def test_snippets_are_scoped_to_the_caller_and_delete_is_owner_only(bot: B
     assert "first of mine" in text and "second of mine" in text and "someone else" not in text
     link = f"https://fake-team.slack.test/archives/C1/p{mine.ts.replace('.', '')}"
     assert link in text
-    assert "no snippets in this workspace" in elsewhere["text"]
+    assert "no snippets here yet" in elsewhere["text"]
     assert "belongs to someone else" in refused["text"]
     assert "belongs to someone else" in hidden["text"]
     assert await bot.app.service.get(1) is not None
@@ -682,7 +711,7 @@ async def test_long_tests_go_to_the_thread_as_a_file(bot: Bot, engine: FakeEngin
     await bot.click("codethread_test", version)
     _, result, file_message = bot.slack.thread("C1", parent.ts)
     assert "Ran 41 tests" in result.body() and "test_add_30(" not in result.body()
-    assert "more lines in `test_snippet.py` below" in result.body()
+    assert "more lines in `test_snippet.py`, attached" in result.body()
     assert len(result.body()) < 4000 and fences_balanced(result.body())
     [url] = bot.slack.calls_to("files.getUploadURLExternal")
     assert url.params["filename"] == "test_snippet.py" and url.params["snippet_type"] == "python"
@@ -768,52 +797,6 @@ async def test_fix_with_nothing_to_fix_is_explained(bot: Bot, engine: FakeEngine
     assert len(engine.requests) == 1 and len(bot.slack.thread("C1", parent.ts)) == 1
 
 
-def test_run_result_rendering() -> None:
-    result = RunResult(
-        status="limit",
-        exit_code=None,
-        stdout="x" * 10_000,
-        stderr="Killed",
-        duration_ms=2000,
-        peak_memory_kb=51200,
-        limit_hit="wall_time",
-    )
-    key = SessionKey(platform="slack", workspace=TEAM, channel="C1", thread="1.1")
-    session = Session(
-        id=3, key=key, owner="U1", language="python", model="m", title="t",
-        created_at=0.0, updated_at=0.0, version_count=1,
-    )  # fmt: skip
-    version = Version(
-        id=1, session_id=3, number=1, request="r", code="print(1)", note="", model="m",
-        prompt_tokens=None, completion_tokens=None, latency_ms=1, status="ok", created_at=0.0,
-    )  # fmt: skip
-    message = run_message(RunReport(session=session, version=version, result=result))
-    text = message.blocks[0]["text"]
-    assert message.text == "Run of version 1 of #3 was stopped by a limit"
-    assert "stopped by a limit" in text and "limit hit: wall time" in text
-    assert "no exit code" in text and "2.00 s" in text and "peak 50.0 MB" in text
-    assert "```text\nKilled\n```" in text and "more characters" in text
-    assert len(text) <= 4000 and fences_balanced(text)
-    [fix] = message.blocks[1]["elements"]  # a failed run can be fixed
-    assert (fix["action_id"], fix["value"]) == ("codethread_fix", "3:1")
-
-    passed = dataclasses.replace(result, status="ok", exit_code=0, limit_hit=None, stdout="3\n")
-    short = "import unittest\n\nclass T(unittest.TestCase):\n    pass\n"
-    report = RunReport(session=session, version=version, result=passed, kind="test", tests=short)
-    assert not needs_tests_file(short)
-    message = run_message(report, tests_info="python")
-    [block] = message.blocks  # passed: no Fix
-    assert message.text == "Tests of version 1 of #3 passed"
-    assert f"```python\n{short}```" in block["text"] and "```text\n3\n```" in block["text"]
-
-    long = short + "".join(f"    def test_{i}(self):\n        pass\n" for i in range(300))
-    assert needs_tests_file(long)
-    report = dataclasses.replace(report, tests=long)
-    text = run_message(report, tests_info="python", tests_file="test_snippet.py").blocks[0]["text"]
-    assert "more lines in `test_snippet.py` below" in text and "test_5" not in text
-    assert len(text) <= 4000 and fences_balanced(text)
-
-
 # -- security and modes -------------------------------------------------------------------------
 
 
@@ -870,28 +853,6 @@ def _caller(user: str) -> Caller:
     return Caller(platform="slack", workspace=TEAM, user=user, channel="C1")
 
 
-def test_parse_code() -> None:
-    langs = Languages()
-    assert parse_code("python model:gpt-4o sum a list", langs).model == "gpt-4o"
-    request = parse_code("model:fake:echo Rust  sum\n  a list", langs)
-    assert (request.language, request.model, request.prompt) == (
-        "Rust",
-        "fake:echo",
-        "sum\n  a list",
-    )
-    assert parse_code("language:cobol x", langs).language == "cobol"
-    assert parse_code("sort numbers in python", langs).language is None
-    assert parse_code("go", langs).prompt == ""
-    with pytest.raises(UserError):
-        parse_code("model: hi", langs)
-
-
-def test_to_plain() -> None:
-    text = f"<@{BOT_USER}> fetch <https://example.com|example.com> &amp; a&lt;b <@U2>"
-    assert to_plain(text, bot_user=BOT_USER) == "fetch https://example.com & a<b <@U2>"
-    assert re.fullmatch(r"mail a@b\.c", to_plain("mail <mailto:a@b.c|a@b.c>"))
-
-
 # The bot scope each Web API method the adapter calls needs (None: no scope, or an app token).
 METHOD_SCOPES = {
     "chat_postMessage": "chat:write",
@@ -908,9 +869,9 @@ METHOD_SCOPES = {
 
 def test_manifest_has_exactly_what_the_adapter_uses() -> None:
     yaml = pytest.importorskip("yaml")
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[4]
     manifest = yaml.safe_load((root / "slack" / "manifest.yaml").read_text())
-    source = "".join(p.read_text() for p in (root / "bot" / "adapters").glob("slack_*.py"))
+    source = "".join(p.read_text() for p in (root / "bot" / "adapters" / "slack").glob("*.py"))
     called = set(re.findall(r"self\.client\.(\w+)\(", source))
     assert called == set(METHOD_SCOPES)
     needed = {scope for scope in METHOD_SCOPES.values() if scope}

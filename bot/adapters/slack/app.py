@@ -1,0 +1,462 @@
+"""The Slack adapter, on slack-bolt's ``AsyncApp``: sessions live in threads.
+
+- ``/code [language] [model:REF] PROMPT`` and ``@codethread PROMPT`` post a parent message in
+  the channel (who asked, language, model, request) once the core has checked the request (a
+  refusal is told privately and posts nothing); the session lives in its thread, keyed
+  ``(slack, team, channel, parent ts)``. A bare ``/code`` opens a form.
+- Every person's message in a session thread is the next turn. The bot's own messages, other
+  bots, edits, deletions and threads that are not sessions are ignored, except that a mention
+  of the bot in such a thread gets a hint. A mention in a thread arrives twice (``app_mention``
+  and ``message``) and is answered once.
+- One bolt middleware counts every request in the metrics and drops redeliveries: an Events API
+  ``event_id`` seen before (a Slack retry, with ``X-Slack-Retry-Num``, or a Socket Mode
+  redelivery) and a slash command's one-time ``trigger_id`` seen before. A retry whose first
+  delivery never reached this process is handled, since nothing answered it yet.
+- Listeners acknowledge and hand the work to :class:`~bot.adapters.base.Jobs`; a thread's
+  turn takes its place in line in the listener itself, before any await. The presenter shows
+  it all on a :class:`~bot.adapters.slack.surface.SlackSurface`; every button goes through
+  :meth:`~bot.present.Presenter.act` (values of older buttons, ``12:3``, still work).
+- ``/snippets [list|show ID|run ID|delete ID|help]`` answers privately.
+- Socket Mode when an app token is set (no HTTP route then), else HTTP mode on
+  ``POST /slack/events`` with bolt's signature check. The Web API client retries Slack's 429s
+  after ``Retry-After``, and connection errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.adapters.base import ChatAdapter, Jobs
+from bot.adapters.slack.commands import (
+    MODAL,
+    CodeRequest,
+    code_modal,
+    modal_values,
+    parse_code,
+    snippet_ref,
+    to_plain,
+)
+from bot.adapters.slack.surface import ACTION_PREFIX, SlackBot, SlackSurface, refusals
+from bot.core import SessionService
+from bot.errors import ConfigError, NotASession, UserError
+from bot.metrics import Metrics
+from bot.present import Notice, PlatformRefused, Presenter, words
+from bot.values import Action, Caller
+from storage import SessionKey
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+__all__ = ["SlackAdapter"]
+
+log = logging.getLogger("codethread.slack")
+
+PLATFORM = "slack"
+_BUTTON = re.compile(rf"^{ACTION_PREFIX}(run|test|fix|delete|retry)$")
+
+
+def _is_reply(event: dict[str, Any], bot_user: str | None) -> bool:
+    """A person's message inside a thread (not the parent, not an edit, not a bot)."""
+    return (
+        event.get("subtype") in (None, "thread_broadcast", "file_share")
+        and not event.get("bot_id")
+        and not event.get("hidden")
+        and bool(event.get("user"))
+        and event.get("user") != bot_user
+        and bool(event.get("thread_ts"))
+        and event.get("thread_ts") != event.get("ts")
+    )
+
+
+def _kind(body: dict[str, Any]) -> str:
+    """What a request is, for the metrics: ``command_code``, ``message``, ``action_run`` …"""
+    if "command" in body:
+        return "command_" + str(body["command"]).lstrip("/")
+    kind = str(body.get("type") or "other")
+    if kind == "event_callback":
+        return str((body.get("event") or {}).get("type") or "event")
+    if kind == "block_actions":
+        actions = body.get("actions") or [{}]
+        return "action_" + str(actions[0].get("action_id", "")).removeprefix(ACTION_PREFIX)
+    return "modal" if kind == "view_submission" else kind
+
+
+def _delivery(body: dict[str, Any]) -> str | None:
+    """The id that is the same in every delivery of one request (None: nothing to dedupe)."""
+    if body.get("event_id"):
+        return f"slack:event:{body['event_id']}"
+    if "command" in body and body.get("trigger_id"):  # a replaying proxy, a resent request
+        return f"slack:trigger:{body['trigger_id']}"
+    return None
+
+
+class SlackAdapter(ChatAdapter):
+    name = "slack"
+
+    def __init__(
+        self,
+        *,
+        sessions: SessionService,
+        presenter: Presenter,
+        metrics: Metrics,
+        bot_token: str,
+        signing_secret: str | None = None,
+        app_token: str | None = None,
+        api_url: str | None = None,
+        edit_interval: float = 1.0,
+    ) -> None:
+        if not (app_token or signing_secret):
+            raise ConfigError(
+                "Slack needs SLACK_SIGNING_SECRET (HTTP mode on /slack/events) or "
+                "SLACK_APP_TOKEN (Socket Mode)."
+            )
+        self.sessions = sessions
+        self.presenter = presenter
+        self.metrics = metrics
+        self.edit_interval = edit_interval
+        self.jobs = Jobs(self.name)
+        self.client = AsyncWebClient(
+            token=bot_token,
+            base_url=api_url or AsyncWebClient.BASE_URL,
+            retry_handlers=[
+                AsyncConnectionErrorRetryHandler(),
+                AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+            ],
+        )
+        self.bolt = AsyncApp(
+            name="codethread",
+            client=self.client,
+            signing_secret=signing_secret or "",
+            process_before_response=True,  # listeners only ack and spawn; the work runs after
+            logger=logging.getLogger("codethread.slack.bolt"),
+        )
+        self._app_token = app_token
+        self._socket: AsyncSocketModeHandler | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._http_session: aiohttp.ClientSession | None = None
+        self._register()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self._app_token)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [] if self.socket_mode else [web.post("/slack/events", self._http)]
+
+    async def start(self) -> None:
+        if self._http_session is None:
+            self._http_session = aiohttp.ClientSession()
+            self.client.session = self._http_session
+        if self._app_token and self._socket is None:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            self._socket = AsyncSocketModeHandler(self.bolt, self._app_token)
+            self._connecting = asyncio.create_task(self._connect(self._socket))
+
+    async def _connect(self, socket: AsyncSocketModeHandler) -> None:
+        try:
+            await socket.connect_async()  # type: ignore[no-untyped-call]  # bolt leaves it untyped
+        except Exception as err:  # e.g. a revoked SLACK_APP_TOKEN; the rest of serve goes on
+            log.error("could not connect to Slack in Socket Mode: %s", type(err).__name__)
+            raise
+        log.info("connected to Slack in Socket Mode")
+
+    async def drain(self) -> None:
+        await self.jobs.drain()
+
+    async def aclose(self) -> None:
+        await self.jobs.cancel()
+        if self._connecting is not None:
+            self._connecting.cancel()
+            await asyncio.gather(self._connecting, return_exceptions=True)
+            self._connecting = None
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+            self._socket = None
+        if self._http_session is not None:
+            await self._http_session.close()
+            self._http_session = None
+            self.client.session = None
+
+    async def _http(self, request: web.Request) -> web.Response:
+        response = await self.bolt.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+    # -- every request: count it, drop it when it was delivered before ------------------------
+
+    def _register(self) -> None:
+        bolt = self.bolt
+        bolt.use(self._deliveries)
+        bolt.command("/code")(self._on_command)
+        bolt.command("/snippets")(self._on_command)
+        bolt.event("app_mention")(self._on_mention)
+        bolt.event("message")(self._on_message)
+        bolt.view(MODAL)(self._on_modal)
+        bolt.action(_BUTTON)(self._on_button)
+        bolt.error(self._on_bolt_error)
+
+    async def _deliveries(
+        self,
+        body: dict[str, Any],
+        request: AsyncBoltRequest,
+        response: BoltResponse,
+        next: Callable[[], Awaitable[None]],  # bolt passes arguments by name
+    ) -> BoltResponse:
+        self._count(_kind(body))
+        retry = request.headers.get("x-slack-retry-num", [None])[0]
+        if body.get("type") == "event_callback" and retry not in (None, "0"):
+            self._count("retry")
+        delivery = _delivery(body)
+        if delivery is not None and not self.sessions.first_delivery(delivery):
+            self._count("duplicate")
+            log.info("dropped a repeated delivery %s (retry %s)", delivery, retry or "-")
+            return BoltResponse(status=200, body="")
+        await next()
+        return response
+
+    def _count(self, kind: str) -> None:
+        self.metrics.events.labels(platform=PLATFORM, kind=kind).inc()
+
+    async def _on_bolt_error(self, error: Exception, body: dict[str, Any]) -> None:
+        log.error("Slack request failed in a listener: %r (type %s)", error, body.get("type"))
+
+    # -- who and where -----------------------------------------------------------------------
+
+    def _caller(self, context: AsyncBoltContext, user: str, channel: str) -> Caller:
+        return Caller(
+            platform=PLATFORM, workspace=context.team_id or "", user=user, channel=channel
+        )
+
+    def _surface(
+        self,
+        context: AsyncBoltContext,
+        caller: Caller,
+        *,
+        thread: str | None = None,
+        respond: AsyncRespond | None = None,
+    ) -> SlackSurface:
+        auth = context.authorize_result
+        bot = SlackBot(
+            user=context.bot_user_id, bot_id=context.bot_id, url=auth.url if auth else None
+        )
+        return SlackSurface(
+            client=self.client,
+            channel=caller.channel,
+            user=caller.user,
+            thread=thread,
+            respond=respond,
+            bot=bot,
+            edit_interval=self.edit_interval,
+        )
+
+    # -- starting a session ------------------------------------------------------------------
+
+    async def _on_command(
+        self,
+        ack: AsyncAck,
+        command: dict[str, Any],
+        context: AsyncBoltContext,
+        respond: AsyncRespond,
+    ) -> None:
+        """``/code`` and ``/snippets``; their answers go through the command's response_url."""
+        await ack()
+        caller = self._caller(context, command["user_id"], command["channel_id"])
+        surface = self._surface(context, caller, respond=respond)
+        text = command.get("text") or ""
+        if command.get("command") == "/snippets":
+            self.jobs.spawn(self._snippets(surface, caller, text))
+        else:
+            trigger = command.get("trigger_id", "")
+            self.jobs.spawn(self._code(surface, caller, to_plain(text), trigger))
+
+    async def _code(self, surface: SlackSurface, caller: Caller, text: str, trigger: str) -> None:
+        """``/code``: a session from the text, or the form when there is no prompt."""
+        try:
+            request = parse_code(text, self.sessions.languages)
+            if not request.prompt:
+                view = code_modal(
+                    channel=caller.channel,
+                    languages=self.sessions.languages,
+                    models=[(st.spec.name, st.spec.description) for st in self.sessions.models()],
+                    language=self.sessions.language(request.language).name,
+                    model=self.sessions.model(request.model).name,
+                    max_chars=self.sessions.max_prompt_chars,
+                )
+                with refusals():
+                    await self.client.views_open(trigger_id=trigger, view=view)
+                return
+        except Exception as err:
+            await self.presenter.fail(surface, err)
+            return
+        await self._start(surface, caller, request)
+
+    async def _on_mention(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
+        if event.get("bot_id") or not event.get("user"):
+            return
+        caller = self._caller(context, event["user"], event["channel"])
+        text = to_plain(event.get("text") or "", bot_user=context.bot_user_id)
+        if event.get("thread_ts") and event["thread_ts"] != event.get("ts"):
+            self._in_thread(context, caller, event, text, mention=True)
+            return
+        surface = self._surface(context, caller)
+        try:
+            request = parse_code(text, self.sessions.languages)
+        except UserError as err:
+            self.jobs.spawn(self.presenter.fail(surface, err))
+            return
+        if not request.prompt:
+            self.jobs.spawn(self._say(surface, words.MENTION_HELP))
+            return
+        self.jobs.spawn(self._start(surface, caller, request))
+
+    async def _on_modal(
+        self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        channel, language, model, prompt = modal_values(view)
+        caller = self._caller(context, body["user"]["id"], channel)
+        try:  # a refusal keeps the form open, with the reason under the prompt
+            self.sessions.check(caller, prompt=prompt, language=language, model=model)
+        except Exception as err:
+            await ack(response_action="errors", errors={"prompt": words.explain(err)})
+            return
+        await ack()
+        request = CodeRequest(language=language, model=model, prompt=prompt)
+        self.jobs.spawn(self._start(self._surface(context, caller), caller, request))
+
+    async def _start(self, surface: SlackSurface, caller: Caller, request: CodeRequest) -> None:
+        """Check, post the parent message, then open the session in its thread."""
+        try:
+            checked = self.sessions.check(
+                caller, prompt=request.prompt, language=request.language, model=request.model
+            )
+            parent = await surface.post(
+                words.request_post(
+                    who=surface.mention(caller.user),
+                    language=checked.language,
+                    model=checked.model.name,
+                    prompt=checked.prompt,
+                    limit=surface.limit,
+                    escape=surface.escape,
+                )
+            )
+        except Exception as err:
+            await self.presenter.fail(surface, err, request=request.prompt)
+            return
+        key = SessionKey(
+            platform=PLATFORM, workspace=caller.workspace, channel=parent.channel, thread=parent.ts
+        )
+        outcome = await self.presenter.turn(
+            surface.in_thread(parent.ts),
+            lambda: self.sessions.open(caller, key, checked),
+            request=checked.prompt,
+        )
+        if outcome is None and await self.sessions.find(key) is None:  # refused after all
+            with contextlib.suppress(PlatformRefused):
+                await surface.remove(parent)
+
+    # -- in a thread -------------------------------------------------------------------------
+
+    async def _on_message(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
+        if not _is_reply(event, context.bot_user_id):
+            return
+        caller = self._caller(context, event["user"], event["channel"])
+        raw, bot_user = event.get("text") or "", context.bot_user_id
+        mention = bool(bot_user) and f"<@{bot_user}" in raw
+        self._in_thread(context, caller, event, to_plain(raw, bot_user=bot_user), mention=mention)
+
+    def _in_thread(
+        self,
+        context: AsyncBoltContext,
+        caller: Caller,
+        event: dict[str, Any],
+        text: str,
+        *,
+        mention: bool,
+    ) -> None:
+        """A person's message in a thread: the next turn when the thread is a session (its
+        place in line taken now); in any other thread silence, or a hint for a mention."""
+        if not self.sessions.first_delivery(f"slack:ts:{caller.channel}:{event['ts']}"):
+            return  # the other of a mention's two events (app_mention and message)
+        thread = str(event["thread_ts"])
+        key = SessionKey(
+            platform=PLATFORM, workspace=caller.workspace, channel=caller.channel, thread=thread
+        )
+        surface = self._surface(context, caller, thread=thread)
+        self.jobs.spawn(
+            self.presenter.turn(
+                surface,
+                lambda: self.sessions.reply(caller, key, text),
+                quiet=() if mention else (NotASession,),
+                request=text,
+            )
+        )
+
+    # -- buttons and /snippets ---------------------------------------------------------------
+
+    async def _on_button(
+        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        kind = str(action.get("action_id", "")).removeprefix(ACTION_PREFIX)
+        value = str(action.get("value", ""))
+        decoded = Action.decode(value) or Action.decode(f"{kind}:{value}")  # older: "12:3"
+        if decoded is None:
+            log.info("ignored a %s button with the value %r", kind, value)
+            return
+        caller = self._caller(
+            context, body["user"]["id"], (body.get("channel") or {}).get("id", "")
+        )
+        message, container = body.get("message") or {}, body.get("container") or {}
+        thread = (
+            message.get("thread_ts")
+            or message.get("ts")
+            or container.get("thread_ts")
+            or container.get("message_ts")
+        )
+        surface = self._surface(context, caller, thread=thread)
+        self.jobs.spawn(self.presenter.act(surface, caller, decoded))
+
+    async def _snippets(self, surface: SlackSurface, caller: Caller, text: str) -> None:
+        """``/snippets [list|show ID|run ID|delete ID|help]``, for the caller's eyes only."""
+        verb, _, arg = text.strip().partition(" ")
+        verb = verb.lower() or "list"
+        if verb == "list":
+            await self.presenter.list(surface, caller)
+            return
+        if verb not in ("show", "run", "delete"):
+            await self._say(surface, words.SNIPPETS_HELP)
+            return
+        session_id = snippet_ref(arg)
+        if session_id is None:
+            await self.presenter.fail(surface, UserError(words.SNIPPET_NUMBER))
+        elif verb == "show":
+            await self.presenter.show_version(surface, caller, session_id, None)
+        elif verb == "run":
+            await self.presenter.run(surface, caller, session_id, private=True)
+        else:
+            await self.presenter.delete(surface, caller, session_id)
+
+    @staticmethod
+    async def _say(surface: SlackSurface, text: str) -> None:
+        """A line of help for the person who asked (best effort)."""
+        with contextlib.suppress(PlatformRefused):
+            await surface.tell(Notice(text=text, summary=text))
