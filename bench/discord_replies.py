@@ -8,7 +8,8 @@ seconds each, and to a FakeEngine that streams every answer over ``--latency`` s
 
 Figures: replies lost (goal 0), replies answered out of order within a session (goal 0),
 acknowledgement time of /code from event to the deferral call (Discord allows 3 s), and the
-edits per streamed message per second (goal: about 1, the adapter's pace).
+edits per streamed message per second (goal: about 1, the configured ``edit_interval``).
+The adapter is the one ``bot.app.build`` makes; the end waits for it with ``drain()``.
 
     python -m bench.discord_replies [--sessions 20] [--replies 10] [--latency 2.0] [--rest 0.05]
 """
@@ -26,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.stats import pct
-from bot.adapters.discord_adapter import DiscordAdapter
+from bot.adapters.discord import DiscordAdapter
 from bot.app import build
 from bot.config import Config
 from engines import FakeEngine, GenerationRequest
@@ -53,8 +54,9 @@ def acks(fake: FakeDiscord, injected: dict[str, float]) -> list[float]:
 
 
 def edit_rates(fake: FakeDiscord) -> tuple[list[float], int, int]:
-    """Progress edits per second of each streamed message; the most edits of one message in
-    any one second; how many messages streamed."""
+    """Progress edits per second of each streamed message, from the edit that starts the
+    answer (a message may first show its place in line for a while); the most edits of one
+    message in any one second; how many messages streamed."""
     posts: dict[str, Call] = {}
     edits: dict[str, list[Call]] = {}
     for call in fake.calls:
@@ -64,12 +66,13 @@ def edit_rates(fake: FakeDiscord) -> tuple[list[float], int, int]:
             edits.setdefault(call.params["message_id"], []).append(call)
     rates, busiest = [], 0
     for message_id, calls in edits.items():
-        progress = calls[:-1]  # the last edit is the result, sent as soon as it is ready
+        shown = [posts[message_id], *calls]
+        start = next((i for i, c in enumerate(shown) if "Writing" in c.content), 0)
+        progress = shown[start + 1 : -1]  # the last edit is the result, sent when it is ready
         if not progress:
             continue
-        times = [posts[message_id].at] + [c.at for c in progress]
-        span = calls[-1].at - posts[message_id].at
-        rates.append(len(progress) / span)
+        times = [c.at for c in shown[start:-1]]
+        rates.append(len(progress) / (shown[-1].at - shown[start].at))
         busiest = max(busiest, max(sum(1 for t in times if s <= t < s + 1) for s in times))
     return rates, busiest, len(rates)
 
@@ -82,11 +85,13 @@ async def run(sessions: int, replies: int, latency: float, rest: float) -> None:
             model="fake:echo",
             rate_limit_per_minute=0,
             discord_bot_token="bench-token",
+            edit_interval=1.0,
         )
-        app = await build(config, engine_factory=lambda spec: engine)
-        await app.start()
         fake = FakeDiscord(latency=rest)
-        adapter = DiscordAdapter.from_app(app, http=fake.http)
+        app = await build(config, engine_factory=lambda spec: engine, discord_http=fake.http)
+        await app.start()
+        [adapter] = app.adapters
+        assert isinstance(adapter, DiscordAdapter)
         await adapter.client.login("bench-token")
         gateway = fake.gateway(adapter.client)
         gateway.guild_create()
@@ -96,7 +101,7 @@ async def run(sessions: int, replies: int, latency: float, rest: float) -> None:
         opened: dict[str, float] = {}
         for i in range(sessions):
             opened[gateway.slash("code", prompt=f"session {i}")] = loop.time()
-        await adapter.join()
+        await adapter.drain()
         await settle(limit=60)
         threads = [int(c.params["message_id"]) for c in fake.calls_to(THREAD)]
         for thread_id in threads:
@@ -113,7 +118,7 @@ async def run(sessions: int, replies: int, latency: float, rest: float) -> None:
             if r == replies // 2:
                 for i in range(sessions):
                     busy[gateway.slash("code", prompt=f"late {i}")] = loop.time()
-        await adapter.join()
+        await adapter.drain()
         await settle(limit=600)
         wall = time.perf_counter() - began
         ack_busy = acks(fake, busy)
@@ -131,7 +136,6 @@ async def run(sessions: int, replies: int, latency: float, rest: float) -> None:
             disorder += sum(1 for a, b in zip(mine, expected, strict=False) if a != b)
         rates, busiest, streamed = edit_rates(fake)
         rest_calls = [c for c in fake.calls[before:] if c.via == "rest"]
-        await adapter.aclose()
         await app.aclose()
 
     total = sessions * replies

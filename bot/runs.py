@@ -113,13 +113,9 @@ class RunService:
         ``number`` is the version the caller saw (a button's); an older one is refused.
         """
         session, version, pool = await self._target(session_id, caller, None, scoped)
+        self.check_test(session, number)
         self._latest("Test", session, version, number)
         language = self.sessions.language(session.language)
-        if language.name not in TESTABLE:
-            names = " and ".join(sorted(self.sessions.language(n).label for n in TESTABLE))
-            raise UserError(
-                f"Tests can be written for {names} snippets; use Run for {language.label}."
-            )
         with self._once(
             "test", session.id, "Unit tests for this snippet are already on their way."
         ):
@@ -137,6 +133,20 @@ class RunService:
             )
         await self._store(version, result, kind="test", tests=extraction.code)
         return self._report(session, version, result, kind="test", tests=extraction.code)
+
+    def check_test(self, session: Session, number: int | None) -> None:
+        """What :meth:`test` refuses that the session alone tells (a surface asks first, so
+        that a refusal posts nothing): no sandbox, a language without tests, an old version."""
+        if not self.can_run:
+            raise RunsDisabled(self._disabled or "The sandbox has not been checked yet.")
+        language = self.sessions.language(session.language)
+        if language.name not in TESTABLE:
+            names = " and ".join(sorted(self.sessions.language(n).label for n in TESTABLE))
+            raise UserError(
+                f"Tests can be written for {names} snippets; use Run for {language.label}."
+            )
+        if number is not None and number != session.version_count:
+            raise StaleVersion("Test", session.id, number, session.version_count)
 
     async def fix(
         self, session_id: int, caller: Caller, *, number: int | None = None

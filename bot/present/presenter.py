@@ -21,12 +21,12 @@ import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
-from bot.core import SessionService
+from bot.core import SessionService, StartCheck
 from bot.errors import UserError
 from bot.present import words
 from bot.present.live import LiveMessage
 from bot.present.surface import Handle, Surface
-from bot.present.views import View
+from bot.present.views import RequestPost, View
 from bot.runs import RunService
 from bot.values import (
     Action,
@@ -151,6 +151,18 @@ class Presenter:
                 language = self.sessions.language(event.session.language)
                 return words.run_card(event, language, limit=limit)
 
+    @staticmethod
+    def request_post(surface: Surface[Handle], caller: Caller, checked: StartCheck) -> RequestPost:
+        """The public post a new session's thread hangs from (the adapter posts it)."""
+        return words.request_post(
+            who=surface.mention(caller.user),
+            language=checked.language,
+            model=checked.model.name,
+            prompt=checked.prompt,
+            limit=surface.limit,
+            escape=surface.escape,
+        )
+
     # -- buttons -----------------------------------------------------------------------------
 
     async def act(self, surface: Surface[Handle], caller: Caller, action: Action) -> None:
@@ -197,6 +209,7 @@ class Presenter:
 
         async def before(live: LiveMessage[Handle]) -> None:
             session = await self.sessions.get(session_id, caller)
+            self.runs.check_test(session, number)  # refused: nothing is posted
             await live.show(words.writing_tests(session, number or session.version_count))
 
         return await self._sandboxed(surface, work, before=before)

@@ -234,9 +234,7 @@ async def test_turns_wait_for_a_loading_model_and_learn_their_place(tmp_path) ->
         sessions = [
             await app.service.start(caller=CALLER, key=key(), prompt=f"p{i}") for i in range(2)
         ]
-        turns = [
-            asyncio.create_task(collect(app.service.turn(s, CALLER, "go"))) for s in sessions
-        ]
+        turns = [asyncio.create_task(collect(app.service.turn(s, CALLER, "go"))) for s in sessions]
         while app.engines.waiting(app.engines.resolve(None)) < 2:
             await asyncio.sleep(0.01)
         loaded.set()

@@ -23,7 +23,7 @@ from bot.app import App, build
 from bot.config import Config
 from bot.values import Done, Loading, Progress, Reply, Started
 from engines.local import LocalEngine
-from storage import SessionKey
+from storage import Session, SessionKey
 from tests.fakes.tiny_model import CODE
 
 from .conftest import CALLER, collect
@@ -54,9 +54,9 @@ def engine_of(app: App) -> LocalEngine:
     return engine
 
 
-async def turn(app: App, session_id: int, text: str) -> list[Reply]:
+async def turn(app: App, session: Session, text: str) -> list[Reply]:
     async with asyncio.timeout(LIMIT):
-        return await collect(app.service.turn(session_id, CALLER, text))
+        return await collect(app.service.turn(session, CALLER, text))
 
 
 async def test_a_prompt_and_a_feedback_reply_each_become_a_version(unstarted: App) -> None:
@@ -65,7 +65,7 @@ async def test_a_prompt_and_a_feedback_reply_each_become_a_version(unstarted: Ap
     assert str(engine_of(app).readiness) == "ready"
     session = await app.service.start(caller=CALLER, key=key(), prompt="write a greeting function")
 
-    first = await turn(app, session.id, "write a greeting function")
+    first = await turn(app, session, "write a greeting function")
     assert isinstance(first[0], Started)
     assert sum(isinstance(e, Progress) for e in first) >= 3
     done = first[-1]
@@ -73,7 +73,7 @@ async def test_a_prompt_and_a_feedback_reply_each_become_a_version(unstarted: Ap
     assert done.version.code == CODE and done.version.note == "Here it is."
     assert done.version.prompt_tokens and done.version.completion_tokens
 
-    second = await turn(app, session.id, "make it shout, please")
+    second = await turn(app, session, "make it shout, please")
     done = second[-1]
     assert isinstance(done, Done) and done.version.number == 2 and done.version.code == CODE
     versions = await app.store.list_versions(session.id)
@@ -85,7 +85,7 @@ async def test_a_turn_during_loading_waits_and_is_told(unstarted: App) -> None:
     starting = asyncio.create_task(app.start())
     await asyncio.sleep(0)  # the pool has created the engine and begun loading it
     session = await app.service.start(caller=CALLER, key=key(), prompt="greet")
-    events = await turn(app, session.id, "greet")
+    events = await turn(app, session, "greet")
     assert isinstance(events[0], Loading)
     assert isinstance(events[-1], Done) and events[-1].version.code == CODE
     await starting
@@ -105,7 +105,7 @@ async def test_concurrent_sessions_are_served_together(unstarted: App) -> None:
 
     hook = engine.hf_model.register_forward_pre_hook(hold)
     try:
-        turns = [asyncio.create_task(turn(app, s.id, f"greet {i}")) for i, s in enumerate(sessions)]
+        turns = [asyncio.create_task(turn(app, s, f"greet {i}")) for i, s in enumerate(sessions)]
         async with asyncio.timeout(LIMIT):
             # every turn is queued at the held model (a counter the engine's thread updates)
             while engine.stats.submitted < 4:

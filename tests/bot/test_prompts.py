@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.languages import Languages
 from bot.errors import ContextTooSmall
+from bot.languages import Languages
 from bot.prompts import PromptBudget, build_messages, estimate_tokens
 from storage import Version
 

@@ -13,7 +13,8 @@
 Typical use::
 
     fake = FakeDiscord()
-    adapter = DiscordAdapter.from_app(app, http=fake.http)
+    app = await build(config_with_a_discord_token, discord_http=fake.http)
+    [adapter] = app.adapters
     await adapter.client.login("token")            # setup_hook: buttons, command sync
     gateway = fake.gateway(adapter.client)
     gateway.guild_create()

@@ -348,16 +348,7 @@ class SlackAdapter(ChatAdapter):
             checked = self.sessions.check(
                 caller, prompt=request.prompt, language=request.language, model=request.model
             )
-            parent = await surface.post(
-                words.request_post(
-                    who=surface.mention(caller.user),
-                    language=checked.language,
-                    model=checked.model.name,
-                    prompt=checked.prompt,
-                    limit=surface.limit,
-                    escape=surface.escape,
-                )
-            )
+            parent = await surface.post(self.presenter.request_post(surface, caller, checked))
         except Exception as err:
             await self.presenter.fail(surface, err, request=request.prompt)
             return

@@ -42,7 +42,9 @@ def test_short_version_is_one_message() -> None:
 
 def test_long_version_becomes_a_file_with_preview() -> None:
     code = "\n".join(f"x{i} = {i}" for i in range(500))
-    card = words.version_card(SESSION, version(code), Languages().get("rust"), actions=(), limit=2000)
+    card = words.version_card(
+        SESSION, version(code), Languages().get("rust"), actions=(), limit=2000
+    )
     assert card.file is not None and card.file.filename == "snippet.rs"
     assert card.file.content == code and card.file.language == "rust"
     assert len(card.text) <= 2000 and "more lines in the file" in card.text

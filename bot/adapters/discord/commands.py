@@ -1,51 +1,29 @@
 """The Discord slash commands: ``/code`` and ``/snippets list|show|run|delete``.
 
 Only the shapes live here (names, options, descriptions, autocomplete); every callback hands
-the interaction to the adapter (:class:`CommandHandler`), which acknowledges it and calls the
-core. Options that name a language, a model or a snippet autocomplete from the live lists.
+the interaction to :class:`~bot.adapters.discord.interactions.Interactions`, which
+acknowledges it and asks the presenter. Options that name a language, a model or a snippet
+autocomplete from the live lists.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 
-__all__ = ["CommandHandler", "build_commands"]
+if TYPE_CHECKING:
+    from bot.adapters.discord.interactions import Interactions
+
+__all__ = ["build_commands"]
 
 Interaction = discord.Interaction[discord.Client]
 Choices = list[app_commands.Choice[str]]
 
 
-class CommandHandler(Protocol):
-    async def code(
-        self, interaction: Interaction, prompt: str, language: str | None, model: str | None
-    ) -> None: ...
-
-    async def snippets_list(self, interaction: Interaction) -> None: ...
-
-    async def snippets_show(
-        self, interaction: Interaction, session_id: int, number: int | None
-    ) -> None: ...
-
-    async def snippets_run(
-        self, interaction: Interaction, session_id: int, number: int | None
-    ) -> None: ...
-
-    async def snippets_delete(self, interaction: Interaction, session_id: int) -> None: ...
-
-    def language_choices(self, current: str) -> Choices: ...
-
-    def model_choices(self, current: str) -> Choices: ...
-
-    async def snippet_choices(
-        self, interaction: Interaction, current: str
-    ) -> list[app_commands.Choice[int]]: ...
-
-
 def build_commands(
-    handler: CommandHandler, *, allow_dms: bool
+    handler: Interactions, *, allow_dms: bool
 ) -> list[app_commands.Command[Any, ..., Any] | app_commands.Group]:
     """The commands to add to the tree; usable in servers, and in DMs only if ``allow_dms``."""
 

@@ -1,0 +1,278 @@
+"""The Discord adapter: ``/code`` opens a thread that is the session, replies adjust it.
+
+- ``/code prompt language model`` is deferred at once (Discord's 3-second window), the request
+  is posted as the interaction's response, and a public thread is created from that message:
+  the session is the thread, keyed ``(discord, guild id, parent channel id, thread id)``.
+  Every later message in the thread is feedback for the next version. The core keeps them in
+  arrival order: each takes its place in the thread's line while its gateway event is being
+  handled, before anything is awaited (:meth:`DiscordAdapter.on_message`).
+- The presenter shows each turn as one bot message, edited at ``edit_interval`` as the answer
+  streams, with the place in line while it waits, and finally the version with its buttons
+  (:mod:`.buttons`). ``/snippets`` answers only the caller.
+- Shutdown: :meth:`DiscordAdapter.drain` waits for the answers in flight (every piece of work
+  started after an acknowledgement is a job of :class:`~bot.adapters.base.Jobs`);
+  :meth:`DiscordAdapter.aclose` cancels what is left, and the presenter marks an interrupted
+  answer as such rather than leaving "writing …".
+
+The parts: this module (connection, thread messages, lifecycle), :mod:`.interactions` (slash
+commands, autocomplete, buttons), :mod:`.commands` (command shapes), :mod:`.buttons`,
+:mod:`.surface` (how views become Discord messages) and :mod:`.http` (``DISCORD_API_URL``).
+
+Gateway intents: ``guilds``, ``guild_messages`` and the privileged ``message_content`` (enable
+"Message Content Intent" for the bot in the Developer Portal, or thread replies arrive empty),
+plus ``dm_messages`` when ``allow_dms`` is on. A DM has no threads: there ``/code`` starts a
+session in the DM itself, and later messages in that DM adjust the most recently updated one.
+Model output never pings anyone (no allowed mentions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import Coroutine
+from typing import Any, ClassVar
+
+import discord
+from discord import app_commands
+from discord.http import HTTPClient
+from discord.webhook.async_ import async_context
+
+from bot.adapters.base import ChatAdapter, Jobs
+from bot.adapters.discord.buttons import ActionButton
+from bot.adapters.discord.commands import build_commands
+from bot.adapters.discord.http import ApiHTTPClient, ApiWebhooks
+from bot.adapters.discord.interactions import Interactions
+from bot.adapters.discord.surface import (
+    ResponseSurface,
+    ThreadSurface,
+    caller_for,
+    refusals,
+    thread_key,
+)
+from bot.core import SessionService
+from bot.errors import NotASession
+from bot.metrics import Metrics
+from bot.present import PlatformRefused, Presenter
+from bot.values import Caller
+from storage import SessionKey
+
+__all__ = ["DiscordAdapter"]
+
+log = logging.getLogger("codethread.discord")
+
+Interaction = discord.Interaction[discord.Client]
+#: a wait for Discord's rate limit longer than this raises discord.RateLimited (shown to users)
+MAX_RATE_LIMIT_WAIT = 30.0
+_KNOWN_THREADS = 1000  # threads missing from discord.py's cache whose lookup is remembered
+
+
+class _Client(discord.Client):
+    def __init__(
+        self, adapter: DiscordAdapter, *, intents: discord.Intents, http: HTTPClient | None
+    ) -> None:
+        super().__init__(
+            intents=intents,
+            allowed_mentions=discord.AllowedMentions.none(),  # model output never pings anyone
+            max_ratelimit_timeout=MAX_RATE_LIMIT_WAIT,
+        )
+        if http is not None:
+            self.http = http
+            self._connection.http = http
+        self.adapter = adapter
+        self.tree: app_commands.CommandTree[_Client] = app_commands.CommandTree(self)
+        self.buttons = Interactions(adapter)  # bot.adapters.discord.buttons hands clicks here
+        for command in build_commands(self.buttons, allow_dms=adapter.allow_dms):
+            self.tree.add_command(command)
+        self.tree.error(self.buttons.on_command_error)
+
+    async def setup_hook(self) -> None:
+        """Register the persistent buttons and publish the slash commands."""
+        self.add_dynamic_items(ActionButton)
+        try:
+            with refusals():
+                commands = await self.tree.sync()
+            log.info("published %d Discord slash command(s)", len(commands))
+        except PlatformRefused as err:  # the commands of the last sync still work
+            log.warning("could not publish the slash commands: %s", err)
+
+    async def on_message(self, message: discord.Message) -> None:
+        self.adapter.on_message(message)
+
+    async def on_ready(self) -> None:
+        log.info("connected to Discord as %s in %d server(s)", self.user, len(self.guilds))
+
+
+class DiscordAdapter(ChatAdapter):
+    name: ClassVar[str] = "discord"
+
+    def __init__(
+        self,
+        *,
+        sessions: SessionService,
+        presenter: Presenter,
+        metrics: Metrics,
+        token: str,
+        api_url: str | None = None,
+        allow_dms: bool = False,
+        http: HTTPClient | None = None,
+        edit_interval: float = 1.0,
+    ) -> None:
+        self.sessions = sessions
+        self.presenter = presenter
+        self.metrics = metrics
+        self.api_url = api_url.rstrip("/") if api_url else None
+        self.allow_dms = allow_dms
+        self.edit_interval = edit_interval  # seconds between edits of a streaming message
+        self.__token = token
+        self.jobs = Jobs("discord")
+        self._threads: dict[int, asyncio.Task[discord.Thread | None]] = {}
+        intents = discord.Intents.none()
+        intents.guilds = intents.guild_messages = intents.message_content = True
+        intents.dm_messages = allow_dms
+        if http is None and self.api_url:
+            http = ApiHTTPClient(api_url=self.api_url, max_ratelimit_timeout=MAX_RATE_LIMIT_WAIT)
+        self.client = _Client(self, intents=intents, http=http)
+        self._task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:  # never shows the token
+        return f"DiscordAdapter(api_url={self.api_url!r}, allow_dms={self.allow_dms})"
+
+    def in_channel(
+        self,
+        channel: discord.abc.Messageable,
+        *,
+        reply_to: discord.Message | None = None,
+        interaction: Interaction | None = None,
+    ) -> ThreadSurface:
+        return ThreadSurface(self.client, self.edit_interval, channel, reply_to, interaction)
+
+    def response(self, interaction: Interaction) -> ResponseSurface:
+        return ResponseSurface(self.client, self.edit_interval, interaction)
+
+    def count(self, kind: str) -> None:
+        self.metrics.events.labels(platform="discord", kind=kind).inc()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Log in and connect in a background task of the running loop; returns at once."""
+        context = contextvars.copy_context()
+        if self.api_url:  # interaction callbacks too, in the client's tasks only
+            context.run(async_context.set, ApiWebhooks(self.api_url, async_context.get()))
+        self._task = asyncio.create_task(self._run(), name="codethread-discord", context=context)
+
+    async def _run(self) -> None:
+        try:
+            await self.client.start(self.__token)  # login, setup_hook, gateway (reconnecting)
+        except discord.LoginFailure:
+            log.error("Discord rejected DISCORD_BOT_TOKEN; the Discord adapter is off")
+        except discord.PrivilegedIntentsRequired:
+            log.error(
+                "Discord refused the Message Content intent: enable it for the bot in the "
+                "Developer Portal (Bot → Privileged Gateway Intents); the Discord adapter is off"
+            )
+        except Exception:
+            log.exception("the Discord connection stopped")
+
+    async def drain(self) -> None:
+        """Wait until every answer in flight has been shown."""
+        await self.jobs.drain()
+
+    async def aclose(self) -> None:
+        await self.jobs.cancel()
+        if not self.client.is_closed():
+            await self.client.close()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    # -- messages in threads -----------------------------------------------------------------
+
+    def on_message(self, message: discord.Message) -> None:
+        """A message in a session thread (or an allowed DM) becomes a turn; the rest is ignored.
+
+        In a thread discord.py knows, the turn takes its place in line right here. A thread
+        missing from its cache must be looked up first (its key needs the parent channel),
+        and a DM's session found (:meth:`_look_up`).
+        """
+        channel = message.channel
+        me = self.client.user
+        if message.author.bot or message.webhook_id is not None or me is None:
+            return  # ourselves, other bots, webhooks
+        if message.type not in (discord.MessageType.default, discord.MessageType.reply):
+            return
+        if not message.content.strip():
+            return  # stickers, images: nothing to work with
+        if message.guild is None:
+            if not (self.allow_dms and isinstance(channel, discord.DMChannel)):
+                return
+        elif isinstance(channel, discord.Thread):
+            if channel.owner_id != me.id:
+                return  # only threads the bot opened can be sessions
+        elif not isinstance(channel, discord.PartialMessageable):
+            return  # a plain channel
+        if not self.sessions.first_delivery(f"discord:message:{message.id}"):
+            return
+        self.count("reply")
+        if isinstance(channel, discord.Thread):
+            caller = caller_for(message.author, channel.guild.id, channel)
+            self.jobs.spawn(self._turn(message, caller, thread_key(caller.workspace, channel)))
+        else:
+            self.jobs.spawn(self._look_up(message))
+
+    def _turn(
+        self, message: discord.Message, caller: Caller, key: SessionKey, *, quiet: bool = True
+    ) -> Coroutine[Any, Any, object]:
+        """The turn of ``message`` in the thread ``key``: in line from now on. Outside a session
+        it ends silently (``quiet``), or says how to start one."""
+        surface = self.in_channel(message.channel, reply_to=message)
+        return self.presenter.turn(
+            surface,
+            lambda: self.sessions.reply(caller, key, message.content),
+            quiet=(NotASession,) if quiet else (),
+        )
+
+    async def _look_up(self, message: discord.Message) -> None:
+        """Find the session of a message whose key needs a lookup, then take the turn.
+
+        Messages of one uncached thread share one lookup and resume in arrival order, so they
+        still join the line in order. In a DM, the session is the most recently updated one
+        started there.
+        """
+        channel = message.channel
+        if message.guild is None:
+            caller = caller_for(message.author, None, channel)
+            mine = await self.sessions.list_sessions(caller)  # most recently updated first
+            here = str(channel.id)
+            found = next((s.key for s in mine if s.key.channel == here), None)
+            key = found or SessionKey(
+                platform="discord", workspace=caller.workspace, channel=here, thread=here
+            )
+            await self._turn(message, caller, key, quiet=False)
+            return
+        lookup = self._threads.get(channel.id)
+        if lookup is None:
+            lookup = asyncio.create_task(self._fetch_thread(channel.id))
+            self._threads[channel.id] = lookup
+            if len(self._threads) > _KNOWN_THREADS:
+                self._threads.pop(next(iter(self._threads)))
+        thread = await lookup
+        if thread is not None:
+            caller = caller_for(message.author, message.guild.id, thread)
+            await self._turn(message, caller, thread_key(caller.workspace, thread))
+
+    async def _fetch_thread(self, channel_id: int) -> discord.Thread | None:
+        """The thread ``channel_id`` if the bot opened it (else None: not a session)."""
+        try:
+            with refusals():
+                fetched = await self.client.fetch_channel(channel_id)
+        except PlatformRefused as err:
+            log.info("could not look up Discord channel %d: %s", channel_id, err)
+            self._threads.pop(channel_id, None)  # try again with the next message
+            return None
+        me = self.client.user
+        if isinstance(fetched, discord.Thread) and me is not None and fetched.owner_id == me.id:
+            return fetched
+        return None

@@ -1,0 +1,220 @@
+"""Everything that answers a Discord interaction: ``/code``, ``/snippets``, autocomplete, buttons.
+
+Each handler acknowledges first (Discord's 3-second window: ``defer``; a refusal found without
+I/O is the acknowledgement itself), turns the interaction into a
+:class:`~bot.values.Caller` and plain values, and hands the rest to the presenter as a job of
+the adapter (so that shutdown drains it). ``/snippets``, Delete and refusals answer only the
+person who acted; Run and Test answer in the interaction's public response; Fix and Retry
+stream the next version into the thread, as a reply to the message whose button was pressed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+
+from bot.adapters.discord.surface import (
+    DM_WORKSPACE,
+    REQUIRED_PERMISSIONS,
+    ResponseSurface,
+    caller_for,
+    permission_names,
+    refusals,
+)
+from bot.core import StartCheck
+from bot.present import PlatformRefused
+from bot.values import Action, Caller
+from storage import SessionKey
+
+if TYPE_CHECKING:
+    from bot.adapters.discord.adapter import DiscordAdapter
+
+__all__ = ["Interactions"]
+
+Interaction = discord.Interaction[discord.Client]
+Choices = list[app_commands.Choice[str]]
+Work = Callable[[ResponseSurface, Caller], Coroutine[Any, Any, Any]]
+
+
+def _caller(interaction: Interaction) -> Caller:
+    return caller_for(interaction.user, interaction.guild_id, interaction.channel)
+
+
+class Interactions:
+    """The handlers behind :mod:`.commands` and :mod:`.buttons`."""
+
+    def __init__(self, adapter: DiscordAdapter) -> None:
+        self.adapter = adapter
+        self.sessions = adapter.sessions
+        self.presenter = adapter.presenter
+
+    # -- /code -------------------------------------------------------------------------------
+
+    async def code(
+        self, interaction: Interaction, prompt: str, language: str | None, model: str | None
+    ) -> None:
+        """Post the request, open a thread from that post, and start the session's first turn
+        there, in the thread's line before any reply can be."""
+        self.adapter.count("code")
+        surface = self.adapter.response(interaction)
+        try:
+            caller = _caller(interaction)
+            self._check_place(interaction)
+            checked = self.sessions.check(caller, prompt=prompt, language=language, model=model)
+            await surface.acknowledge()
+            request = self.presenter.request_post(surface, caller, checked)
+            message = await surface.post(request)
+            try:
+                where, key = await self._open_thread(message, caller, checked)
+            except Exception:
+                with contextlib.suppress(PlatformRefused):
+                    await surface.remove(message)  # no request post without its thread
+                raise
+        except Exception as err:
+            await self.presenter.fail(surface, err, request=prompt)
+            return
+        place = self.adapter.in_channel(where, interaction=interaction)
+        turn = self.presenter.turn(
+            place, lambda: self.sessions.open(caller, key, checked), request=prompt
+        )
+        self.adapter.jobs.spawn(turn)
+
+    def _check_place(self, interaction: Interaction) -> None:
+        """Refuse, before anything is posted, a place where /code cannot open a thread."""
+        if interaction.guild_id is None:
+            if not self.adapter.allow_dms:
+                raise PlatformRefused("dms_off")
+        elif not isinstance(interaction.channel, discord.TextChannel):
+            raise PlatformRefused("not_a_text_channel")
+        elif missing := REQUIRED_PERMISSIONS & ~interaction.app_permissions:
+            raise PlatformRefused("missing_permission", permission_names(missing))
+
+    @staticmethod
+    async def _open_thread(
+        message: discord.Message, caller: Caller, checked: StartCheck
+    ) -> tuple[discord.abc.Messageable, SessionKey]:
+        """Where the session lives: a thread from the request post, or in a DM (which has no
+        threads) the DM itself, the session keyed by the request post."""
+        if caller.workspace == DM_WORKSPACE:
+            thread_id = str(message.id)
+            where: discord.abc.Messageable = message.channel
+        else:
+            name = f"{checked.language.label}: {checked.prompt.splitlines()[0]}"
+            with refusals():
+                thread = await message.create_thread(name=name[:100], auto_archive_duration=1440)
+            thread_id, where = str(thread.id), thread
+        key = SessionKey(
+            platform="discord",
+            workspace=caller.workspace,
+            channel=str(message.channel.id),
+            thread=thread_id,
+        )
+        return where, key
+
+    # -- autocomplete ------------------------------------------------------------------------
+
+    def language_choices(self, current: str) -> Choices:
+        self.adapter.count("autocomplete")
+        word = current.strip().lower()
+        return [
+            app_commands.Choice(name=lang.label, value=lang.name)
+            for lang in self.sessions.languages
+            if word in lang.name or word in lang.label.lower() or word in lang.aliases
+        ][:25]
+
+    def model_choices(self, current: str) -> Choices:
+        self.adapter.count("autocomplete")
+        word = current.strip().lower()
+        choices = []
+        for status in self.sessions.models():
+            spec = status.spec
+            if word in spec.name.lower() or word in spec.description.lower():
+                label = f"{spec.name} — {spec.description}" if spec.description else spec.name
+                choices.append(app_commands.Choice(name=label[:100], value=spec.name))
+        return choices[:25]
+
+    async def snippet_choices(
+        self, interaction: Interaction, current: str
+    ) -> list[app_commands.Choice[int]]:
+        self.adapter.count("autocomplete")
+        word = current.strip().lower().lstrip("#")
+        return [
+            app_commands.Choice(name=f"#{s.id} {s.title}"[:100], value=s.id)
+            for s in await self.sessions.list_sessions(_caller(interaction))
+            if word in str(s.id) or word in s.title.lower()
+        ][:25]
+
+    # -- /snippets ---------------------------------------------------------------------------
+
+    async def snippets_list(self, interaction: Interaction) -> None:
+        await self._private(interaction, self.presenter.list)
+
+    async def snippets_show(
+        self, interaction: Interaction, session_id: int, number: int | None
+    ) -> None:
+        await self._private(
+            interaction, lambda s, c: self.presenter.show_version(s, c, session_id, number)
+        )
+
+    async def snippets_run(
+        self, interaction: Interaction, session_id: int, number: int | None
+    ) -> None:
+        await self._private(
+            interaction,
+            lambda s, c: self.presenter.run(s, c, session_id, number=number, private=True),
+        )
+
+    async def snippets_delete(self, interaction: Interaction, session_id: int) -> None:
+        await self._private(interaction, lambda s, c: self.presenter.delete(s, c, session_id))
+
+    async def _private(self, interaction: Interaction, work: Work) -> None:
+        self.adapter.count("snippets")
+        await self._answer(interaction, work, private=True)
+
+    async def _answer(self, interaction: Interaction, work: Work, *, private: bool) -> None:
+        """Defer (publicly with "thinking…", or ``private``ly), then do ``work`` as a job."""
+        surface = self.adapter.response(interaction)
+        try:
+            await surface.acknowledge(private=private)
+        except Exception as err:
+            await self.presenter.fail(surface, err)
+            return
+        self.adapter.jobs.spawn(work(surface, _caller(interaction)))
+
+    # -- buttons -----------------------------------------------------------------------------
+
+    async def button(self, interaction: Interaction, action: Action) -> None:
+        """A click on a version's, run's or failure's button."""
+        self.adapter.count("button")
+        channel = interaction.channel
+        if action.kind in ("fix", "retry") and isinstance(channel, discord.abc.Messageable):
+            # the next version streams in the thread, as a reply to the pressed message
+            place = self.adapter.in_channel(
+                channel, reply_to=interaction.message, interaction=interaction
+            )
+            try:
+                with refusals():
+                    await interaction.response.defer()
+            except Exception as err:
+                await self.presenter.fail(place, err)
+                return
+            self.adapter.jobs.spawn(self.presenter.act(place, _caller(interaction), action))
+            return
+        await self._answer(
+            interaction,
+            lambda s, c: self.presenter.act(s, c, action),
+            private=action.kind == "delete",
+        )
+
+    # -- errors ------------------------------------------------------------------------------
+
+    async def on_command_error(
+        self, interaction: Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        """The command tree's error handler (the handlers above report their own errors)."""
+        original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        await self.presenter.fail(self.adapter.response(interaction), original)

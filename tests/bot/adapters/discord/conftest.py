@@ -1,0 +1,186 @@
+"""The Discord adapter against real discord.py objects, offline (see tests/fakes/discord_fakes).
+
+``bot`` is a whole app built from a config with a Discord token (``build`` makes the adapter),
+talking to a :class:`~tests.fakes.discord_fakes.FakeDiscord`; :meth:`Bot.restart` builds it
+again from the same config and database, as a new process would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.adapters.discord import DiscordAdapter
+from bot.app import App, build
+from bot.config import Config
+from engines import FakeEngine, GenerationRequest
+from tests.fakes.discord_fakes import ALICE, Call, FakeDiscord, FakeGateway, settle
+
+from ...conftest import fenced
+
+CALLBACK = "POST /interactions/{webhook_id}/{webhook_token}/callback"
+ORIGINAL = "PATCH /webhooks/{webhook_id}/{webhook_token}/messages/@original"
+DELETE_ORIGINAL = "DELETE /webhooks/{webhook_id}/{webhook_token}/messages/@original"
+FOLLOWUP = "POST /webhooks/{webhook_id}/{webhook_token}"
+THREAD = "POST /channels/{channel_id}/messages/{message_id}/threads"
+SEND = "POST /channels/{channel_id}/messages"
+EDIT = "PATCH /channels/{channel_id}/messages/{message_id}"
+EPHEMERAL = 64
+
+
+@dataclass
+class Bot:
+    app: App
+    fake: FakeDiscord
+    adapter: DiscordAdapter
+    gateway: FakeGateway
+    engine: FakeEngine
+
+    def for_token(self, token: str) -> list[Call]:
+        return [c for c in self.fake.calls if c.params.get("webhook_token") == token]
+
+    async def code(self, prompt: str, **options: Any) -> tuple[str, int]:
+        """Run /code to the end; the interaction token and the new thread's id."""
+        token = self.gateway.slash("code", prompt=prompt, **options)
+        await settle()
+        threads = self.fake.calls_to(THREAD)
+        assert threads, self.fake.calls
+        return token, int(threads[-1].params["message_id"])
+
+    def final(self, thread_id: int) -> Call:
+        """The last send or edit in a thread."""
+        return self.fake.in_channel(thread_id)[-1]
+
+    async def click(
+        self, message: int, custom_id: str, *, user: dict[str, Any] = ALICE
+    ) -> list[Call]:
+        """Click a button and wait for the bot to finish; the calls made for that interaction."""
+        token = self.gateway.click(message, custom_id, user=user)
+        await settle()
+        return self.for_token(token)
+
+    async def restart(self) -> None:
+        """Stop the whole app and build it again from its config and database."""
+        await settle()
+        await self.app.aclose()
+        again = await connect(self.app.config, self.engine, self.fake)
+        self.app, self.adapter, self.gateway = again.app, again.adapter, again.gateway
+
+
+async def connect(config: Config, engine: FakeEngine, fake: FakeDiscord) -> Bot:
+    app = await build(config, engine_factory=lambda spec: engine, discord_http=fake.http)
+    await app.start()  # probes the sandbox: Run and Test appear where bubblewrap works
+    [adapter] = app.adapters
+    assert isinstance(adapter, DiscordAdapter)
+    await adapter.client.login("test-token")  # setup_hook: buttons, command sync
+    gateway = fake.gateway(adapter.client)
+    gateway.guild_create()
+    return Bot(app=app, fake=fake, adapter=adapter, gateway=gateway, engine=engine)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return Config(
+        db_path=tmp_path / "ct.db",
+        model="fake:echo",
+        rate_limit_per_minute=0,
+        discord_bot_token="test-token",
+        edit_interval=0.05,
+    )
+
+
+Connect = Callable[..., Awaitable[Bot]]
+
+
+@pytest.fixture
+async def connected(config: Config, fake: FakeEngine) -> AsyncIterator[Connect]:
+    """Connects bots with settings of their own (``run_snippets=False``, …); closes them."""
+    bots: list[Bot] = []
+
+    async def make(**settings: Any) -> Bot:
+        bot = await connect(dataclasses.replace(config, **settings), fake, FakeDiscord())
+        bots.append(bot)
+        return bot
+
+    yield make
+    await settle()
+    for bot in bots:
+        await bot.app.aclose()
+
+
+@pytest.fixture
+async def bot(connected: Connect) -> Bot:
+    return await connected()
+
+
+@pytest.fixture
+def app(bot: Bot) -> App:
+    return bot.app
+
+
+@pytest.fixture
+def needs_sandbox(app: App) -> None:
+    """Skips a test that runs code when the sandbox does not work here."""
+    if not app.runs.can_run:
+        pytest.skip("no working sandbox here (bubblewrap missing, or namespaces refused)")
+
+
+def components(call: Call) -> list[str]:
+    rows = (call.json or {}).get("components") or []
+    return [item["custom_id"] for row in rows for item in row["components"]]
+
+
+def fences_balanced(text: str) -> bool:
+    return sum(1 for line in text.splitlines() if line.lstrip().startswith("```")) % 2 == 0
+
+
+def message_id(call: Call) -> int:
+    """The id of the message a send, an edit or an interaction's original response left."""
+    return int(call.response["id"])
+
+
+TESTS_SYSTEM = "You write unit tests"
+
+
+def scripted(code: str, tests: str, then: str | None = None) -> Callable[[GenerationRequest], str]:
+    """A responder: ``tests`` when asked for unit tests, else ``code`` (``then`` from a fix)."""
+
+    def respond(request: GenerationRequest) -> str:
+        if request.messages[0].content.startswith(TESTS_SYSTEM):
+            return fenced(tests)
+        fixing = "The current version is broken" in request.messages[-1].content
+        return fenced(then if fixing and then is not None else code)
+
+    return respond
+
+
+BROKEN_ADD = "def add(a, b):\n    return a - b"
+FIXED_ADD = "def add(a, b):\n    return a + b"
+PASSING_TESTS = """\
+import unittest
+
+from snippet import add
+
+
+class AddTest(unittest.TestCase):
+    def test_adds(self):
+        self.assertEqual(add(1, 2), 3)
+
+
+if __name__ == "__main__":
+    unittest.main()"""
+
+#: a long test module (it goes as a file) whose first test fails against ``a - b``
+FAILING_TESTS = PASSING_TESTS.replace(
+    "        self.assertEqual(add(1, 2), 3)\n",
+    "        self.assertEqual(add(1, 2), 3)\n"
+    + "".join(
+        f"\n    def test_zero_{i}(self):\n        self.assertEqual(add({i}, 0), {i})  # keeps\n"
+        for i in range(40)
+    ),
+)
