@@ -88,8 +88,8 @@ class SessionNotFound(UserError):
 class NotASession(UserError):
     def __init__(self) -> None:
         super().__init__(
-            "This thread is not a snippet session. Start one with `/code PROMPT`, or mention "
-            "me in the channel (outside a thread)."
+            "There is no snippet session here yet. Start one with `/code PROMPT` (or mention "
+            "me in a channel, outside a thread); replies in its thread then change it."
         )
 
 

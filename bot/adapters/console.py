@@ -162,7 +162,10 @@ class ConsoleChat:
 
     async def run(self, lines: AsyncIterator[str]) -> None:
         if self.session is not None:
-            self.surface.say(f"Resuming session {self.session.id}: {self.session.title}", "dim")
+            resuming = words.CONSOLE["resuming"].format(
+                id=self.session.id, title=self.session.title
+            )
+            self.surface.say(resuming, "dim")
         async for raw in lines:
             line = raw.strip()
             if not line:
@@ -196,7 +199,7 @@ class ConsoleChat:
             return False
         action = actions.get(name)
         if action is None:
-            raise UserError(f"Unknown command {name}. {words.HELP}")
+            raise UserError(words.CONSOLE["unknown"].format(name=name, help=words.HELP))
         await action(arg)
         return True
 
@@ -227,7 +230,7 @@ class ConsoleChat:
 
     def _current(self) -> Session:
         if self.session is None:
-            raise UserError("No snippet yet: type what the code should do first.")
+            raise UserError(words.CONSOLE["no_snippet"])
         return self.session
 
     async def _help(self, _: str) -> None:
@@ -235,7 +238,7 @@ class ConsoleChat:
 
     async def _new(self, _: str) -> None:
         self.session = None
-        self.surface.say("The next message starts a new snippet.", "dim")
+        self.surface.say(words.CONSOLE["new"], "dim")
 
     async def _snippets(self, _: str) -> None:
         await self.presenter.list(self.surface, self.caller)
@@ -271,5 +274,5 @@ class ConsoleChat:
 
 def _number(arg: str, usage: str) -> int | None:
     if arg and not arg.isdigit():
-        raise UserError(f"Usage: {usage}")
+        raise UserError(words.CONSOLE["usage"].format(usage=usage))
     return int(arg) if arg else None

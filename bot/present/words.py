@@ -34,6 +34,8 @@ from storage import Session, Version
 
 __all__ = [
     "CODE_FORM",
+    "COMMAND_HELP",
+    "CONSOLE",
     "HELP",
     "MENTION_HELP",
     "NAME_A_MODEL",
@@ -72,6 +74,28 @@ def _same(text: str) -> str:
     return text
 
 
+#: the descriptions a platform shows for the slash commands and their options
+COMMAND_HELP = {
+    "code": "Write code in a new thread; reply there to adjust it.",
+    "code.prompt": "What the code should do",
+    "code.language": "Programming language (default: the bot's default)",
+    "code.model": "Model to use (default: the bot's default)",
+    "snippets": "Your snippets (answers only you can see)",
+    "snippets.list": "List your snippets in this server.",
+    "snippets.show": "Show a version of one of your snippets.",
+    "snippets.run": "Run a version of one of your snippets.",
+    "snippets.delete": "Delete one of your snippets and its thread's session.",
+    "id": "Snippet id (from /snippets list)",
+    "version": "Version number (default: latest)",
+}
+#: what the terminal says that is not a view of the core's
+CONSOLE = {
+    "resuming": "Resuming session {id}: {title}",
+    "new": "The next message starts a new snippet.",
+    "unknown": "Unknown command {name}. {help}",
+    "no_snippet": "No snippet yet: type what the code should do first.",
+    "usage": "Usage: {usage}",
+}
 SNIPPETS_HELP = (
     "`/snippets` lists your snippets here · `/snippets show ID` · `/snippets run ID` · "
     "`/snippets delete ID`"
@@ -138,7 +162,10 @@ def explain(error: BaseException) -> str:
             wait = f"; try again in {error.retry_after:.0f} s" if error.retry_after else ""
             return f"The chat platform is rate-limiting me{wait}."
         if error.reason == "missing_permission":
-            return f"I'm missing a permission here ({error.detail or 'Forbidden'})."
+            return (
+                f"I'm missing a permission here ({error.detail or 'Forbidden'}). Ask an admin "
+                "to grant it, or use `/code` in another channel."
+            )
         return f"The chat platform refused my request ({error.detail or error.reason})."
     return "Something went wrong on my side; it has been logged. Please try again."
 

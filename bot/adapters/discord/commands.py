@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
+from bot.present.words import COMMAND_HELP as HELP
+
 if TYPE_CHECKING:
     from bot.adapters.discord.interactions import Interactions
 
@@ -27,13 +29,11 @@ def build_commands(
 ) -> list[app_commands.Command[Any, ..., Any] | app_commands.Group]:
     """The commands to add to the tree; usable in servers, and in DMs only if ``allow_dms``."""
 
-    @app_commands.command(
-        name="code", description="Write code in a new thread; reply there to adjust it."
-    )
+    @app_commands.command(name="code", description=HELP["code"])
     @app_commands.describe(
-        prompt="What the code should do",
-        language="Programming language (default: the bot's default)",
-        model="Model to use (default: the bot's default)",
+        prompt=HELP["code.prompt"],
+        language=HELP["code.language"],
+        model=HELP["code.model"],
     )
     async def code(
         interaction: Interaction,
@@ -51,35 +51,27 @@ def build_commands(
     async def _models(interaction: Interaction, current: str) -> Choices:
         return handler.model_choices(current)
 
-    snippets = app_commands.Group(
-        name="snippets", description="Your snippets (answers only you can see)"
-    )
+    snippets = app_commands.Group(name="snippets", description=HELP["snippets"])
 
-    @snippets.command(name="list", description="List your snippets in this server.")
+    @snippets.command(name="list", description=HELP["snippets.list"])
     async def list_(interaction: Interaction) -> None:
         await handler.snippets_list(interaction)
 
-    @snippets.command(name="show", description="Show a version of one of your snippets.")
+    @snippets.command(name="show", description=HELP["snippets.show"])
     @app_commands.rename(session="id")
-    @app_commands.describe(
-        session="Snippet id (from /snippets list)", version="Version number (default: latest)"
-    )
+    @app_commands.describe(session=HELP["id"], version=HELP["version"])
     async def show(interaction: Interaction, session: int, version: int | None = None) -> None:
         await handler.snippets_show(interaction, session, version)
 
-    @snippets.command(name="run", description="Run a version of one of your snippets.")
+    @snippets.command(name="run", description=HELP["snippets.run"])
     @app_commands.rename(session="id")
-    @app_commands.describe(
-        session="Snippet id (from /snippets list)", version="Version number (default: latest)"
-    )
+    @app_commands.describe(session=HELP["id"], version=HELP["version"])
     async def run(interaction: Interaction, session: int, version: int | None = None) -> None:
         await handler.snippets_run(interaction, session, version)
 
-    @snippets.command(
-        name="delete", description="Delete one of your snippets and its thread's session."
-    )
+    @snippets.command(name="delete", description=HELP["snippets.delete"])
     @app_commands.rename(session="id")
-    @app_commands.describe(session="Snippet id (from /snippets list)")
+    @app_commands.describe(session=HELP["id"])
     async def delete(interaction: Interaction, session: int) -> None:
         await handler.snippets_delete(interaction, session)
 

@@ -75,7 +75,7 @@ async def test_a_reply_in_a_thread_that_is_no_session_is_quiet_or_a_hint(app: Ap
     assert surface.calls == []
     await app.presenter.turn(surface, lambda: app.service.reply(SLACKER, key, "@bot hello"))
     [told] = surface.told()
-    assert "not a snippet session" in told.text
+    assert "no snippet session here" in told.text
 
 
 async def test_replies_keep_arrival_order_and_see_their_place_in_line(

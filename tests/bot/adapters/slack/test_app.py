@@ -468,7 +468,7 @@ async def test_mention_in_a_thread_that_is_no_session_gets_a_hint(bot: Bot) -> N
     await bot.settle()
     [hint] = bot.slack.ephemerals
     assert hint["user"] == "U1" and hint["thread_ts"] == "1.1"
-    assert "not a snippet session" in hint["text"]
+    assert "no snippet session here" in hint["text"]
 
 
 async def test_a_mention_in_a_thread_arriving_twice_is_answered_once(
@@ -483,7 +483,7 @@ async def test_a_mention_in_a_thread_arriving_twice_is_answered_once(
     await bot.settle()
     assert len(engine.requests) == 2 and len(bot.slack.thread("C1", parent.ts)) == 2
     [hint] = bot.slack.ephemerals
-    assert hint["thread_ts"] == "1.1" and "not a snippet session" in hint["text"]
+    assert hint["thread_ts"] == "1.1" and "no snippet session here" in hint["text"]
 
 
 # -- failures -----------------------------------------------------------------------------------
