@@ -24,13 +24,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
-from bot.codeblocks import extract_code
+from bot.codeblocks import Extraction, extract_code
 from bot.engine_pool import EnginePool, ModelStatus
 from bot.errors import (
     ContextTooSmall,
@@ -46,7 +47,7 @@ from bot.errors import (
 from bot.languages import Language, Languages
 from bot.limits import AccessPolicy, RateLimiter, check_prompt
 from bot.metrics import Metrics
-from bot.prompts import PromptBudget, build_messages
+from bot.prompts import PromptBudget, build_messages, language_reminder
 from bot.session_queue import SessionQueue, Ticket
 from bot.values import (
     Action,
@@ -64,6 +65,9 @@ from engines import ChatMessage, EngineError, GenerationRequest, ModelSpec, Usag
 from storage import Session, SessionGone, SessionKey, Store, Version
 
 __all__ = ["ServiceSettings", "SessionService", "StartCheck", "TurnStream"]
+
+#: "in python", "using C++", "written in Go": a language named in a first request
+_NAMED = re.compile(r"\b(?:in|using)\s+(?P<word>[A-Za-z][\w+#]*)")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,11 +162,20 @@ class SessionService:
         """
         self._access.check(user=caller.user, channel=caller.channel)
         prompt = check_prompt(prompt, limit=self.settings.max_prompt_chars)
-        lang = self.language(language)
+        lang = self.language(language) if language else self._named_language(prompt)
         spec = self.model(model)
         self._check_model_offered(caller, spec)
         self._rate.check(self._rate_key(caller), count=False)
         return StartCheck(prompt=prompt, language=lang, model=spec)
+
+    def _named_language(self, prompt: str) -> Language:
+        """The language a first request names ("… in JavaScript", "using rust"), else the
+        default. One-letter names count only capitalised ("in C", "in R")."""
+        for match in _NAMED.finditer(prompt):
+            word = match["word"].rstrip(".,;:!?")
+            if (len(word) > 1 or word.isupper()) and word in self.languages:
+                return self.languages.get(word)
+        return self.language(None)
 
     def language(self, word: str | None) -> Language:
         """The language named ``word`` (the default when None); refuses unknown ones."""
@@ -436,29 +449,43 @@ class SessionService:
         )
         usage = Usage()
         began = time.perf_counter()
-        parts: list[str] = []
-        size = 0
         deadline = asyncio.get_running_loop().time() + self.settings.turn_timeout
-        try:
-            async with contextlib.aclosing(engine.stream(generation, usage)) as deltas:
-                while size < self.settings.max_answer_chars:
-                    async with asyncio.timeout_at(deadline):  # only the engine is timed, not
-                        delta = await anext(deltas, None)  # the consumer of the events
-                    if delta is None:
-                        break
-                    parts.append(delta)
-                    size += len(delta)
-                    yield Progress(delta=delta, text="".join(parts))
-        except EngineError as err:
-            yield await self._fail(session, request, str(err))
-            return
-        except TimeoutError:
-            yield await self._fail(session, request, str(TurnTimeout(self.settings.turn_timeout)))
-            return
+        other: Language | None = None
+        for attempt in range(2):  # a block in another language is asked for again, once
+            parts: list[str] = []
+            try:
+                async with contextlib.aclosing(engine.stream(generation, usage)) as deltas:
+                    size = 0
+                    while size < self.settings.max_answer_chars:
+                        async with asyncio.timeout_at(deadline):  # only the engine is timed,
+                            delta = await anext(deltas, None)  # not the consumer of events
+                        if delta is None:
+                            break
+                        parts.append(delta)
+                        size += len(delta)
+                        yield Progress(delta=delta, text="".join(parts))
+            except EngineError as err:
+                yield await self._fail(session, request, str(err))
+                return
+            except TimeoutError:
+                timeout = TurnTimeout(self.settings.turn_timeout)
+                yield await self._fail(session, request, str(timeout))
+                return
+            answer = "".join(parts)
+            extraction = extract_code(answer)
+            other = self._other_language(extraction, language)
+            if other is None or attempt:
+                break
+            generation = dataclasses.replace(
+                generation,
+                messages=(*generation.messages, *language_reminder(answer, language, other)),
+            )
         latency_ms = round((time.perf_counter() - began) * 1000)
         self.metrics.observe_answer(model=spec.name, seconds=latency_ms / 1000)
-        answer = "".join(parts)
-        extraction = extract_code(answer)
+        if other is not None:  # never stored as this session's language
+            self.metrics.turns.labels(outcome="non_code").inc()
+            yield NonCode(session=session, text=answer.strip(), language=other.label)
+            return
         if extraction is None:
             await self.store.clear_failures(session.id)
             self.metrics.turns.labels(outcome="non_code").inc()
@@ -487,6 +514,17 @@ class SessionService:
             session, version_count=version.number, updated_at=version.created_at
         )
         yield Done(session=session, version=version, complete=extraction.complete)
+
+    def _other_language(self, extraction: Extraction | None, language: Language) -> Language | None:
+        """The language a block is tagged with when it is a known one other than ``language``
+        (an untagged block, or a tag that names no language, counts as the session's)."""
+        if extraction is None or not extraction.info:
+            return None
+        tag = extraction.info.split()[0]
+        if tag not in self.languages:
+            return None
+        tagged = self.languages.get(tag)
+        return None if tagged == language else tagged
 
     async def complete(self, session: Session, messages: tuple[ChatMessage, ...]) -> str:
         """One whole answer of the session's model to ``messages``, outside any version.

@@ -23,6 +23,7 @@ __all__ = [
     "build_messages",
     "estimate_tokens",
     "failure_feedback",
+    "language_reminder",
     "system_prompt",
     "tests_messages",
 ]
@@ -129,6 +130,21 @@ def tests_messages(language: Language, code: str) -> tuple[ChatMessage, ...]:
         ChatMessage(
             role="user",
             content=f"Write unit tests for this code:\n\n{fence(code, language.fence)}",
+        ),
+    )
+
+
+def language_reminder(
+    answer: str, language: Language, other: Language
+) -> tuple[ChatMessage, ChatMessage]:
+    """The turn that asks once more when an answer's block was in ``other``, not ``language``."""
+    return (
+        ChatMessage(role="assistant", content=answer),
+        ChatMessage(
+            role="user",
+            content=f"That code is {other.label}, but this snippet is {language.label}. Answer "
+            f"again with the whole snippet in {language.label}, in one ```{language.fence} "
+            "block.",
         ),
     )
 

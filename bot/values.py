@@ -122,10 +122,12 @@ class Done:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NonCode:
-    """The model answered without code (a question, a refusal); no version was made."""
+    """The model answered without code (a question, a refusal), or only with code in another
+    language (``language``, its label); no version was made."""
 
     session: Session
     text: str
+    language: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -143,8 +143,9 @@ class Presenter:
                     complete=complete,
                     limit=limit,
                 )
-            case NonCode(text=text):
-                return words.noncode(text, limit=limit)
+            case NonCode(session=session, text=text, language=other):
+                wanted = self.sessions.language(session.language).label
+                return words.noncode(text, limit=limit, language=other, wanted=wanted)
             case Failed():
                 return words.failure(event)
             case RunReport():

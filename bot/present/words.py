@@ -271,9 +271,17 @@ def version_card(
     )
 
 
-def noncode(text: str, *, limit: int) -> NonCodeAnswer:
-    """An answer without code; a long one goes whole as ``answer.md``."""
+def noncode(
+    text: str, *, limit: int, language: str | None = None, wanted: str = ""
+) -> NonCodeAnswer:
+    """An answer without code, or with code only in another ``language`` than the session's
+    (``wanted``); a long one goes whole as ``answer.md``."""
     head = "💬 No code in this answer, so no new version:"
+    if language:
+        head = (
+            f"💬 The model answered in {language}, not {wanted}, so no new version. Ask again, "
+            f"or start a {language} snippet (`/code {language.lower()} …`):"
+        )
     if len(head) + len(text) + 2 <= limit:
         return NonCodeAnswer(text=f"{head}\n\n{text}", summary="No code in this answer")
     room = limit - len(head) - 60

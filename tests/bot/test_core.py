@@ -334,3 +334,42 @@ async def test_a_reply_after_a_failed_first_answer_keeps_the_first_request(
     assert isinstance(events[-1], Done)
     assert events[-1].version.request == "parse a CSV\n\nwith a header row"
     assert await app.store.latest_failure(session.id) is None  # the version made it stale
+
+
+async def test_code_in_another_language_is_asked_again_then_never_stored(
+    app: App, fake: FakeEngine
+) -> None:
+    answers = iter([fenced("console.log(1)", "javascript"), fenced("print(1)")])
+    fake.responder = lambda r: next(answers)
+    session = await app.service.start(caller=CALLER, key=key(), prompt="print one", language="py")
+    events = await collect(app.service.turn(session, CALLER, "print one"))
+    done = events[-1]
+    assert isinstance(done, Done) and done.version.code == "print(1)"
+    reminder = fake.requests[-1].messages
+    assert reminder[-2].role == "assistant" and "console.log" in reminder[-2].content
+    assert "this snippet is Python" in reminder[-1].content and reminder[-1].role == "user"
+
+    fake.responder = lambda r: fenced("console.log(2)", "js")
+    events = await collect(app.service.turn(session, CALLER, "print two"))
+    answer = events[-1]
+    assert isinstance(answer, NonCode) and answer.language == "JavaScript"
+    assert [v.code for v in await app.store.list_versions(session.id)] == ["print(1)"]
+    fake.responder = lambda r: fenced("x = 1", "text")  # a tag that names no language is fine
+    assert isinstance((await collect(app.service.turn(session, CALLER, "x")))[-1], Done)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "language"),
+    [
+        ("reverse a string in Rust", "rust"),
+        ("parse a CSV using pandas", "python"),  # pandas names no language: the default
+        ("a linked list in C", "c"),
+        ("sort it in place", "python"),
+        ("fizzbuzz in c++ please", "cpp"),
+    ],
+)
+async def test_a_first_request_may_name_its_language(
+    app: App, prompt: str, language: str
+) -> None:
+    assert app.service.check(CALLER, prompt=prompt).language.name == language
+    assert app.service.check(CALLER, prompt=prompt, language="go").language.name == "go"

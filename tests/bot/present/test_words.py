@@ -164,3 +164,8 @@ def test_actions_survive_a_button_round_trip() -> None:
     ):
         assert Action.decode(action.encode()) == action
     assert Action.decode("nope:1") is None and Action.decode("run:x") is None
+
+
+def test_an_answer_in_another_language_says_which() -> None:
+    view = words.noncode("```js\nx\n```", limit=2000, language="JavaScript", wanted="Python")
+    assert "answered in JavaScript, not Python" in view.text and "/code javascript" in view.text
