@@ -10,8 +10,11 @@ bot themselves, so they are a trusted caller (any model reference).
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import itertools
+import signal
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import TextIO
@@ -19,13 +22,23 @@ from typing import TextIO
 from rich.console import Console
 from rich.live import Live
 from rich.markdown import Markdown
+from rich.spinner import Spinner
 from rich.syntax import Syntax
 
 from bot.codeblocks import close_open_fence, fence
 from bot.core import SessionService
 from bot.errors import UserError
 from bot.present import Presenter, words
-from bot.present.views import Closed, Notice, RunCard, Status, VersionCard, View, Writing
+from bot.present.views import (
+    Closed,
+    FailureCard,
+    Notice,
+    RunCard,
+    Status,
+    VersionCard,
+    View,
+    Writing,
+)
 from bot.values import Caller
 from storage import Session, SessionKey
 
@@ -59,6 +72,8 @@ class ConsoleSurface:
         )
         self._live: Live | None = None
         self._ids = itertools.count(1)
+        #: refusals and failures shown so far (piped mode exits non-zero when there were any)
+        self.problems = 0
 
     def escape(self, text: str) -> str:
         return text
@@ -81,6 +96,7 @@ class ConsoleSurface:
 
     async def tell(self, view: View) -> None:
         problem = isinstance(view, Notice) and view.problem
+        self.problems += problem
         self.say(f"! {view.text}" if problem else view.text, "bold red" if problem else "")
 
     async def links(self, sessions: Sequence[Session]) -> Mapping[int, str]:
@@ -103,9 +119,15 @@ class ConsoleSurface:
                 if self._live is None:
                     self._live = Live(console=self.console, refresh_per_second=8, transient=True)
                     self._live.start()
-                self._live.update(Markdown(close_open_fence(view.text)))
+                shown = (
+                    _Waiting(view.summary)
+                    if view.pending
+                    else Markdown(close_open_fence(view.text))
+                )
+                self._live.update(shown)
             return
         self._stop()
+        self.problems += isinstance(view, FailureCard)
         if isinstance(view, Status):
             self.say(view.text, "dim")
         elif isinstance(view, VersionCard):
@@ -126,6 +148,19 @@ class ConsoleSurface:
             self.say(card.note, "italic")
         if "cut off" in card.text.rsplit("\n", 1)[-1]:
             self.say(card.text.rsplit("\n", 1)[-1], "yellow")
+
+
+class _Waiting:
+    """A spinner with the seconds since the request went out (before the first byte)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.since = time.monotonic()
+        self.spinner = Spinner("dots")
+
+    def __rich__(self) -> Spinner:
+        self.spinner.update(text=f"{self.label} {time.monotonic() - self.since:.0f} s")
+        return self.spinner
 
 
 def _style(view: View) -> str:
@@ -159,25 +194,52 @@ class ConsoleChat:
         self.model = model
         self.session = session
         self.surface = ConsoleSurface(out, interactive=interactive)
+        self._opening: SessionKey | None = None  # the thread of a session being opened
+
+    @property
+    def ok(self) -> bool:
+        """True while no turn or command failed (piped mode's exit status)."""
+        return self.surface.problems == 0
 
     async def run(self, lines: AsyncIterator[str]) -> None:
         if self.session is not None:
-            resuming = words.CONSOLE["resuming"].format(
-                id=self.session.id, title=self.session.title
-            )
+            session = self.session
+            resuming = words.CONSOLE["resuming"].format(id=session.id, title=session.title)
             self.surface.say(resuming, "dim")
         async for raw in lines:
-            line = raw.strip()
-            if not line:
+            text = raw.strip()
+            if not text:
                 continue
-            try:
-                if line.startswith("/"):
-                    if not await self.command(line):
-                        return
-                else:
-                    await self.message(line)
-            except UserError as err:
-                await self.presenter.fail(self.surface, err)
+            if not await self._handle(text):
+                return
+
+    async def _handle(self, text: str) -> bool:
+        """One message or command; on a terminal, Ctrl-C cancels it and the chat goes on."""
+        work = asyncio.ensure_future(self._one(text))
+        loop = asyncio.get_running_loop()
+        if self.surface.interactive:
+            loop.add_signal_handler(signal.SIGINT, work.cancel)
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if not work.cancelled():
+                raise  # the chat itself is being cancelled
+            if self.session is None and self._opening is not None:  # it may exist by now
+                self.session = await self.sessions.find(self._opening)
+            self.surface.say(words.CONSOLE["cancelled"], "dim")
+            return True
+        finally:
+            if self.surface.interactive:
+                loop.remove_signal_handler(signal.SIGINT)
+
+    async def _one(self, text: str) -> bool:
+        try:
+            if text.startswith("/"):
+                return await self.command(text)
+            await self.message(text)
+        except UserError as err:
+            await self.presenter.fail(self.surface, err)
+        return True
 
     async def command(self, line: str) -> bool:
         """Run a /command; False means quit."""
@@ -214,6 +276,7 @@ class ConsoleChat:
                 channel=self.caller.channel,
                 thread=uuid.uuid4().hex,
             )
+            self._opening = key
             begin = self.presenter.turn(
                 self.surface, lambda: self.sessions.open(self.caller, key, checked), request=text
             )
