@@ -55,7 +55,12 @@ class Status(View):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Writing(View):
-    """The answer while the model writes it: the newest part that fits, fences intact."""
+    """The answer while the model writes it: the newest part that fits, fences intact.
+
+    ``pending`` until the first piece of the answer arrives (a surface may show a spinner).
+    """
+
+    pending: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -95,6 +95,12 @@ CONSOLE = {
     "unknown": "Unknown command {name}. {help}",
     "no_snippet": "No snippet yet: type what the code should do first.",
     "usage": "Usage: {usage}",
+    "cancelled": "(cancelled; the next line is a new request)",
+    "leave": "Press Ctrl-C again, or Ctrl-D, or type /quit, to leave.",
+    "fixed": "A session's language and model are fixed: --language and --model are ignored "
+    "with --session.",
+    "banner": "codethread · {model} · type what the code should do; Esc-Enter for a new line, "
+    "/help for commands",
 }
 SNIPPETS_HELP = (
     "`/snippets` lists your snippets here · `/snippets show ID` · `/snippets run ID` · "
@@ -213,8 +219,9 @@ def partial(text: str, *, limit: int) -> str:
 
 def writing(number: int, model: str, text: str, *, limit: int) -> Writing:
     head = f"✏️ Writing version {number} with `{model}` …"
-    body = partial(text, limit=limit - len(head) - 2) if text.strip() else "…"
-    return Writing(text=f"{head}\n\n{body}", summary=f"Writing version {number} …")
+    pending = not text.strip()
+    body = "…" if pending else partial(text, limit=limit - len(head) - 2)
+    return Writing(text=f"{head}\n\n{body}", summary=f"Writing version {number} …", pending=pending)
 
 
 def version_header(session: Session, version: Version) -> str:
