@@ -181,6 +181,21 @@ class Presenter:
             case "delete":
                 await self.delete(surface, caller, sid)
 
+    async def repair(self, surface: Surface[Handle], caller: Caller, session_id: int) -> None:
+        """Test, fix and test again until the tests pass; then say how it ended."""
+        reports: list[RunReport] = []
+
+        async def tracked() -> AsyncIterator[Reply | RunReport]:
+            async for event in self.runs.repair(session_id, caller):
+                if isinstance(event, RunReport):
+                    reports.append(event)
+                yield event
+
+        await self.show(surface, tracked())
+        if reports:
+            summary = words.repair_summary(reports, rounds=self.runs.repair_attempts)
+            await surface.tell(summary)
+
     async def run(
         self,
         surface: Surface[Handle],

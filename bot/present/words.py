@@ -53,6 +53,7 @@ __all__ = [
     "noncode",
     "partial",
     "problem",
+    "repair_summary",
     "request_post",
     "run_card",
     "run_summary",
@@ -111,7 +112,7 @@ MENTION_HELP = (
     "or use `/code` for a form."
 )
 SNIPPET_NUMBER = f"Give a snippet number, e.g. `/snippets show 12`. {SNIPPETS_HELP}"
-NAME_A_MODEL = "Name a model after `model:`, e.g. `model:gpt-4o-mini`."
+NAME_A_MODEL = "Name a model after `model:`, e.g. `model:gpt-6.1-terra`."
 #: the form behind a bare ``/code`` (Slack's modal): its title, buttons and fields
 CODE_FORM = {
     "title": "New snippet",
@@ -122,12 +123,14 @@ CODE_FORM = {
     "prompt": "What should the code do?",
     "placeholder": "e.g. parse a CSV file and sum the third column",
 }
-HELP = (
-    "Commands: /new (start another snippet), /snippets (list yours), /show [N] (a version), "
-    "/run [N] (run it in the sandbox), /test (model-written unit tests), /fix (next version "
-    "from the last failure), /repair (test and fix until it passes), /retry (repeat a failed "
-    "request), /delete (this session), /quit"
-)
+HELP = """\
+Type what the code should do; each later line changes the current version.
+  /new                start another snippet        /snippets       list yours
+  /show [N]           a version (default latest)   /delete         delete this snippet
+  /run [N]            run it in the sandbox        /test           model-written unit tests
+  /fix                next version from a failure  /repair         test and fix until it passes
+  /retry              send a failed request again  /help, /quit
+Esc-Enter: a new line · Ctrl-C: cancel the answer · Ctrl-C twice or Ctrl-D: leave"""
 
 
 # -- problems --------------------------------------------------------------------------------
@@ -314,6 +317,21 @@ def failure(event: Failed) -> FailureCard:
 
 
 # -- runs ------------------------------------------------------------------------------------
+
+
+def repair_summary(reports: Sequence[RunReport], *, rounds: int) -> Notice:
+    """How a repair ended: passing (after how many fixes), or given up, and why."""
+    fixes = len(reports) - 1
+    if reports and reports[-1].result.passed:
+        how = "at once" if not fixes else f"after {fixes} fix{'es' if fixes != 1 else ''}"
+        text = f"✅ Repair done: the tests pass {how}."
+    elif fixes >= rounds:
+        text = (
+            f"Repair gave up after {fixes} fix{'es' if fixes != 1 else ''}: the tests still fail."
+        )
+    else:
+        text = "Repair stopped: the last failure could not be fixed (see above)."
+    return Notice(text=text, summary=text, problem=not (reports and reports[-1].result.passed))
 
 
 def sandbox_queue(position: int) -> Status:

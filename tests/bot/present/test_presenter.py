@@ -187,3 +187,23 @@ async def test_snippets_list_and_show_are_private_and_scoped(app: App) -> None:
     assert "no snippets" in surface.told()[-1].text
     await app.presenter.show_version(surface, other, 1, None)
     assert "No snippet session 1" in surface.told()[-1].text  # another workspace: not found
+
+
+async def test_a_repair_ends_with_how_it_went(app: App, fake: FakeEngine) -> None:
+    if not app.runs.can_run:
+        pytest.skip("no sandbox here")
+    tests = "import unittest\nfrom snippet import add\n\nclass T(unittest.TestCase):\n"
+    tests += "    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n"
+    codes = iter(["def add(a, b):\n    return a - b", "def add(a, b):\n    return a + b"])
+    fake.responder = lambda r: (
+        fenced(tests) if r.messages[0].content.startswith("You write unit tests")
+        else fenced(next(codes))
+    )  # fmt: skip
+    surface = RecordingSurface()
+    key = await opened(app, surface, "add two numbers")
+    session = await app.service.find(key)
+    assert session is not None
+    await app.presenter.repair(surface, SLACKER, session.id)
+    assert surface.told()[-1].text == "✅ Repair done: the tests pass after 1 fix."
+    shown = list(surface.messages().values())
+    assert [type(v).__name__ for v in shown] == ["VersionCard", "RunCard", "VersionCard", "RunCard"]
