@@ -327,8 +327,7 @@ class ConsoleChat:
             self.session = outcome.session
 
     async def _repair(self, _: str) -> None:
-        stream = self.presenter.runs.repair(self._current().id, self.caller)
-        await self.presenter.show(self.surface, stream)
+        await self.presenter.repair(self.surface, self.caller, self._current().id)
 
     async def _delete(self, _: str) -> None:
         await self.presenter.delete(self.surface, self.caller, self._current().id)
