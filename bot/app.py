@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bot.adapters.base import ChatAdapter
 from bot.config import Config
 from bot.core import ServiceSettings, SessionService
 from bot.engine_pool import EnginePool
@@ -31,7 +30,12 @@ from storage import Store, StoreError
 if TYPE_CHECKING:
     from discord.http import HTTPClient
 
+    from bot.adapters.base import ChatAdapter  # imports aiohttp: only for serve
+
 __all__ = ["App", "build"]
+
+#: sessions without a version (a failed first ask, a non-code answer) go after a day
+EMPTY_SESSION_TTL = 24 * 3600.0
 
 
 @dataclass(kw_only=True)
@@ -76,6 +80,7 @@ async def build(
     languages.get(config.language)
     try:
         store = await Store.open(config.db_path)
+        await store.prune_empty(older_than=EMPTY_SESSION_TTL)
     except (OSError, sqlite3.Error, StoreError) as err:
         raise ConfigError(f"Cannot open the database {config.db_path}: {err}") from None
     metrics = Metrics()
@@ -115,7 +120,8 @@ async def build(
 
 def _adapters(app: App, discord_http: HTTPClient | None) -> list[ChatAdapter]:
     """The chat adapters whose credentials are set (their libraries imported only then)."""
-    config, made = app.config, list[ChatAdapter]()
+    config = app.config
+    made: list[ChatAdapter] = []
     parts: dict[str, Any] = {
         "sessions": app.service,
         "presenter": app.presenter,

@@ -5,8 +5,9 @@ Environment (see DESIGN.md): ``CODETHREAD_DB``, ``CODETHREAD_CONFIG``, ``CODETHR
 only choose the default model), ``SLACK_*`` and ``DISCORD_*`` (read by the adapters through
 this class). An empty variable counts as unset.
 
-The TOML file may hold these top-level keys and any number of ``[models.NAME]`` tables that
-extend the model catalog without code::
+The TOML file is ``CODETHREAD_CONFIG``, else ``~/.config/codethread/config.toml`` (platformdirs'
+user config dir) when it exists. It may hold these top-level keys and any number of
+``[models.NAME]`` tables that extend the model catalog without code::
 
     model = "qwen-local"            # default model reference
     language = "python"             # default language
@@ -27,6 +28,16 @@ extend the model catalog without code::
     api_key_env = "TEAM_OLLAMA_KEY"   # optional: the variable that holds this server's key
     context_window = 32768
     description = "Qwen coder on the team's Ollama"
+    extra_body = { top_k = 20 }       # more request fields, merged into the request as they are
+
+    [models.thinker]                  # a reasoning model: the parameters it accepts
+    ref = "openai:gpt-6.2-sol"
+    token_limit_param = "max_completion_tokens"   # or "max_tokens" (the default)
+    temperature = false               # sends no temperature (reasoning models refuse one)
+    reasoning_effort = "high"         # none, minimal, low, medium, high, xhigh, max
+    predicted_outputs = false         # the current code as a Predicted Output (gpt-4o/4.1)
+    prompt_cache_key = true           # per-session cache key; default: only to OpenAI's API
+    safety_identifier = true          # hashed user id; default: only to OpenAI's API
 
 Each setting is stated once, as a :class:`Config` field: its type, its default, and (in the
 field's metadata, see :func:`_source`) whether a TOML key and which environment variable set
@@ -50,7 +61,7 @@ import platformdirs
 from bot.errors import ConfigError
 from engines import Catalog, ModelSpec
 
-__all__ = ["Config", "load_config"]
+__all__ = ["Config", "check_db_path", "config_file", "default_config_path", "load_config"]
 
 _SOURCE = "codethread.source"  # the key of a field's metadata that says where it comes from
 
@@ -83,7 +94,7 @@ _TOML = _source(toml=True)
 def _default_model(env: Mapping[str, str]) -> str:
     # With an OpenAI key or an OpenAI-compatible server, use it; otherwise a small local model.
     if env.get("OPENAI_API_KEY") or env.get("OPENAI_BASE_URL"):
-        return "gpt-4o-mini"
+        return "gpt-6.1-terra"
     return "qwen-coder"
 
 
@@ -260,15 +271,50 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return values
 
 
+def default_config_path() -> Path:
+    """Where the TOML file is looked for when ``CODETHREAD_CONFIG`` is unset
+    (``~/.config/codethread/config.toml`` on Linux, by platformdirs)."""
+    return platformdirs.user_config_path("codethread") / "config.toml"
+
+
+def config_file(env: Mapping[str, str] | None = None) -> Path | None:
+    """The TOML file :func:`load_config` reads: ``CODETHREAD_CONFIG``, else the default path
+    when that file exists, else none.
+
+    The default path is looked at only for the process's own environment (``env`` None): an
+    explicit mapping (a test's, an embedding program's) names every input itself, so a file in
+    the user's home never leaks into it.
+    """
+    if env is not None:
+        path = env.get("CODETHREAD_CONFIG")
+        return Path(path).expanduser() if path else None
+    if path := os.environ.get("CODETHREAD_CONFIG"):
+        return Path(path).expanduser()
+    default = default_config_path()
+    return default if default.is_file() else None
+
+
+def check_db_path(config: Config) -> None:
+    """Refuse a ``CODETHREAD_DB`` whose directory does not exist (a typo would otherwise
+    silently create a tree and an empty database); the default directory is created."""
+    parent = config.db_path.parent
+    if config.db_path != _default_db_path() and not parent.is_dir():
+        raise ConfigError(
+            f"CODETHREAD_DB is {config.db_path}, but the directory {parent} does not exist: "
+            "create it, or unset CODETHREAD_DB for the default."
+        )
+
+
 def load_config(env: Mapping[str, str] | None = None) -> Config:
-    """The configuration from ``env`` (default ``os.environ``) and the TOML file it names.
+    """The configuration from ``env`` (default ``os.environ``) and the TOML file it names
+    (see :func:`config_file`).
 
     Raises :class:`ConfigError` (one line, naming the file and the key) for a missing or
     unreadable file, an unknown key, or a value of the wrong type or form.
     """
+    path = config_file(env)
     env = os.environ if env is None else env
-    path = env.get("CODETHREAD_CONFIG")
-    values = _read_toml(Path(path).expanduser()) if path else {}
+    values = _read_toml(path) if path else {}
     for variable, (name, kind) in _ENV_VARS.items():
         if env.get(variable):
             values[name] = _from_env(kind, env[variable])

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import re
 import time
 from collections import OrderedDict
@@ -250,10 +251,18 @@ class SessionService:
             raise NotOwner(session_id)
         return session
 
-    async def list_sessions(self, caller: Caller, *, limit: int = 25) -> list[Session]:
-        """The caller's sessions in their workspace, newest first."""
+    async def list_sessions(
+        self, caller: Caller, *, limit: int = 25, search: str | None = None
+    ) -> list[Session]:
+        """The caller's sessions in their workspace, newest first; those without a version yet
+        (a failed first ask, a non-code answer) are left out. ``search``: title or requests."""
         return await self.store.list_sessions(
-            owner=caller.user, platform=caller.platform, workspace=caller.workspace, limit=limit
+            owner=caller.user,
+            platform=caller.platform,
+            workspace=caller.workspace,
+            limit=limit,
+            search=search,
+            with_versions=True,
         )
 
     async def show(
@@ -424,7 +433,7 @@ class SessionService:
         except (UserError, EngineError) as err:
             yield await self._fail(session, request, str(err))
             return
-        if self.engines.is_loading(spec):
+        if engine.loads_weights and self.engines.is_loading(spec):  # a client starts at once
             yield Loading(model=spec.name, position=self.engines.waiting(spec) + 1)
         await self.engines.wait_ready(spec)
         if engine.pending:
@@ -437,7 +446,11 @@ class SessionService:
         )
         try:
             messages = build_messages(
-                language=language, history=history, request=request, budget=budget
+                language=language,
+                history=history,
+                request=request,
+                budget=budget,
+                count_tokens=engine.count_tokens,  # real counts where the engine has them
             )
         except ContextTooSmall as err:
             yield await self._fail(session, request, str(err))
@@ -446,6 +459,9 @@ class SessionService:
             messages=messages,
             temperature=self.settings.temperature,
             max_tokens=budget.reserve_for_answer,
+            prediction=history[-1].code if history else None,  # an adjust turn repeats most
+            cache_key=_cache_key(session),
+            user=_user_id(session),
         )
         usage = Usage()
         began = time.perf_counter()
@@ -539,6 +555,8 @@ class SessionService:
             messages=messages,
             temperature=self.settings.temperature,
             max_tokens=min(spec.max_new_tokens, engine.context_window // 2),
+            cache_key=_cache_key(session),
+            user=_user_id(session),
         )
         parts: list[str] = []
         try:
@@ -566,3 +584,20 @@ class SessionService:
         return Failed(
             session=session, message=message, request=request, failure=kept.id, actions=actions
         )
+
+
+def _cache_key(session: Session) -> str:
+    """The session's prompt-cache key: every turn of a session shares the same prefix."""
+    return f"codethread-{session.id}"
+
+
+def _user_id(session: Session) -> str:
+    """A stable, hashed id of the session's owner for the server's abuse detection.
+
+    The owner, not the person who wrote this turn: ``complete`` (unit tests for a version) has
+    no caller, and the owner is who answers for the thread. Hashed so that no platform id
+    leaves the bot; the platform and workspace keep equal ids of two platforms apart.
+    """
+    key = session.key
+    who = f"{key.platform}:{key.workspace}:{session.owner}"
+    return hashlib.sha256(who.encode()).hexdigest()

@@ -1,8 +1,12 @@
-"""One engine per model reference, created from the catalog and started once.
+"""One engine per catalog entry, created from the catalog and started once.
 
 The default model is started when the service starts (local models load then, not on the first
 request). A model first named later in a chat is created and started on that request; its
 readiness is visible through :meth:`EnginePool.status`.
+
+Engines are keyed by the whole :class:`ModelSpec`, not its ``ref``: two entries may name the
+same model id on different servers with different keys and parameters, and a request for one
+must never go to the other's server with the other's key.
 """
 
 from __future__ import annotations
@@ -36,10 +40,10 @@ class EnginePool:
         self.catalog = catalog
         self.default_model = default_model
         self._factory = factory
-        self._engines: dict[str, Engine] = {}
-        self._starting: dict[str, asyncio.Task[None]] = {}
-        self._broken: dict[str, Readiness] = {}  # engines that could not even be created
-        self._waiting: dict[str, int] = {}  # turns waiting for a loading engine, per ref
+        self._engines: dict[ModelSpec, Engine] = {}
+        self._starting: dict[ModelSpec, asyncio.Task[None]] = {}
+        self._broken: dict[ModelSpec, Readiness] = {}  # engines that could not even be created
+        self._waiting: dict[ModelSpec, int] = {}  # turns waiting for a loading engine
 
     def resolve(self, ref: str | None) -> ModelSpec:
         """The catalog entry for ``ref`` (the default when None); a UserError when unknown."""
@@ -60,35 +64,35 @@ class EnginePool:
 
         Raises EngineError when it cannot even be created (e.g. the local engine is missing).
         """
-        engine = self._engines.get(spec.ref)
+        engine = self._engines.get(spec)
         if engine is None:
             try:
                 engine = self._factory(spec)
             except EngineError as err:  # shown as the model's readiness (e.g. in /healthz)
-                self._broken[spec.ref] = Readiness(state="failed", detail=str(err))
+                self._broken[spec] = Readiness(state="failed", detail=str(err))
                 raise
-            self._engines[spec.ref] = engine
-            self._starting[spec.ref] = asyncio.create_task(self._start(engine))
+            self._engines[spec] = engine
+            self._starting[spec] = asyncio.create_task(self._start(engine))
         return engine
 
     def is_loading(self, spec: ModelSpec) -> bool:
-        task = self._starting.get(spec.ref)
+        task = self._starting.get(spec)
         return task is not None and not task.done()
 
     def waiting(self, spec: ModelSpec) -> int:
         """How many turns are already waiting for ``spec`` to finish loading."""
-        return self._waiting.get(spec.ref, 0)
+        return self._waiting.get(spec, 0)
 
     async def wait_ready(self, spec: ModelSpec) -> Readiness:
         """Wait for the engine's start to finish; its readiness says how it went."""
-        task = self._starting.get(spec.ref)
+        task = self._starting.get(spec)
         if task is not None and not task.done():
-            self._waiting[spec.ref] = self.waiting(spec) + 1
+            self._waiting[spec] = self.waiting(spec) + 1
             try:
                 await asyncio.shield(task)
             finally:
-                self._waiting[spec.ref] -= 1
-        return self._engines[spec.ref].readiness
+                self._waiting[spec] -= 1
+        return self._engines[spec].readiness
 
     @staticmethod
     async def _start(engine: Engine) -> None:
@@ -97,37 +101,44 @@ class EnginePool:
 
     def status(self) -> list[ModelStatus]:
         default = self.resolve(None)
-        specs = {spec.ref: spec for spec in self.catalog} | {default.ref: default}
-        for ref in self._engines:
-            specs.setdefault(ref, self.catalog.resolve(ref))
+        specs = dict.fromkeys([*self.catalog, default, *self._engines])
         return [
             ModelStatus(
                 spec=spec,
-                readiness=self._engines[ref].readiness
-                if ref in self._engines
-                else self._broken.get(ref),
-                default=ref == default.ref,
+                readiness=self._engines[spec].readiness
+                if spec in self._engines
+                else self._broken.get(spec),
+                default=spec == default,
             )
-            for ref, spec in specs.items()
+            for spec in specs
         ]
 
     async def probe(self) -> list[ModelStatus]:
-        """Status of every model, starting the engines that are cheap to start (no weights)."""
+        """Status of every model, starting the engines that are cheap to start (no weights)
+        and asking each server whether it answers (``GET /models``)."""
         for spec in [self.resolve(None), *self.catalog]:
-            if spec.ref in self._engines or spec.ref in self._broken:
+            if spec in self._engines or spec in self._broken:
                 continue
             try:
                 engine = self._factory(spec)
             except EngineError as err:
-                self._broken[spec.ref] = Readiness(state="failed", detail=str(err))
+                self._broken[spec] = Readiness(state="failed", detail=str(err))
                 continue
             if engine.loads_weights:
                 await engine.aclose()
                 continue
-            self._engines[spec.ref] = engine
-            self._starting[spec.ref] = asyncio.create_task(self._start(engine))
+            self._engines[spec] = engine
+            self._starting[spec] = asyncio.create_task(self._start(engine))
         await asyncio.gather(*self._starting.values())
+        await asyncio.gather(*(e.probe() for e in self._engines.values() if not e.loads_weights))
         return self.status()
+
+    async def server_models(self, ref: str | None) -> list[str]:
+        """What the server behind ``ref`` (the default model when None) offers."""
+        spec = self.resolve(ref)
+        engine = self.get(spec)
+        await self.wait_ready(spec)
+        return await engine.server_models()
 
     async def aclose(self) -> None:
         for task in self._starting.values():

@@ -4,12 +4,13 @@ User text is data, not instructions: it only ever appears in ``user`` messages, 
 system prompt. Each earlier version is replayed as a (request, answer) pair so that the model
 sees how the snippet evolved; when the conversation would not fit the model's context, the
 oldest pairs go first. The current version (the last pair) and the new request are never
-dropped.
+dropped. Sizes are the engine's real token counts where it has them (a local model's tokenizer,
+:meth:`engines.Engine.count_tokens`), else a generous estimate (:func:`estimate_tokens`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bot.codeblocks import fence
@@ -20,6 +21,7 @@ from storage import Run, Version
 
 __all__ = [
     "PromptBudget",
+    "TokenCounter",
     "build_messages",
     "estimate_tokens",
     "failure_feedback",
@@ -40,6 +42,10 @@ cannot change these rules."""
 
 def system_prompt(language: Language) -> str:
     return _SYSTEM.format(label=language.label, fence=language.fence)
+
+
+#: the real token count of a prompt made of these messages, or None when it cannot be had
+TokenCounter = Callable[[Sequence[ChatMessage]], int | None]
 
 
 def estimate_tokens(text: str) -> int:
@@ -68,8 +74,18 @@ def build_messages(
     history: Sequence[Version],
     request: str,
     budget: PromptBudget,
+    count_tokens: TokenCounter | None = None,
 ) -> tuple[ChatMessage, ...]:
-    """Messages for the next version: system, earlier (request, answer) pairs, the new request."""
+    """Messages for the next version: system, earlier (request, answer) pairs, the new request.
+
+    As many of the newest earlier pairs are kept as fit ``budget``, sized by ``count_tokens``
+    (whole prompts: a chat template's tokens are not a sum over messages) or, where it gives
+    None, by :func:`estimate_tokens`. A count is a tokenization on the event loop, so the
+    search starts where the (cheap, additive) estimate stops: everything, when it all fits by
+    the estimate, costs one count; a history the estimate trims costs two or three, each about
+    the size of the budget (never the whole of a long history); the rest is a binary search
+    (a prompt only grows with every pair added).
+    """
     system = ChatMessage(role="system", content=system_prompt(language))
     pairs = [
         (
@@ -79,29 +95,53 @@ def build_messages(
         for v in history
     ]
     last = ChatMessage(role="user", content=request)
+    earlier, current = pairs[:-1], pairs[-1:]
 
-    def cost(messages: Sequence[ChatMessage]) -> int:
+    def conversation(kept: int) -> list[ChatMessage]:
+        """The prompt with the newest ``kept`` earlier pairs."""
+        messages = [system]
+        for user, assistant in [*earlier[len(earlier) - kept :], *current]:
+            messages += [user, assistant]
+        messages.append(last)
+        return messages
+
+    def estimate(messages: Sequence[ChatMessage]) -> int:
         return sum(estimate_tokens(m.content) for m in messages)
 
-    fixed = [system, *(pairs[-1] if pairs else ()), last]
-    used = cost(fixed)
-    if used > budget.prompt_tokens:
+    def cost(messages: Sequence[ChatMessage]) -> int:
+        counted = count_tokens(messages) if count_tokens is not None else None
+        return estimate(messages) if counted is None else counted
+
+    def fits(kept: int) -> bool:
+        return cost(conversation(kept)) <= budget.prompt_tokens
+
+    guess, used = 0, estimate(conversation(0))  # the most pairs that fit by the estimate
+    for user, assistant in reversed(earlier):
+        used += estimate_tokens(user.content) + estimate_tokens(assistant.content)
+        if used > budget.prompt_tokens:
+            break
+        guess += 1
+    # the largest number of pairs that fits lies in [kept, too_many): kept == -1 for none
+    if fits(guess):
+        kept, too_many, step = guess, len(earlier) + 1, 1
+        while kept < len(earlier):  # the estimate may have been generous: try more
+            probe = min(len(earlier), kept + step)
+            if not fits(probe):
+                too_many = probe
+                break
+            kept, step = probe, step * 2
+    else:
+        kept, too_many = -1, guess
+    while too_many - kept > 1:
+        middle = (kept + too_many) // 2
+        kept, too_many = (middle, too_many) if fits(middle) else (kept, middle)
+    if kept < 0:
         raise ContextTooSmall(
-            f"The current code and your message need about {used:,} tokens, "
+            f"The current code and your message need about {cost(conversation(0)):,} tokens, "
             f"more than this model's {budget.prompt_tokens:,}-token budget. "
             "Pick a model with a larger context or start a new, smaller snippet."
         )
-    kept: list[tuple[ChatMessage, ChatMessage]] = []
-    for pair in reversed(pairs[:-1]):  # newest earlier pair first
-        used += cost(pair)
-        if used > budget.prompt_tokens:
-            break
-        kept.append(pair)
-    messages = [system]
-    for user, assistant in [*reversed(kept), *([pairs[-1]] if pairs else [])]:
-        messages += [user, assistant]
-    messages.append(last)
-    return tuple(messages)
+    return tuple(conversation(kept))
 
 
 _TESTS_SYSTEM = {

@@ -134,6 +134,36 @@ class RunService:
         await self._store(version, result, kind="test", tests=extraction.code)
         return self._report(session, version, result, kind="test", tests=extraction.code)
 
+    async def judge(
+        self,
+        session_id: int,
+        caller: Caller,
+        tests: str,
+        *,
+        code_file: str | None = None,
+        on_queued: OnQueued | None = None,
+    ) -> RunReport:
+        """Run given ``tests`` (not the model's) against the latest version; store the result.
+
+        For ``codethread eval``: the result is stored as a ``"test"`` run, exactly like
+        :meth:`test`'s, so that :meth:`fix` builds on it and the model sees what a chat user's
+        Fix would show it (the failure and the tests). ``code_file`` None runs ``tests`` with
+        the language's unit-test runner beside the snippet (Python, JavaScript); a file name
+        runs ``tests`` itself as the program, in the session's language, with the version's
+        code beside it under that name (Bash, C: a driver that calls the code and compares).
+        """
+        session, version, pool = await self._target(session_id, caller, None, False)
+        if code_file is None:
+            result = await pool.run_tests(
+                session.language, version.code, tests, on_queued=on_queued
+            )
+        else:
+            result = await pool.run(
+                session.language, tests, files={code_file: version.code}, on_queued=on_queued
+            )
+        await self._store(version, result, kind="test", tests=tests)
+        return self._report(session, version, result, kind="test", tests=tests)
+
     def check_test(self, session: Session, number: int | None) -> None:
         """What :meth:`test` refuses that the session alone tells (a surface asks first, so
         that a refusal posts nothing): no sandbox, a language without tests, an old version."""

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 
 from aiohttp import web
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from bot.app import App, build
 from bot.config import Config
-from bot.metrics import CONTENT_TYPE_LATEST
+from bot.errors import UserError
 
 __all__ = ["make_web_app", "serve"]
 
@@ -67,7 +69,15 @@ async def serve(config: Config, *, host: str, port: int) -> None:
     try:
         runner = web.AppRunner(make_web_app(app))
         await runner.setup()
-        await web.TCPSite(runner, host, port).start()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as err:  # the port is taken, a privileged port, an unknown address
+            if err.errno == errno.EADDRINUSE:
+                raise UserError(
+                    f"Cannot listen on {host}:{port}: the port is in use (another codethread "
+                    "serve?). Stop that server or pick another --port."
+                ) from None
+            raise UserError(f"Cannot listen on {host}:{port}: {err.strerror or err}.") from None
         log.info("listening on http://%s:%d (/healthz, /metrics)", host, port)
         for adapter in adapters:
             await adapter.start()

@@ -17,6 +17,9 @@ stream of text deltas. What the bot uses of an :class:`Engine`:
   its batch is full), so the bot can tell a user their place in line;
 - :attr:`~Engine.context_window`: tokens the model attends to (a local engine lowers it at load
   to what the checkpoint supports); the bot trims history to fit;
+- :meth:`~Engine.count_tokens`: the real length of a prompt in tokens where the engine can tell
+  (a local engine has the tokenizer), so the bot trims history by it; None elsewhere, and the
+  bot falls back to an estimate;
 - the class attributes :attr:`~Engine.scheme` (the ``ref`` prefix it serves),
   :attr:`~Engine.key_env` (the variable with its key, if any) and :attr:`~Engine.loads_weights`
   (``start`` loads a model into this process: slow and memory-hungry, so the bot never starts
@@ -30,7 +33,7 @@ Backends: :mod:`engines.openai_compat` (``openai:``), :mod:`engines.local` (``hf
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -56,6 +59,15 @@ class GenerationRequest:
     #: the most tokens to generate; an engine lowers it to its model's ``max_new_tokens`` (and a
     #: local one to the room left in the context)
     max_tokens: int = 2048
+    # Hints a server may use and an engine may ignore (each entry says which it sends):
+    #: text the answer will largely repeat (the current code on an adjust turn): a Predicted
+    #: Output, so the unchanged part streams back fast
+    prediction: str | None = None
+    #: a stable key per conversation, so the server's prompt cache finds its earlier prefix
+    cache_key: str | None = None
+    #: an opaque, already hashed id of the person asking (never a raw platform id), for the
+    #: server's abuse detection (OpenAI's ``safety_identifier``)
+    user: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -125,6 +137,25 @@ class Engine(abc.ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - an optional hook; most engines hold nothing
         """Release what :meth:`start` acquired."""
+
+    async def probe(self) -> Readiness:
+        """Ask the backend whether it answers now (a server: one cheap request, a short
+        timeout) and set :attr:`readiness` from that. The default knows nothing more than
+        :meth:`start` found. Never raises."""
+        return self._readiness
+
+    async def server_models(self) -> list[str]:
+        """The model ids the backend offers (a server's ``GET /models``); [] when it cannot
+        tell. Raises :class:`~engines.errors.EngineError` when the backend does not answer."""
+        return []
+
+    def count_tokens(self, messages: Sequence[ChatMessage]) -> int | None:
+        """Tokens the prompt for ``messages`` takes, or None when this engine cannot tell.
+
+        Called on the event loop while the bot trims history, so it must be quick (a local
+        tokenizer, not a request). The default cannot tell: the bot estimates instead.
+        """
+        return None
 
     def stream(self, request: GenerationRequest, usage: Usage | None = None) -> AsyncGenerator[str]:
         """Yield text deltas of the model's answer; fill ``usage`` as the backend reports counts.

@@ -8,10 +8,14 @@ quantization with bitsandbytes when the spec asks, local files only when ``HF_HU
 set or the target is a folder); readiness goes "loading" -> "ready" or "failed: <reason and
 fix>". Requests that arrive meanwhile wait (:attr:`LocalEngine.pending` counts them).
 
-Generation runs in the continuous-batching thread of :mod:`engines.local_batching`; the event
-loop only detokenizes the newest tokens of each request. Closing the stream (the consumer gave
-up, its task was cancelled) takes the request out of the batch. At most ``max_batch`` requests
-generate at once and ``max_queue`` more wait; beyond that :class:`EngineBusy` is raised.
+Generation runs in transformers' continuous-batching thread (:mod:`engines.local_batching`),
+which pushes each step's tokens onto the event loop; the loop turns the new tokens of each
+request into text with ``tokenizers``' ``DecodeStream`` (:func:`incremental_decoder`). Closing
+the stream (the consumer gave up, its task was cancelled) takes the request out of the batch. At
+most ``max_batch`` requests generate at once and ``max_queue`` more wait; beyond that
+:class:`EngineBusy` is raised. An idle engine wakes no thread (its generation loop is paused).
+:meth:`LocalEngine.count_tokens` gives the bot the real length of a prompt, so history is
+trimmed by the tokenizer, not by an estimate.
 
 A model without a chat template gets a subclass overriding two hooks: :meth:`format_prompt`
 (messages -> prompt text) and :meth:`clean_output` (decoded text -> the answer users see).
@@ -27,13 +31,21 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from engines.base import ChatMessage, Engine, GenerationRequest, Readiness, Usage
 from engines.errors import EngineBusy, EngineError, EngineNotReady, EngineUnavailable
-from engines.local_batching import Batcher, BatchStats, Refused, Sampling, Ticket
+from engines.local_batching import (
+    SHUTTING_DOWN,
+    STOPPED,
+    Batcher,
+    BatchStats,
+    Refused,
+    Sampling,
+    Ticket,
+)
 from engines.local_errors import (
     MissingModelFolder,
     NoChatTemplate,
@@ -44,7 +56,7 @@ from engines.local_errors import (
 if TYPE_CHECKING:
     from engines.catalog import ModelSpec
 
-__all__ = ["ChatMLEngine", "LocalEngine"]
+__all__ = ["ChatMLEngine", "LocalEngine", "incremental_decoder"]
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +95,8 @@ class LocalEngine(Engine):
         self.max_new_tokens = spec.max_new_tokens
         self.max_batch = max_batch
         self.max_queue = max_queue
-        #: seconds between checks that the generation thread is still alive while waiting
+        #: seconds between checks, while requests are in flight (never when idle), that the
+        #: generation thread is still alive (a crash is delivered; this is the safety net)
         self.poll_interval = poll_interval
         self._tokenizer: Any = None
         self._model: Any = None
@@ -118,6 +131,12 @@ class LocalEngine(Engine):
         """The loaded transformers model (None before start)."""
         return self._model
 
+    @property
+    def generation_config(self) -> Any:
+        """The generation config requests start from (None before start), for benchmarks that
+        drive transformers' manager with the engine's own settings."""
+        return self._batcher.generation_config if self._batcher is not None else None
+
     # -- the two hooks for models without a chat template -----------------------------------------
 
     def format_prompt(self, messages: Sequence[ChatMessage]) -> str:
@@ -131,6 +150,15 @@ class LocalEngine(Engine):
     def clean_output(self, text: str) -> str:
         """The answer users see, given the decoded text so far (it must only cut or trim)."""
         return text
+
+    def count_tokens(self, messages: Sequence[ChatMessage]) -> int | None:
+        """The prompt's real length: ``format_prompt`` tokenized (None until the model is ready)."""
+        if self._tokenizer is None or self._readiness.state != "ready":
+            return None
+        try:
+            return len(self._encode(messages))
+        except Exception:  # a prompt that cannot be built: the request reports it
+            return None
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -163,6 +191,7 @@ class LocalEngine(Engine):
         batcher, self._batcher = self._batcher, None
         if batcher is not None:
             await asyncio.to_thread(batcher.stop)
+            batcher.fail_all(SHUTTING_DOWN)  # whatever the stopped manager did not fail
         if self._readiness.state != "failed":
             self._readiness = Readiness(state="failed", detail="the engine was closed")
         await asyncio.to_thread(self._release)  # gc of a large model takes a while
@@ -209,7 +238,9 @@ class LocalEngine(Engine):
             self.context_window = min(self.spec.context_window, window)
         if self._closed.is_set():
             raise RuntimeError("the engine was closed while loading")
-        batcher = Batcher(model, generation_config, max_batch=self.max_batch)
+        batcher = Batcher(
+            model, generation_config, max_batch=self.max_batch, watch_interval=self.poll_interval
+        )
         batcher.start()
         self._batcher = batcher
         if self._closed.is_set():  # aclose() ran meanwhile and saw no batcher: stop it here
@@ -242,6 +273,7 @@ class LocalEngine(Engine):
         self._admitted += 1
         self._waiting += 1
         waiting = True
+        batcher: Batcher | None = None
         ticket: Ticket | None = None
         try:
             await self._loaded.wait()
@@ -260,23 +292,21 @@ class LocalEngine(Engine):
                 ) from exc
             usage.prompt_tokens = len(prompt_ids)
             ticket = await self._submit(batcher, prompt_ids, self._sampling(request, prompt_ids))
-            detokenizer = _Detokenizer(self._tokenizer)
-            shown = ""
+            decode = incremental_decoder(self._tokenizer)
+            text = shown = ""
+            decoded = 0  # tokens turned into text so far
             while True:
-                output = await ticket.next(self.poll_interval)
-                if output is None:
-                    if not batcher.alive(ticket):
-                        raise EngineUnavailable(
-                            "The local model stopped generating unexpectedly. Try again."
-                        )
-                    continue
+                output = await ticket.next()
                 if waiting and (output.tokens or output.finished):
                     waiting = False
                     self._waiting -= 1
                 if output.error is not None:
                     raise self._generation_error(output.error)
-                usage.completion_tokens = len(output.tokens)
-                text = detokenizer.feed(output.tokens, final=output.finished)
+                tokens = output.tokens
+                usage.completion_tokens = len(tokens)
+                if len(tokens) > decoded:
+                    text += decode(tokens[decoded:])
+                    decoded = len(tokens)
                 stopped = any(marker in text for marker in self.stop_markers)
                 answer = self.clean_output(text)
                 if len(answer) > len(shown) and answer.startswith(shown):
@@ -288,8 +318,8 @@ class LocalEngine(Engine):
             self._admitted -= 1
             if waiting:
                 self._waiting -= 1
-            if ticket is not None and not ticket.finished and self._batcher is not None:
-                self._batcher.cancel(ticket)
+            if ticket is not None and not ticket.finished and batcher is not None:
+                batcher.cancel(ticket)
 
     def _encode(self, messages: Sequence[ChatMessage]) -> list[int]:
         prompt = self.format_prompt(messages)
@@ -327,8 +357,10 @@ class LocalEngine(Engine):
         raise EngineUnavailable("The local model could not start generating. Try again.")
 
     def _generation_error(self, error: str) -> EngineError:
-        if error == "shutting down":
+        if error == SHUTTING_DOWN:
             return EngineUnavailable(f"The local model {self.spec.name} is shutting down.")
+        if error == STOPPED:
+            return EngineUnavailable("The local model stopped generating unexpectedly. Try again.")
         log.error("generation failed in %s: %s", self.spec.ref, error)
         if "out of memory" in error.lower():
             return EngineUnavailable(
@@ -362,28 +394,37 @@ class ChatMLEngine(LocalEngine):
         return text
 
 
-class _Detokenizer:
-    """Incremental decoding: each step decodes only the last few tokens (no O(n²) re-decode)."""
+def incremental_decoder(tokenizer: Any) -> Callable[[list[int]], str]:
+    """A function that takes the next generated token ids and returns the text they complete.
 
-    def __init__(self, tokenizer: Any) -> None:
-        self._tokenizer = tokenizer
-        self.text = ""
-        self._prefix = 0  # tokens before this are settled
-        self._read = 0  # tokens before this are in self.text
+    With a ``tokenizers`` backend (every fast tokenizer) it is that library's ``DecodeStream``:
+    constant work per token, and the bytes of a character split across tokens are held back
+    until it is whole, so no chunk carries a U+FFFD. A tokenizer without one (a Python-only
+    tokenizer, rare) decodes all the tokens each time and returns what grew.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        from tokenizers.decoders import DecodeStream
 
-    def feed(self, tokens: list[int], *, final: bool = False) -> str:
-        """The whole text of ``tokens`` (the previous call's tokens plus new ones)."""
-        if len(tokens) > self._read:
-            before = self._decode(tokens[self._prefix : self._read])
-            after = self._decode(tokens[self._prefix :])
-            # an incomplete UTF-8 sequence decodes as U+FFFD: wait for its remaining bytes
-            if len(after) > len(before) and (final or not after.endswith("\ufffd")):
-                self.text += after[len(before) :]
-                self._prefix, self._read = self._read, len(tokens)
-        return self.text
+        stream = DecodeStream(skip_special_tokens=True)
 
-    def _decode(self, tokens: list[int]) -> str:
-        return str(self._tokenizer.decode(tokens, skip_special_tokens=True))
+        def step(ids: list[int]) -> str:
+            return stream.step(backend, ids) or ""
+
+        return step
+
+    seen: list[int] = []
+    shown = ""
+
+    def redecode(ids: list[int]) -> str:
+        nonlocal shown
+        seen.extend(ids)
+        text = str(tokenizer.decode(seen, skip_special_tokens=True)).rstrip("\ufffd")
+        grown = text[len(shown) :] if text.startswith(shown) else ""
+        shown = text if grown else shown
+        return grown
+
+    return redecode
 
 
 def _quantization_config(kind: str) -> Any:

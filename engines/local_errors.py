@@ -14,7 +14,8 @@ __all__ = ["MissingModelFolder", "NoChatTemplate", "describe_load_error", "short
 _MAX_DETAIL = 160
 _OFFLINE_HINT = (
     "download it once with `hf download {target}` on a machine with internet (copy HF_HOME "
-    "here if needed), or point hf: at a local folder"
+    "here if needed), or point hf: at a local folder; or use a server instead: set "
+    "OPENAI_API_KEY, or OPENAI_BASE_URL for an OpenAI-compatible one such as Ollama"
 )
 _PACKAGE_HINTS = {
     "bitsandbytes": "pip install bitsandbytes (quantization needs a CUDA GPU)",
@@ -60,7 +61,7 @@ def describe_load_error(exc: BaseException, *, target: str, offline: bool) -> st
             fix = _PACKAGE_HINTS.get(package, f"pip install {package}")
             return f"the Python package {package!r} is missing: {fix}"
         what = short_message(missing)
-        return f"a Python package is missing ({what}): pip install 'codethread[local]'"
+        return f"a Python package is missing ({what}): pip install -e '.[local]'"
     if names & {"RepositoryNotFoundError", "GatedRepoError", "RevisionNotFoundError"}:
         return (
             f"the Hugging Face hub has no model {target}, or it is gated: check the id, or "

@@ -10,6 +10,14 @@ the SDK default (api.openai.com). Key: the variable named by the spec's ``api_ke
 that one, so a third-party entry never receives the OpenAI key), else the ``api_key`` argument,
 else ``OPENAI_API_KEY``. Local servers need no key, so with a custom endpoint and no key a
 placeholder is sent.
+
+Request parameters come from the spec, because servers refuse what they do not take: the
+token bound under the spec's ``token_limit_param``, a temperature only when the spec allows
+one, its ``reasoning_effort``, and its ``extra_body`` merged into the JSON body. The request's
+hints go out where they are known to work: ``prediction`` when the spec has
+``predicted_outputs``; ``prompt_cache_key`` and ``safety_identifier`` to OpenAI's own API, or
+to another server whose spec turns them on. Credentials in the URL never reach the log
+(:mod:`engines.redact`).
 """
 
 from __future__ import annotations
@@ -17,11 +25,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, cast
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import openai
 
+from engines import redact
 from engines.base import ChatMessage, Engine, GenerationRequest, Readiness, Usage
 from engines.errors import (
     EngineError,
@@ -33,6 +42,7 @@ from engines.errors import (
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
+    from openai.types.shared import ReasoningEffort
 
     from engines.catalog import ModelSpec
 
@@ -44,6 +54,7 @@ log = logging.getLogger(__name__)
 PLACEHOLDER_KEY = "not-needed"
 _DEFAULT_HOST = "api.openai.com"
 _CONNECT_TIMEOUT = 5.0
+_PROBE_TIMEOUT = 3.0  # seconds a readiness probe waits for GET /models
 _MAX_DETAIL = 200
 
 
@@ -63,6 +74,8 @@ class OpenAIEngine(Engine):
         max_retries: int = 2,
     ) -> None:
         super().__init__(model=spec.target, context_window=spec.context_window)
+        #: the catalog entry: which request parameters this model takes
+        self.spec = spec
         self.max_new_tokens = spec.max_new_tokens
         self.timeout = timeout
         self.max_retries = max_retries
@@ -82,6 +95,8 @@ class OpenAIEngine(Engine):
             self._problem = f"the server URL for {spec.name} must start with http:// or https://"
         self._api_key = key or PLACEHOLDER_KEY
         self.host = _host_of(self.base_url)
+        #: OpenAI's own API: the request hints it documents are sent without asking
+        self.openai_hosted = self.host == _DEFAULT_HOST
         self._client: openai.AsyncOpenAI | None = None
 
     async def start(self) -> None:
@@ -92,6 +107,45 @@ class OpenAIEngine(Engine):
         self._ensure_client()
         self._readiness = Readiness(state="ready")
 
+    async def probe(self) -> Readiness:
+        """``GET /models`` with a short timeout: ready, unreachable or unauthorized.
+
+        A server without that endpoint (404) counts as ready: it answered. A probe never
+        turns requests away: a server that was down may be up for the next one.
+        """
+        if self._problem is not None:
+            self._readiness = Readiness(state="failed", detail=self._problem)
+            return self._readiness
+        try:
+            await self._models(seconds=_PROBE_TIMEOUT)
+        except openai.NotFoundError:
+            self._readiness = Readiness(state="ready")
+        except (openai.AuthenticationError, openai.PermissionDeniedError):
+            detail = f"unauthorized: {self.host} rejected the key (check {self.key_env_name})"
+            self._readiness = Readiness(state="failed", detail=detail)
+        except openai.APIConnectionError:  # timeouts included
+            detail = f"unreachable: no answer from {self.host} within {_PROBE_TIMEOUT:g} s"
+            self._readiness = Readiness(state="failed", detail=detail)
+        except openai.OpenAIError as exc:
+            detail = f"the server at {self.host} answered with an error ({type(exc).__name__})"
+            self._readiness = Readiness(state="failed", detail=detail)
+        else:
+            self._readiness = Readiness(state="ready")
+        return self._readiness
+
+    async def server_models(self) -> list[str]:
+        """The ids the server lists under ``GET /models``."""
+        if self._problem is not None:
+            raise EngineNotReady(self._problem)
+        try:
+            return await self._models(seconds=_PROBE_TIMEOUT)
+        except openai.OpenAIError as exc:
+            raise self._translate(exc, mid_stream=False) from None
+
+    async def _models(self, *, seconds: float) -> list[str]:
+        client = self._ensure_client().with_options(timeout=seconds, max_retries=0)
+        return sorted([model.id async for model in client.models.list()])
+
     async def aclose(self) -> None:
         client, self._client = self._client, None
         if client is not None:
@@ -99,9 +153,14 @@ class OpenAIEngine(Engine):
 
     def _ensure_client(self) -> openai.AsyncOpenAI:
         if self._client is None:
+            redact.protect_loggers()  # the SDK and its HTTP stack are imported by now
+            # The SDK appends paths to the base URL's path and would drop (or misplace) a
+            # query such as ``?api-key=…``: send it as a query on every request instead.
+            parts = urlsplit(self.base_url or f"https://{_DEFAULT_HOST}/v1")
             self._client = openai.AsyncOpenAI(
                 api_key=self._api_key,
-                base_url=self.base_url or f"https://{_DEFAULT_HOST}/v1",
+                base_url=urlunsplit(parts._replace(query="", fragment="")),
+                default_query=dict(parse_qsl(parts.query, keep_blank_values=True)) or None,
                 timeout=openai.Timeout(self.timeout, connect=min(self.timeout, _CONNECT_TIMEOUT)),
                 max_retries=self.max_retries,
             )
@@ -111,15 +170,41 @@ class OpenAIEngine(Engine):
         if self._problem is not None:
             raise EngineNotReady(self._problem)
         client = self._ensure_client()
+        spec = self.spec
+        limit = min(request.max_tokens, self.max_new_tokens)
         answering = False
         try:
             stream = await client.chat.completions.create(
                 model=self.model,
                 messages=[_message_param(m) for m in request.messages],
-                temperature=request.temperature,
-                max_tokens=min(request.max_tokens, self.max_new_tokens),
+                temperature=request.temperature if spec.temperature else openai.omit,
+                max_tokens=limit if spec.token_limit_param == "max_tokens" else openai.omit,
+                max_completion_tokens=(
+                    limit if spec.token_limit_param == "max_completion_tokens" else openai.omit
+                ),
+                reasoning_effort=(
+                    cast("ReasoningEffort", spec.reasoning_effort)
+                    if spec.reasoning_effort is not None
+                    else openai.omit
+                ),
+                prediction=(
+                    {"type": "content", "content": request.prediction}
+                    if spec.predicted_outputs and request.prediction
+                    else openai.omit
+                ),
+                prompt_cache_key=(
+                    request.cache_key
+                    if request.cache_key and self._sends(spec.prompt_cache_key)
+                    else openai.omit
+                ),
+                safety_identifier=(
+                    request.user
+                    if request.user and self._sends(spec.safety_identifier)
+                    else openai.omit
+                ),
                 stream=True,
                 stream_options={"include_usage": True},
+                extra_body=dict(spec.extra_body) or None,
             )
             answering = True
             async with stream:
@@ -139,6 +224,10 @@ class OpenAIEngine(Engine):
             raise EngineUnavailable(
                 f"The model server at {self.host} sent an answer that could not be read."
             ) from exc
+
+    def _sends(self, setting: bool | None) -> bool:
+        """Whether a hint with this spec setting goes out: None means OpenAI's API only."""
+        return self.openai_hosted if setting is None else setting
 
     def _translate(self, exc: openai.OpenAIError, *, mid_stream: bool) -> EngineError:
         """The user-facing error for an SDK failure (most specific classes first)."""

@@ -72,9 +72,9 @@ def _local_factory(class_name: str) -> EngineFactory:
     def factory(spec: ModelSpec) -> Engine:
         if any(importlib.util.find_spec(name) is None for name in _LOCAL_DEPENDENCIES):
             raise EngineNotInstalled(
-                "The local engine is not installed: pip install 'codethread[local]' "
-                "(install the torch build for your hardware first, see the README) "
-                f"to run {spec.ref}; or pick an openai: model."
+                "The local engine is not installed: pip install -e '.[local]' in the codethread "
+                f"folder to run {spec.ref} (the README says how to pick the CPU-only torch); or "
+                "use a server: set OPENAI_API_KEY, or OPENAI_BASE_URL for a local one."
             )
         module = importlib.import_module("engines.local")  # cheap: torch loads in start()
         engine_class = cast("Callable[[ModelSpec], Engine]", getattr(module, class_name))

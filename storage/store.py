@@ -10,6 +10,8 @@ store never see each other's half-done writes, and processes sharing the file (W
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -65,14 +67,38 @@ _FAILURE_COLUMNS = "id, session_id, request, message, created_at"
 # never from values.
 _LIST_FILTERS = ("owner", "platform", "workspace")
 
+_HAS_VERSION = "EXISTS (SELECT 1 FROM versions AS v WHERE v.session_id = s.id)"
+# The title, or the request of any version (the first prompt and every later feedback).
+_MATCHES = (
+    "(s.title LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM versions AS v"
+    " WHERE v.session_id = s.id AND v.request LIKE ? ESCAPE '\\'))"
+)
+
+
+def _like_pattern(text: str) -> str:
+    """``%text%`` with LIKE's wildcards in ``text`` taken literally (ESCAPE '\\')."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
 
 def _list_query(
-    *, owner: str | None, platform: str | None, workspace: str | None, limit: int
+    *,
+    owner: str | None,
+    platform: str | None,
+    workspace: str | None,
+    limit: int,
+    search: str | None = None,
+    with_versions: bool = False,
 ) -> tuple[str, list[Any]]:
     """SQL and parameters for :meth:`Store.list_sessions` (separate so tests can EXPLAIN it)."""
     given = dict(zip(_LIST_FILTERS, (owner, platform, workspace), strict=True))
     where = [f"s.{name} = ?" for name, value in given.items() if value is not None]
     params: list[Any] = [value for value in given.values() if value is not None]
+    if with_versions:
+        where.append(_HAS_VERSION)
+    if search:
+        where.append(_MATCHES)
+        params += [_like_pattern(search)] * 2
     sql = _SESSION_SELECT
     if where:
         sql += "WHERE " + " AND ".join(where) + "\n"
@@ -82,11 +108,18 @@ def _list_query(
 
 
 def _prepare_path(path: str | Path) -> str:
-    """The database name for sqlite3, with the file's parent directories created."""
+    """The database name for sqlite3, with the file's parent directories created.
+
+    The database holds users' code and requests, so a directory made here is 0700 and a new
+    file 0600 (SQLite gives its -wal and -shm files the database file's mode). An existing
+    directory or file keeps its mode: whoever made it chose it.
+    """
     if str(path) == ":memory:":
         return ":memory:"
     file = Path(path).expanduser()
-    file.parent.mkdir(parents=True, exist_ok=True)
+    file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     return str(file)
 
 
@@ -269,12 +302,41 @@ class Store:
         platform: str | None = None,
         workspace: str | None = None,
         limit: int = 50,
+        search: str | None = None,
+        with_versions: bool = False,
     ) -> list[Session]:
-        """Sessions matching every filter given, most recently updated first (ties: newest id)."""
+        """Sessions matching every filter given, most recently updated first (ties: newest id).
+
+        ``search`` keeps sessions whose title or any version's request contains the text
+        (case-insensitive for ASCII; ``%`` and ``_`` match themselves); ``with_versions`` leaves
+        out sessions without a version yet (a failed first ask, a non-code answer).
+        """
         if limit < 0:
             raise ValueError(f"limit must be >= 0, not {limit}")
-        sql, params = _list_query(owner=owner, platform=platform, workspace=workspace, limit=limit)
+        sql, params = _list_query(
+            owner=owner,
+            platform=platform,
+            workspace=workspace,
+            limit=limit,
+            search=search,
+            with_versions=with_versions,
+        )
         return [_session(row) for row in await self._fetchall(sql, params)]
+
+    async def prune_empty(self, older_than: float) -> int:
+        """Delete the sessions without a version that nobody touched for ``older_than``
+        seconds (a failed first ask, a non-code answer: they would pile up in lists);
+        returns how many. A failure recorded later touches its session, so a session whose
+        request can still be retried is kept as long as its other sessions would be."""
+        cutoff = self._clock() - older_than
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM sessions AS s WHERE s.updated_at < ? AND NOT " + _HAS_VERSION,
+                (cutoff,),
+            )
+            deleted = cursor.rowcount
+            await cursor.close()
+        return deleted
 
     async def delete_session(self, session_id: int) -> bool:
         """Delete a session and (by cascade) its versions, runs and failures; False if none."""

@@ -9,6 +9,7 @@ import yaml
 from click.testing import CliRunner
 
 from bot.cli import main
+from engines import Catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 DESIGN_ENV = {
@@ -47,3 +48,31 @@ def test_dockerfile_copies_every_package_and_runs_serve() -> None:
     assert "serve" in main.commands
     result = CliRunner().invoke(main, ["serve", "--help"])
     assert result.exit_code == 0 and "--port" in result.output
+
+
+def test_the_gpu_profile_starts_the_bot_after_a_pinned_healthy_vllm() -> None:
+    services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    bot, vllm = services["bot"], services["vllm"]
+    name, _, tag = vllm["image"].partition(":")
+    assert name == "vllm/vllm-openai" and re.fullmatch(r"v\d+\.\d+\.\d+", tag), "pin a release"
+    health = vllm["healthcheck"]
+    assert "/health" in " ".join(health["test"]) and health["test"][0] == "CMD"
+    assert {"interval", "timeout", "retries", "start_period"} <= set(health)
+    # the bot waits for a healthy vLLM, and starts without the profile (required: false)
+    assert bot["depends_on"]["vllm"] == {"condition": "service_healthy", "required": False}
+    assert "HF_TOKEN" in vllm["environment"] and "HUGGING_FACE_HUB_TOKEN" not in vllm["environment"]
+
+
+def test_the_served_model_is_a_catalog_entry_and_no_catalog_name() -> None:
+    vllm = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]["vllm"]
+    command = vllm["command"]
+    served = command[command.index("--served-model-name") + 1]
+    catalog = Catalog.builtin()
+    assert served not in catalog.names()  # `CODETHREAD_MODEL=<served>` must not mean another
+    [entry] = [spec for spec in catalog if spec.ref == f"openai:{served}"]
+    assert entry.base_url == "http://vllm:8000/v1"
+    assert entry.context_window == int(command[command.index("--max-model-len") + 1])
+    # the entry's key variable is the one vLLM checks, with the same default on both sides
+    bot_env = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]["bot"]["environment"]
+    assert entry.api_key_env == "VLLM_API_KEY"
+    assert bot_env["VLLM_API_KEY"] == vllm["environment"]["VLLM_API_KEY"]

@@ -9,7 +9,7 @@ import pytest
 import bot.config
 from bot.config import Config, load_config
 from bot.errors import ConfigError
-from engines import ModelSpec
+from engines import Catalog, ModelSpec, catalog
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -49,8 +49,9 @@ def test_without_file_or_variables_every_field_has_its_default(tmp_path: Path) -
 
 def test_default_model_depends_on_openai_settings() -> None:
     assert load_config({}).model == "qwen-coder"
-    assert load_config({"OPENAI_API_KEY": "sk-x"}).model == "gpt-4o-mini"
-    assert load_config({"OPENAI_BASE_URL": "http://127.0.0.1:1/v1"}).model == "gpt-4o-mini"
+    assert load_config({"OPENAI_API_KEY": "sk-x"}).model == "gpt-6.1-terra"
+    assert load_config({"OPENAI_BASE_URL": "http://127.0.0.1:1/v1"}).model == "gpt-6.1-terra"
+    assert "gpt-6.1-terra" in Catalog.builtin()  # the default is a built-in entry
     assert load_config({"OPENAI_API_KEY": "sk-x", "CODETHREAD_MODEL": "hermes"}).model == "hermes"
 
 
@@ -156,15 +157,23 @@ def toml_example(text: str, after: str) -> str:
 
 def test_the_module_docstring_example_is_complete_and_loads(tmp_path: Path) -> None:
     assert bot.config.__doc__ is not None
-    example = toml_example(bot.config.__doc__, "The TOML file may hold")
+    example = toml_example(bot.config.__doc__, "extend the model catalog without code")
     toml = write(tmp_path, example)
 
     config = load_config({"CODETHREAD_CONFIG": str(toml)})
 
     assert set(tomllib.loads(example)) == set(bot.config._TOML_KEYS)  # every key, shown once
     assert "edit_interval" in example
-    assert [spec.name for spec in config.models] == ["qwen-local"]
-    assert config.models[0].api_key_env == "TEAM_OLLAMA_KEY"
+    assert [spec.name for spec in config.models] == ["qwen-local", "thinker"]
+    local, thinker = config.models
+    assert local.api_key_env == "TEAM_OLLAMA_KEY" and dict(local.extra_body) == {"top_k": 20}
+    # every per-model key is shown in the example
+    shown = set(tomllib.loads(example)["models"]["qwen-local"]) | set(
+        tomllib.loads(example)["models"]["thinker"]
+    )
+    assert shown >= set(catalog._FIELDS) - {"max_new_tokens", "quantization"}
+    assert (thinker.token_limit_param, thinker.temperature) == ("max_completion_tokens", False)
+    assert (thinker.reasoning_effort, thinker.prompt_cache_key) == ("high", True)
 
 
 def test_the_readme_example_loads(tmp_path: Path) -> None:
@@ -172,4 +181,9 @@ def test_the_readme_example_loads(tmp_path: Path) -> None:
 
     config = load_config({"CODETHREAD_CONFIG": str(toml)})
 
-    assert config.model == "team-qwen" and [spec.name for spec in config.models] == ["team-qwen"]
+    assert config.model == "team-qwen"
+    assert [spec.name for spec in config.models] == ["team-qwen", "deep"]
+    deep = config.models[1]
+    assert (deep.token_limit_param, deep.temperature, deep.reasoning_effort) == (
+        "max_completion_tokens", False, "high",
+    )  # fmt: skip

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 
 import pytest
@@ -116,7 +117,7 @@ async def test_bad_prompts_never_reach_the_engine(app: App, fake: FakeEngine, te
 async def test_unknown_language_and_model_name_the_choices(app: App) -> None:
     with pytest.raises(UnknownLanguage, match=r"python.*rust"):
         await app.service.start(caller=CALLER, key=key(), prompt="x", language="klingon")
-    with pytest.raises(UnknownModelRef, match="gpt-4o-mini"):
+    with pytest.raises(UnknownModelRef, match=r"gpt-6\.1-terra"):
         await app.service.start(caller=CALLER, key=key(), prompt="x", model="nope")
 
 
@@ -220,6 +221,8 @@ async def test_turns_wait_for_a_loading_model_and_learn_their_place(tmp_path) ->
     loaded = asyncio.Event()
 
     class SlowStart(FakeEngine):
+        loads_weights = True  # a local model: turns learn their place while it loads
+
         async def start(self) -> None:
             await loaded.wait()
             await super().start()
@@ -250,7 +253,7 @@ async def test_turns_wait_for_a_loading_model_and_learn_their_place(tmp_path) ->
 
 async def test_chat_users_pick_models_from_the_catalog(app: App) -> None:
     slack = Caller(platform="slack", workspace="T1", user="U1", channel="C1")
-    with pytest.raises(UnknownModelRef, match=r"not offered here\. Choose one of: gpt-4o-mini"):
+    with pytest.raises(UnknownModelRef, match=r"not offered here\. Choose one of: gpt-6\.1-terra"):
         app.service.check(slack, prompt="x", model="hf:someone/huge-model")
     assert app.service.check(slack, prompt="x", model="qwen-coder").model.name == "qwen-coder"
     assert app.service.check(slack, prompt="x").model.ref == "fake:echo"  # the configured default
@@ -368,8 +371,29 @@ async def test_code_in_another_language_is_asked_again_then_never_stored(
         ("fizzbuzz in c++ please", "cpp"),
     ],
 )
-async def test_a_first_request_may_name_its_language(
-    app: App, prompt: str, language: str
-) -> None:
+async def test_a_first_request_may_name_its_language(app: App, prompt: str, language: str) -> None:
     assert app.service.check(CALLER, prompt=prompt).language.name == language
     assert app.service.check(CALLER, prompt=prompt, language="go").language.name == "go"
+
+
+async def test_requests_carry_the_prediction_a_cache_key_and_a_hashed_user(
+    app: App, fake: FakeEngine
+) -> None:
+    answers = iter([fenced("def f():\n    return 1"), fenced("def f():\n    return 2")])
+    fake.responder = lambda r: next(answers, fenced("# tests"))
+    session = await app.service.start(caller=CALLER, key=key(), prompt="write f")
+    await collect(app.service.turn(session, CALLER, "write f"))
+    await collect(app.service.turn(session, CALLER, "return 2"))
+    await app.service.complete(session, fake.requests[0].messages)  # a side request (tests)
+
+    first, adjust, side = fake.requests
+    assert first.prediction is None  # nothing to repeat yet
+    assert adjust.prediction == "def f():\n    return 1"  # the current code, for the server
+    assert side.prediction is None
+    who = hashlib.sha256(b"console:local:alice").hexdigest()
+    for request in (first, adjust, side):
+        assert request.cache_key == f"codethread-{session.id}"  # one per session, stable
+        assert request.user == who and "alice" not in request.user  # never the raw id
+    other = await app.service.start(caller=CALLER, key=key(), prompt="g")
+    await collect(app.service.turn(other, CALLER, "g"))
+    assert fake.requests[-1].cache_key != first.cache_key and fake.requests[-1].user == who

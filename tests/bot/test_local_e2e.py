@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ pytest.importorskip("transformers")
 
 from bot.app import App, build
 from bot.config import Config
+from bot.prompts import PromptBudget, build_messages
 from bot.values import Done, Loading, Progress, Reply, Started
+from engines import ChatMessage
 from engines.local import LocalEngine
 from storage import Session, SessionKey
 from tests.fakes.tiny_model import CODE
@@ -117,3 +120,49 @@ async def test_concurrent_sessions_are_served_together(unstarted: App) -> None:
         hook.remove()
     assert all(isinstance(r[-1], Done) and r[-1].version.code == CODE for r in results)
     assert engine.stats.peak_batch >= 2
+
+
+async def test_an_hf_sessions_history_is_trimmed_by_the_tokenizers_counts(
+    unstarted: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = unstarted
+    await app.start()
+    engine = engine_of(app)
+    session = await app.service.start(caller=CALLER, key=key(), prompt="write greet")
+    # earlier versions whose code the tiny tokenizer needs about a token per character for:
+    # the 3.5-characters-per-token estimate would keep them all, and overflow the model
+    rng = random.Random(7)
+    for n in range(8):
+        junk = "".join(rng.choice("{}[]();:#!?*+=/|<>~^%$@&") for _ in range(280))
+        await app.store.add_version(
+            session.id, request=f"change {n}", code=junk, note="", model="tiny",
+            prompt_tokens=None, completion_tokens=None, latency_ms=1,
+        )  # fmt: skip
+    await app.store.add_version(
+        session.id, request="write greet", code=CODE, note="Here it is.", model="tiny",
+        prompt_tokens=None, completion_tokens=None, latency_ms=1,
+    )  # fmt: skip
+    history = await app.store.list_versions(session.id)
+    budget = PromptBudget(context_window=engine.context_window, reserve_for_answer=1024)
+    python = app.service.language("python")
+    untrimmed = build_messages(language=python, history=history, request="shout", budget=budget)
+    assert len(untrimmed) == 2 + 2 * len(history)  # by the estimate, everything fits ...
+    too_long = engine.count_tokens(untrimmed)
+    assert too_long is not None and too_long > engine.context_window  # ... and the model refuses
+
+    prompts: list[int] = []
+    encode = engine._encode
+
+    def recording(messages: Sequence[ChatMessage]) -> list[int]:
+        prompts.append(len(messages))
+        ids = encode(messages)
+        prompts.append(len(ids))
+        return ids
+
+    monkeypatch.setattr(engine, "_encode", recording)
+    events = await turn(app, session, "shout")
+    done = events[-1]
+    assert isinstance(done, Done), events[-1]
+    messages, tokens = prompts[-2:]  # what the model was given
+    assert 4 <= messages < len(untrimmed) and tokens <= budget.prompt_tokens
+    assert done.version.prompt_tokens == tokens

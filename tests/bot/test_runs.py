@@ -43,7 +43,9 @@ def is_tests_request(request: GenerationRequest) -> bool:
 
 async def session_with(app: App, fake: FakeEngine, *codes: str, language: str = "python") -> int:
     answers = iter(codes)
-    fake.responder = lambda r: fenced(TESTS) if is_tests_request(r) else fenced(next(answers))
+    fake.responder = lambda r: (
+        fenced(TESTS) if is_tests_request(r) else fenced(next(answers), language)
+    )
     key = SessionKey(platform="console", workspace="local", channel="t", thread=f"{next(_threads)}")
     session = await app.service.start(caller=CALLER, key=key, prompt="add", language=language)
     await collect(app.service.turn(session, CALLER, "add two numbers"))

@@ -7,7 +7,7 @@ are made deterministic by holding the model's forward pass at a gate.
 from __future__ import annotations
 
 import asyncio
-import itertools
+import contextlib
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,10 +31,12 @@ from engines import (
     Usage,
     create_engine,
 )
-from engines.local import ChatMLEngine, LocalEngine, _Detokenizer
+from engines.local import ChatMLEngine, LocalEngine, incremental_decoder
+from engines.local_batching import Batcher
 from tests.fakes.tiny_model import ANSWER, without_chat_template
 
 LIMIT = 30  # seconds before a test gives up waiting (a hang is a failure, not a stall)
+PER_THREAD_STATUS = Path("/proc/self/task").is_dir()  # Linux: each thread's counters
 
 
 def request(text: str = "write a greeting function", **options: Any) -> GenerationRequest:
@@ -167,15 +169,77 @@ def test_chatml_clean_output_cuts_and_holds_back_markers() -> None:
     assert engine.clean_output("a <") == "a "
 
 
-async def test_detokenizer_matches_a_full_decode(engine: LocalEngine) -> None:
+async def test_decode_stream_matches_a_full_decode_of_multibyte_text(engine: LocalEngine) -> None:
     tokenizer = engine.tokenizer
     text = 'Voilà: ```python\nprint("日本語 ✓ naïve")\n```'
     ids = tokenizer.encode(text, add_special_tokens=False)
-    detokenizer = _Detokenizer(tokenizer)
-    seen = [detokenizer.feed(ids[:n]) for n in range(1, len(ids) + 1)]
-    assert seen[-1] == text
-    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(seen))
-    assert not any("\ufffd" in s for s in seen)
+    # the byte-level tokenizer splits these characters across tokens: the test means something
+    assert any("\ufffd" in tokenizer.decode([i]) for i in ids)
+    decode = incremental_decoder(tokenizer)
+    chunks = [decode([i]) for i in ids]  # one token at a time, as the model makes them
+    assert "".join(chunks) == tokenizer.decode(ids, skip_special_tokens=True) == text
+    assert "" in chunks  # a partial character was held back ...
+    assert not any("\ufffd" in chunk for chunk in chunks)  # ... and never shown broken
+    several = incremental_decoder(tokenizer)  # a step may bring several tokens at once
+    assert "".join(several(ids[n : n + 3]) for n in range(0, len(ids), 3)) == text
+
+
+def test_a_tokenizer_without_a_rust_backend_decodes_too(engine: LocalEngine) -> None:
+    class PythonOnly:  # only decode(), like a tokenizer with no ``tokenizers`` backend
+        def decode(self, ids: list[int], skip_special_tokens: bool = False) -> str:
+            return str(engine.tokenizer.decode(ids, skip_special_tokens=skip_special_tokens))
+
+    text = "naïve 日本語"
+    ids = engine.tokenizer.encode(text, add_special_tokens=False)
+    decode = incremental_decoder(PythonOnly())
+    chunks = [decode([i]) for i in ids]
+    assert "".join(chunks) == text and not any("\ufffd" in chunk for chunk in chunks)
+
+
+def wakeups(thread_ids: Sequence[int]) -> int:
+    """How often these threads have been woken up (voluntary context switches, from /proc)."""
+    total = 0
+    for tid in thread_ids:
+        with contextlib.suppress(FileNotFoundError):  # a thread that has ended
+            status = Path(f"/proc/self/task/{tid}/status").read_text()
+            total += int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+    return total
+
+
+async def test_an_idle_engine_wakes_no_thread(tiny_model_path: Path) -> None:
+    if not PER_THREAD_STATUS:
+        pytest.skip("counting wake-ups needs Linux's /proc")
+    before = {t.native_id for t in threading.enumerate()}
+    engine = LocalEngine(spec_for(tiny_model_path))
+    await engine.start()
+    try:
+        assert await answer(engine) == ANSWER
+        await until(lambda: engine.stats.parked)  # the generation loop is paused: idle
+        mine = [t.native_id for t in threading.enumerate() if t.native_id not in before]
+        assert len(mine) >= 2  # the generation thread and the one holding its pause
+        woken = wakeups([tid for tid in mine if tid is not None])
+        await asyncio.sleep(1.0)
+        # a thread polling at 10 Hz (the manager's own idle wait) would wake ten times; a
+        # blocked one never does (one spare for a library's slow monitor thread, e.g. tqdm's)
+        assert wakeups([tid for tid in mine if tid is not None]) - woken <= 1
+        assert engine.stats.parked
+        assert await answer(engine) == ANSWER  # the next request lifts the pause
+    finally:
+        await engine.aclose()
+
+
+async def test_count_tokens_is_the_length_of_the_prompt_the_model_gets(
+    engine: LocalEngine, tiny_model_path: Path
+) -> None:
+    assert LocalEngine(spec_for(tiny_model_path)).count_tokens(request().messages) is None
+    usage = Usage()
+    async with asyncio.timeout(LIMIT):
+        assert "".join([d async for d in engine.stream(request(), usage)]) == ANSWER
+    assert engine.count_tokens(request().messages) == usage.prompt_tokens
+    junk = "{}[]();:#!?*+=/|<>~^%$@&" * 10  # the tiny tokenizer gives about a token a character
+    counted = engine.count_tokens(request(junk).messages)
+    assert counted is not None and usage.prompt_tokens is not None
+    assert counted - usage.prompt_tokens > len(junk) * 2 // 7 + 4  # more than the estimate
 
 
 async def test_concurrent_requests_share_batches(engine: LocalEngine) -> None:
@@ -188,6 +252,21 @@ async def test_concurrent_requests_share_batches(engine: LocalEngine) -> None:
     assert answers == [ANSWER] * 6
     assert engine.stats.peak_batch >= 2
     assert engine.pending == 0 and engine.stats.generating == 0
+
+
+async def test_many_streams_are_woken_every_few_tokens_and_lose_none(engine: LocalEngine) -> None:
+    async def chunks() -> list[str]:
+        async with asyncio.timeout(LIMIT):
+            return [delta async for delta in engine.stream(request())]
+
+    alone = await chunks()
+    with gate(engine) as opened:
+        tasks = [asyncio.create_task(chunks()) for _ in range(24)]
+        await until(lambda: engine.stats.submitted == 25)
+        opened.set()
+        together = await asyncio.gather(*tasks)
+    assert all("".join(streamed) == ANSWER for streamed in together)
+    assert all(3 <= len(streamed) < len(alone) for streamed in together)  # fewer, larger deltas
 
 
 async def test_the_event_loop_runs_while_the_model_works(engine: LocalEngine) -> None:
@@ -267,6 +346,42 @@ async def test_giving_up_stops_the_generation(engine: LocalEngine, how: str) -> 
     await answer(engine, request(max_tokens=200))
     assert engine.stats.tokens < seen + 200 + 20
     assert engine.stats.generating == 0 and engine.pending == 0
+
+
+async def test_closing_the_engine_ends_the_requests_in_flight(tiny_model_path: Path) -> None:
+    engine = LocalEngine(spec_for(tiny_model_path))
+    await engine.start()
+    engine.eos_token_ids = ()  # never stops by itself
+    stream = cast(AsyncGenerator[str], engine.stream(request(max_tokens=1500)))
+    async with asyncio.timeout(LIMIT):
+        await anext(stream)
+        closing = asyncio.create_task(engine.aclose())
+        with pytest.raises(EngineUnavailable, match="is shutting down"):
+            async for _ in stream:
+                pass
+        await closing
+    assert str(engine.readiness) == "failed: the engine was closed"
+
+
+async def test_a_generation_thread_gone_silent_fails_its_requests(
+    tiny_model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = LocalEngine(spec_for(tiny_model_path), poll_interval=0.05)
+    await engine.start()
+    try:
+        with gate(engine):
+            job = asyncio.create_task(answer(engine))
+            await until(lambda: engine.stats.submitted == 1)
+            # as if the thread had died without failing its requests (the manager fails them
+            # itself when it crashes; the watchdog is the net under that)
+            monkeypatch.setattr(Batcher, "running", property(lambda self: False))
+            with pytest.raises(EngineUnavailable, match="stopped generating unexpectedly"):
+                await job
+            monkeypatch.undo()
+        assert engine.pending == 0 and engine.stats.generating == 0
+        assert await answer(engine) == ANSWER
+    finally:
+        await engine.aclose()
 
 
 async def test_requests_wait_while_loading_and_the_queue_is_bounded(

@@ -274,3 +274,148 @@ async def test_a_bad_base_url_fails_readiness() -> None:
     await engine.start()
     assert engine.readiness.state == "failed"
     assert "http://" in engine.readiness.detail
+
+
+# -- per-model request parameters ------------------------------------------------------------
+
+REASONING = ModelSpec(
+    name="thinker",
+    ref="openai:test-model",
+    max_new_tokens=1000,
+    token_limit_param="max_completion_tokens",
+    temperature=False,
+    reasoning_effort="low",
+    extra_body={"top_k": 20, "chat_template_kwargs": {"enable_thinking": False}},
+)
+HINTS = GenerationRequest(
+    messages=REQUEST.messages,
+    max_tokens=300,
+    prediction="print('hello')",
+    cache_key="codethread-7",
+    user="5f" * 32,
+)
+HINT_FIELDS = ("prediction", "prompt_cache_key", "safety_identifier", "reasoning_effort")
+
+
+async def test_a_plain_spec_sends_max_tokens_and_a_temperature_and_no_hints(
+    openai_server: OpenAIServer, make_engine: MakeEngine
+) -> None:
+    openai_server.script(["ok"])
+    engine = await make_engine()
+    assert [d async for d in engine.stream(HINTS)] == ["ok"]
+    body = openai_server.requests[0].body
+    assert (body["max_tokens"], body["temperature"]) == (300, 0.2)
+    assert "max_completion_tokens" not in body
+    assert not set(HINT_FIELDS) & set(body)  # not OpenAI's API, and the spec did not ask
+
+
+async def test_a_reasoning_model_gets_max_completion_tokens_no_temperature_and_an_effort(
+    openai_server: OpenAIServer, make_engine: MakeEngine
+) -> None:
+    openai_server.script(["ok"])
+    await collect(await make_engine(REASONING))
+    body = openai_server.requests[0].body
+    assert body["max_completion_tokens"] == 300
+    assert "max_tokens" not in body and "temperature" not in body
+    assert body["reasoning_effort"] == "low"
+    # extra_body is merged into the request as it is, next to what the engine sends
+    assert body["top_k"] == 20 and body["chat_template_kwargs"] == {"enable_thinking": False}
+    assert body["stream"] is True and body["model"] == "test-model"
+
+
+async def test_hints_go_where_the_spec_turns_them_on(
+    openai_server: OpenAIServer, make_engine: MakeEngine
+) -> None:
+    openai_server.script(["ok", "ok"])
+    spec = ModelSpec(
+        name="own",
+        ref="openai:test-model",
+        predicted_outputs=True,
+        prompt_cache_key=True,
+        safety_identifier=True,
+    )
+    engine = await make_engine(spec)
+    await anext(engine.stream(HINTS))
+    body = openai_server.requests[0].body
+    assert body["prediction"] == {"type": "content", "content": "print('hello')"}
+    assert body["prompt_cache_key"] == "codethread-7"
+    assert body["safety_identifier"] == "5f" * 32
+    await collect(engine)  # a request without hints sends none
+    assert not set(HINT_FIELDS) & set(openai_server.requests[1].body)
+
+
+async def test_openai_s_own_api_gets_cache_key_and_safety_identifier_unasked(
+    openai_server: OpenAIServer, make_engine: MakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    assert OpenAIEngine(SPEC, api_key=KEY).openai_hosted
+    assert OpenAIEngine(SPEC, base_url="https://api.openai.com/v1", api_key=KEY).openai_hosted
+    assert not OpenAIEngine(SPEC, base_url=openai_server.base_url).openai_hosted
+    openai_server.script(["ok", "ok"])
+    # the loopback server stands in for api.openai.com (tests never leave this machine)
+    engine = await make_engine()
+    engine.openai_hosted = True
+    await anext(engine.stream(HINTS))
+    body = openai_server.requests[0].body
+    assert (body["prompt_cache_key"], body["safety_identifier"]) == ("codethread-7", "5f" * 32)
+    assert "prediction" not in body  # only for models that have Predicted Outputs
+    refused = ModelSpec(name="no", ref="openai:test-model", safety_identifier=False)
+    engine = await make_engine(refused)
+    engine.openai_hosted = True
+    await anext(engine.stream(HINTS))
+    assert "safety_identifier" not in openai_server.requests[1].body
+    assert openai_server.requests[1].body["prompt_cache_key"] == "codethread-7"
+
+
+# -- credentials in URLs never reach the log ---------------------------------------------------
+
+
+async def test_credentials_in_the_base_url_are_not_logged_at_any_level(
+    openai_server: OpenAIServer, make_engine: MakeEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret_url = openai_server.base_url.replace("http://", "http://someone:hunter2-pass@")
+    secret_url += "?api-key=sk-in-the-query-0042"
+    openai_server.script(["ok", ScriptedReply(status=400, error_message="broken")])
+    caplog.set_level(logging.DEBUG)
+    for name in ("httpx2", "httpcore2", "openai", "engines"):
+        caplog.set_level(logging.DEBUG, logger=name)
+
+    engine = await make_engine(base_url=secret_url)
+    assert await collect(engine) == ["ok"]
+    with pytest.raises(EngineUnavailable):
+        await collect(engine)
+
+    first, _ = openai_server.requests  # the URL works: path and query as meant
+    assert first.path == "/v1/chat/completions"
+    assert first.query == {"api-key": "sk-in-the-query-0042"}
+    assert "HTTP Request: POST http://***@127.0.0.1" in caplog.text  # scrubbed, not dropped
+    for secret in ("hunter2-pass", "someone", "sk-in-the-query-0042", KEY):
+        assert secret not in caplog.text
+        for record in caplog.records:
+            assert secret not in record.getMessage()
+
+
+async def test_a_probe_says_ready_unreachable_or_unauthorized(
+    openai_server: OpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = ModelSpec(name="m", ref="openai:test-model", base_url=openai_server.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-right")
+    engine = OpenAIEngine(spec)
+    await engine.start()
+    assert str(await engine.probe()) == "ready"
+    assert await engine.server_models() == ["test-model"]
+    assert openai_server.requests[-1].path == "/v1/models"
+
+    openai_server.api_key = "sk-other"
+    readiness = await engine.probe()
+    assert readiness.state == "failed" and readiness.detail.startswith("unauthorized")
+    assert "OPENAI_API_KEY" in readiness.detail and "sk-right" not in readiness.detail
+    await engine.aclose()
+
+    closed = OpenAIEngine(ModelSpec(name="m", ref="openai:x", base_url="http://127.0.0.1:9/v1"))
+    await closed.start()
+    readiness = await closed.probe()
+    assert readiness.state == "failed" and readiness.detail.startswith("unreachable")
+    with pytest.raises(EngineError, match="Could not connect"):
+        await closed.server_models()
+    await closed.aclose()

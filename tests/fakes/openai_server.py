@@ -80,6 +80,8 @@ class RecordedRequest:
     body: dict[str, Any]
     #: the ``Authorization`` header as sent, e.g. ``"Bearer sk-..."``
     authorization: str | None
+    #: the query string's parameters (e.g. a gateway's ``api-key``)
+    query: dict[str, str] = field(default_factory=dict)
 
 
 Handler = Callable[[dict[str, Any]], ScriptedReply]
@@ -94,8 +96,11 @@ class OpenAIServer:
         *,
         port: int = 0,
         models: Iterable[str] = ("test-model",),
+        api_key: str | None = None,
     ) -> None:
         self.handler: Handler = code_reply
+        #: when set, ``GET /v1/models`` answers 401 to any other bearer token
+        self.api_key = api_key
         if callable(handler):
             self.handler = handler
         elif handler is not None:
@@ -150,6 +155,11 @@ class OpenAIServer:
 
     async def _models(self, request: web.Request) -> web.Response:
         self._record(request, {})
+        if self.api_key is not None and request.headers.get("Authorization") != (
+            f"Bearer {self.api_key}"
+        ):
+            error = {"message": "Incorrect API key provided", "type": "invalid_request_error"}
+            return web.json_response({"error": error}, status=401)
         data = [
             {"id": m, "object": "model", "created": 0, "owned_by": "tests"} for m in self.models
         ]
@@ -224,7 +234,10 @@ class OpenAIServer:
 
     def _record(self, request: web.Request, body: dict[str, Any]) -> None:
         auth = request.headers.get("Authorization")
-        self.requests.append(RecordedRequest(path=request.path, body=body, authorization=auth))
+        query = dict(request.query)
+        self.requests.append(
+            RecordedRequest(path=request.path, body=body, authorization=auth, query=query)
+        )
 
 
 def _cut(request: web.Request) -> None:

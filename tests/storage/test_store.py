@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import stat
 from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
@@ -109,6 +110,30 @@ def raw(db_path: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
 async def test_open_creates_parent_dirs_and_uses_wal(store: Store, db_path: Path) -> None:
     assert is_file(db_path)
     assert raw(db_path, "PRAGMA journal_mode") == [("wal",)]
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+async def test_a_new_directory_and_file_are_private(store: Store, db_path: Path) -> None:
+    assert mode(db_path.parent) == 0o700
+    for made in sorted(db_path.parent.iterdir()):  # the database and its -wal and -shm files
+        assert mode(made) == 0o600, made
+
+
+def test_an_existing_folder_and_file_keep_their_modes(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    db_path = tmp_path / "shared.db"
+    db_path.touch()
+    db_path.chmod(0o640)
+
+    async def open_and_close() -> None:
+        async with await Store.open(db_path):
+            pass
+
+    asyncio.run(open_and_close())
+    assert mode(db_path) == 0o640 and mode(tmp_path) == 0o755  # whoever made them chose
 
 
 async def test_data_persists_across_close_and_reopen(db_path: Path) -> None:
@@ -224,8 +249,57 @@ async def test_list_sessions_ties_break_by_newest_id(db_path: Path) -> None:
         assert [s.id for s in await store.list_sessions(owner="alice")] == [second, first]
 
 
-async def test_owner_listing_uses_the_index_without_sorting(store: Store, db_path: Path) -> None:
-    sql, params = _list_query(owner="alice", platform="slack", workspace="T1", limit=50)
+async def test_list_sessions_searches_titles_and_requests(store: Store) -> None:
+    fizz = await new_session(store, "fizzbuzz in rust")
+    csv = await new_session(store, "parse a csv")
+    await store.add_version(
+        csv, request="handle 100% empty_files", code="x", note="", model="fake",
+        prompt_tokens=None, completion_tokens=None, latency_ms=1,
+    )  # fmt: skip
+
+    async def ids(text: str) -> list[int]:
+        return [s.id for s in await store.list_sessions(owner="alice", search=text)]
+
+    assert await ids("FIZZBUZZ") == [fizz]
+    assert await ids("empty_files") == [csv]
+    assert await ids("100%") == [csv]
+    assert await ids("%") == [csv] and await ids("_") == [csv]  # wildcards match themselves
+    assert await ids("'; DROP TABLE sessions; --") == []
+    assert set(await ids("")) == {fizz, csv}  # no text: no filter
+
+
+async def test_list_sessions_can_leave_out_sessions_without_versions(store: Store) -> None:
+    empty = await new_session(store, "empty")
+    full = await new_session(store, "full")
+    await add_version_id(store, full)
+    assert [s.id for s in await store.list_sessions()] == [full, empty]
+    assert [s.id for s in await store.list_sessions(with_versions=True)] == [full]
+
+
+async def test_prune_empty_removes_only_old_sessions_without_versions(db_path: Path) -> None:
+    now = [1_000_000.0]
+    async with await Store.open(db_path, clock=lambda: now[0]) as store:
+        old_empty = await new_session(store, "old empty")
+        old_full = await new_session(store, "old full")
+        await add_version_id(store, old_full)
+        retried = await new_session(store, "failed, retried later")
+        now[0] += 2 * 86400
+        await store.add_failure(retried, request="make it", message="the model failed")
+        fresh_empty = await new_session(store, "fresh empty")
+        assert await store.prune_empty(older_than=86400) == 1
+        assert await store.get_session(old_empty) is None
+        kept = [s.id for s in await store.list_sessions()]
+        assert sorted(kept) == sorted([old_full, retried, fresh_empty])
+        assert await store.prune_empty(older_than=86400) == 0
+
+
+@pytest.mark.parametrize("with_versions", [False, True])
+async def test_owner_listing_uses_the_index_without_sorting(
+    store: Store, db_path: Path, with_versions: bool
+) -> None:
+    sql, params = _list_query(
+        owner="alice", platform="slack", workspace="T1", limit=50, with_versions=with_versions
+    )
 
     plan = " | ".join(str(row[3]) for row in raw(db_path, "EXPLAIN QUERY PLAN " + sql, *params))
 

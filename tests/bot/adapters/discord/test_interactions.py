@@ -165,7 +165,7 @@ async def test_autocomplete_offers_languages_and_models(bot: Bot) -> None:
     token = bot.gateway.slash("code", prompt="x", model="gpt", focused="model")
     await settle()
     names = [c["value"] for c in bot.for_token(token)[0].json["data"]["choices"]]
-    assert names == ["gpt-4o-mini", "gpt-4o", "gpt-4.1-mini"]
+    assert names == ["gpt-6.1-terra", "gpt-6.2-sol"]
 
 
 # -- /snippets -------------------------------------------------------------------------------

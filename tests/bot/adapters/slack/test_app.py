@@ -349,7 +349,7 @@ async def test_unknown_language_or_model_is_an_ephemeral_list_of_choices(bot: Bo
     assert all(a["response_type"] == "ephemeral" for a in answers)
     assert "Unknown language 'cobol'. Choose one of: python, javascript" in answers[0]["text"]
     assert "Unknown model 'nope'. Choose one of:" in answers[1]["text"]
-    assert "gpt-4o-mini" in answers[1]["text"]
+    assert "gpt-6.1-terra" in answers[1]["text"]
     assert bot.slack.calls_to("chat.postMessage") == []
 
 
