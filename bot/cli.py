@@ -188,6 +188,7 @@ def chat(language: str | None, model: str | None, session_id: int | None) -> Non
             if interactive:
                 history = platformdirs.user_state_path("codethread") / "history"
                 prompt = PromptInput(history=history, on_first_interrupt=CONSOLE["leave"])
+                chat.confirm = prompt.confirm
                 await chat.run(prompt.lines())
             else:
                 await chat.run(piped_lines())

@@ -186,7 +186,11 @@ class ConsoleChat:
         model: str | None = None,
         session: Session | None = None,
         caller: Caller | None = None,
+        confirm: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
+        """``confirm`` asks the person a yes/no question (the terminal's /delete); piped
+        input, where nobody can answer, has none."""
+        self.confirm = confirm
         self.sessions = sessions
         self.presenter = presenter
         self.caller = caller or console_caller()
@@ -330,7 +334,12 @@ class ConsoleChat:
         await self.presenter.repair(self.surface, self.caller, self._current().id)
 
     async def _delete(self, _: str) -> None:
-        await self.presenter.delete(self.surface, self.caller, self._current().id)
+        session = self._current()
+        question = words.CONSOLE["confirm_delete"].format(id=session.id, title=session.title)
+        if self.confirm is not None and not await self.confirm(question):
+            self.surface.say(words.CONSOLE["kept"], "dim")
+            return
+        await self.presenter.delete(self.surface, self.caller, session.id)
         self.session = None
 
 

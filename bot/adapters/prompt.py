@@ -53,6 +53,7 @@ class PromptInput:
         if history is not None:
             try:
                 history.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                history.parent.chmod(0o700)  # it holds what people asked
                 store: FileHistory | InMemoryHistory = FileHistory(str(history))
             except OSError:  # an unwritable state dir: this session's history only
                 store = InMemoryHistory()
@@ -62,6 +63,14 @@ class PromptInput:
             history=store, key_bindings=_bindings(), enable_history_search=True
         )
         self.on_first_interrupt = on_first_interrupt
+
+    async def confirm(self, question: str) -> bool:
+        """A yes/no question at the prompt (no, unless the answer starts with y)."""
+        try:
+            answer = await self.session.prompt_async(f"{question} [y/N] ")
+        except (KeyboardInterrupt, EOFError):
+            return False
+        return answer.strip().lower().startswith("y")
 
     async def lines(self) -> AsyncIterator[str]:
         warned = False

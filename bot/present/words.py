@@ -97,6 +97,8 @@ CONSOLE = {
     "no_snippet": "No snippet yet: type what the code should do first.",
     "usage": "Usage: {usage}",
     "cancelled": "(cancelled; the next line is a new request)",
+    "confirm_delete": "Delete session {id} ({title}) and all its versions?",
+    "kept": "Kept it.",
     "leave": "Press Ctrl-C again, or Ctrl-D, or type /quit, to leave.",
     "fixed": "A session's language and model are fixed: --language and --model are ignored "
     "with --session.",

@@ -382,6 +382,8 @@ async def test_offline_first_message_says_what_to_set(cli: Cli) -> None:
     assert chat.code == 1
     assert "Traceback" not in chat.out + chat.err
     assert "HF_HUB_OFFLINE is set" in chat.out and "set OPENAI_API_KEY" in chat.out
+    notice = "no OpenAI key or server set: using the local model qwen-coder, a 3 GB download"
+    assert notice in chat.err
 
 
 async def test_downloads_keep_their_progress_bars_and_logs_go_to_a_file(home: Path) -> None:

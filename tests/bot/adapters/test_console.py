@@ -171,3 +171,17 @@ async def test_ctrl_c_cancels_the_answer_and_a_second_at_an_empty_prompt_leaves(
     async with asyncio.timeout(10):
         while await terminal.alive():
             await asyncio.sleep(0.1)
+
+
+async def test_delete_asks_first(terminal: Terminal) -> None:
+    await terminal.keys("say hi", "Enter")
+    await terminal.ready("Version 1 of #1")
+    await terminal.keys("/delete", "Enter")
+    await terminal.wait_for("[y/N]")
+    await terminal.keys("n", "Enter")
+    await terminal.ready("Kept it.")
+    await terminal.keys("/delete", "Enter")
+    await terminal.wait_for("[y/N]", count=2)
+    await terminal.keys("y", "Enter")
+    await terminal.ready("Deleted snippet #1")
+    assert terminal.requests() == []
