@@ -295,34 +295,18 @@ def snippets_diff(session_id: int, old: int | None, new: int | None) -> None:
     OLD against the latest."""
 
     async def go() -> None:
-        from bot.diffs import unified_diff
-
         async with _app() as app:
-            session = await app.service.owned(session_id, _caller())
-            latest = await app.service.version(session)
-            if latest is None:
-                raise click.ClickException(f"Session {session.id} has no version yet.")
-            b = latest if new is None else await _numbered(app, session, new)
-            if old is None and b.number == 1:
-                raise click.ClickException(
-                    f"Version 1 is the first of #{session.id}: there is nothing to compare it with."
-                )
-            a = await _numbered(app, session, b.number - 1 if old is None else old)
-        diff = unified_diff(session.id, a, b)
-        if diff:
-            click.echo(diff, nl=False)
+            comparison = await app.service.diff(session_id, _caller(), old, new, owned=True)
+        a, b = comparison.old, comparison.new
+        if comparison.diff:
+            click.echo(comparison.diff, nl=False)
         else:
             click.echo(
-                f"Versions {a.number} and {b.number} of #{session.id} are the same.", err=True
+                f"Versions {a.number} and {b.number} of #{comparison.session.id} are the same.",
+                err=True,
             )
 
     _run(go())
-
-
-async def _numbered(app: App, session: Session, number: int) -> Version:
-    version = await app.service.version(session, number)
-    assert version is not None  # version(session, N) raises UserError when N is missing
-    return version
 
 
 @snippets.command("export")

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.codeblocks import Extraction, extract_code
+from bot.diffs import unified_diff
 from bot.engine_pool import EnginePool, ModelStatus
 from bot.errors import (
     ContextTooSmall,
@@ -53,6 +54,7 @@ from bot.session_queue import SessionQueue, Ticket
 from bot.values import (
     Action,
     Caller,
+    Comparison,
     Done,
     Failed,
     Loading,
@@ -278,6 +280,71 @@ class SessionService:
         if number is not None and version is None:
             raise UserError(f"Session {session.id} has no version {number}.")
         return version
+
+    async def diff(
+        self,
+        session_id: int,
+        caller: Caller,
+        old: int | None = None,
+        new: int | None = None,
+        *,
+        owned: bool = False,
+    ) -> Comparison:
+        """What changed from version ``old`` to ``new``: by default the last two; ``new``
+        alone, the one before it; ``old`` alone, against the latest. Anyone in the thread may
+        compare (``owned``: only the owner, as ``/snippets diff`` and the CLI ask)."""
+        session = await (self.owned(session_id, caller) if owned else self.get(session_id, caller))
+        latest = await self.version(session)
+        if latest is None:
+            raise NothingToDo(f"Snippet #{session.id} has no version yet.")
+        b = latest if new is None else await self._numbered(session, new)
+        if old is None and b.number == 1:
+            raise NothingToDo(
+                f"Version 1 is the first of #{session.id}: there is nothing to compare it with."
+            )
+        a = await self._numbered(session, b.number - 1 if old is None else old)
+        return Comparison(session=session, old=a, new=b, diff=unified_diff(session.id, a, b))
+
+    async def _numbered(self, session: Session, number: int) -> Version:
+        version = await self.version(session, number)
+        assert version is not None  # version() refuses a missing number
+        return version
+
+    def revert(self, session: Session, caller: Caller, number: int) -> TurnStream:
+        """A new version whose code is version ``number``'s (history stays append-only),
+        in the thread's turn order like any turn; no model is asked."""
+        if not self.visible(caller, session):
+            raise SessionNotFound(session.id)
+        self._access.check(user=caller.user, channel=caller.channel)
+        self._rate.check(self._rate_key(caller))
+        ticket = self._queue.join(session.key)
+        return TurnStream(self._queue, ticket, self._revert(session.id, number, ticket))
+
+    async def _revert(self, session_id: int, number: int, ticket: Ticket) -> AsyncGenerator[Reply]:
+        if ticket.ahead:
+            yield Waiting(position=ticket.ahead)
+        await ticket.wait()
+        session = await self.get(session_id)
+        old = await self._numbered(session, number)
+        if old.number == session.version_count:
+            raise NothingToDo(f"Version {number} is already the latest of #{session.id}.")
+        try:
+            version = await self.store.add_version(
+                session.id,
+                request=f"Revert to version {number}",
+                code=old.code,
+                note=old.note,
+                model=old.model,
+                prompt_tokens=None,
+                completion_tokens=None,
+                latency_ms=0,
+            )
+        except SessionGone:
+            raise SessionNotFound(session_id) from None
+        session = dataclasses.replace(
+            session, version_count=version.number, updated_at=version.created_at
+        )
+        yield Done(session=session, version=version)
 
     async def delete(self, session_id: int, caller: Caller) -> Session:
         """Delete a session and everything in it; owner only. Cancels nothing already running."""

@@ -17,8 +17,9 @@ __all__ = ["unified_diff"]
 def unified_diff(session_id: int, old: Version, new: Version, *, context: int = 3) -> str:
     """The unified diff from ``old`` to ``new`` ("" when the code is the same).
 
-    The file names say which versions they are (``#7 v1``, ``#7 v2``). A last line without a
-    newline gets one, with diff's own marker, so that the output stays one line per line.
+    The file names say which versions they are (``#7 v1``, ``#7 v2``). Stored code never
+    ends with a newline (the extraction strips it), so a last line gets one, without diff's
+    "no newline" marker, which would only be noise on every diff.
     """
     lines = difflib.unified_diff(
         _lines(old.code),
@@ -31,7 +32,4 @@ def unified_diff(session_id: int, old: Version, new: Version, *, context: int = 
 
 
 def _lines(code: str) -> list[str]:
-    lines = code.splitlines(keepends=True)
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n\\ No newline at end of file\n"
-    return lines
+    return [line + "\n" for line in code.splitlines()]

@@ -72,13 +72,22 @@ class RunService:
         return self.can_run and language in TESTABLE
 
     def version_actions(self, session: Session, version: Version) -> tuple[Action, ...]:
-        """The buttons under a version: Run and Test where they work, Delete session."""
+        """The buttons under a version. The latest: Run and Test where they work, Diff (from
+        the one before), Download, Delete session. An older one (shown again): Run, Revert
+        to it, Download."""
         ref = {"session_id": session.id, "number": version.number}
         actions = []
         if self.can_run:
             actions.append(Action(kind="run", **ref))
+        if version.number < session.version_count:
+            actions.append(Action(kind="revert", **ref))
+            actions.append(Action(kind="download", **ref))
+            return tuple(actions)
         if self.can_test(session.language):
             actions.append(Action(kind="test", **ref))
+        if version.number > 1:
+            actions.append(Action(kind="diff", **ref))
+        actions.append(Action(kind="download", **ref))
         actions.append(Action(kind="delete", session_id=session.id))
         return tuple(actions)
 

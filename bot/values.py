@@ -18,6 +18,7 @@ __all__ = [
     "Action",
     "ActionKind",
     "Caller",
+    "Comparison",
     "Done",
     "Failed",
     "Loading",
@@ -45,7 +46,7 @@ class Caller:
     trusted: bool = False
 
 
-ActionKind = Literal["run", "test", "fix", "delete", "retry"]
+ActionKind = Literal["run", "test", "fix", "diff", "revert", "download", "delete", "retry"]
 _KINDS: frozenset[str] = frozenset(get_args(ActionKind))
 
 
@@ -62,6 +63,12 @@ class Action:
     session_id: int
     number: int | None = None
     failure: int | None = None
+
+    @property
+    def makes_version(self) -> bool:
+        """Whether the action's result is a new version (it streams into the thread, in the
+        thread's turn order, like a reply)."""
+        return self.kind in ("fix", "retry", "revert")
 
     def encode(self) -> str:
         extra = self.number if self.kind != "retry" else self.failure
@@ -142,6 +149,16 @@ class Failed:
 
 
 Reply = Waiting | Loading | Started | Progress | Done | NonCode | Failed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Comparison:
+    """Two versions of a session and the unified diff between them ("" when the same)."""
+
+    session: Session
+    old: Version
+    new: Version
+    diff: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -255,6 +255,8 @@ class ConsoleChat:
             "/show": self._show,
             "/retry": self._retry,
             "/delete": self._delete,
+            "/diff": self._diff,
+            "/revert": self._revert,
             "/run": self._run,
             "/test": self._test,
             "/fix": self._fix,
@@ -317,6 +319,22 @@ class ConsoleChat:
     async def _retry(self, _: str) -> None:
         stream = self.sessions.retry(self.caller, self._current().id)
         await self.presenter.show(self.surface, stream)
+
+    async def _diff(self, arg: str) -> None:
+        words_ = arg.split()
+        if len(words_) > 2 or not all(w.isdigit() for w in words_):
+            raise UserError(words.CONSOLE["usage"].format(usage="/diff [A] [B]"))
+        old, new = ([int(w) for w in words_] + [None, None])[:2]
+        if len(words_) == 1:  # one number: that version against the latest
+            old, new = int(words_[0]), None
+        await self.presenter.compare(self.surface, self.caller, self._current().id, old, new)
+
+    async def _revert(self, arg: str) -> None:
+        number = _number(arg, "/revert N")
+        if outcome := await self.presenter.revert(
+            self.surface, self.caller, self._current().id, number
+        ):
+            self.session = outcome.session
 
     async def _run(self, arg: str) -> None:
         number = _number(arg, "/run [VERSION-NUMBER]")

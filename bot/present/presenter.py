@@ -180,6 +180,58 @@ class Presenter:
                 await self.show(surface, self.sessions.retry(caller, sid, action.failure))
             case "delete":
                 await self.delete(surface, caller, sid)
+            case "diff":
+                await self.compare(surface, caller, sid, None, action.number)
+            case "revert":
+                await self.revert(surface, caller, sid, action.number)
+            case "download":
+                await self.download(surface, caller, sid, action.number)
+
+    async def compare(
+        self,
+        surface: Surface[Handle],
+        caller: Caller,
+        session_id: int,
+        old: int | None,
+        new: int | None,
+        *,
+        private: bool = False,
+    ) -> None:
+        """A diff of two versions, in the thread (or, ``private``, for their owner only)."""
+        try:
+            comparison = await self.sessions.diff(session_id, caller, old, new, owned=private)
+            card = words.diff_card(comparison, limit=surface.limit)
+            await (surface.tell(card) if private else surface.post(card))
+        except Exception as err:
+            await self.fail(surface, err)
+
+    async def revert(
+        self, surface: Surface[Handle], caller: Caller, session_id: int, number: int | None
+    ) -> Outcome | None:
+        """A new version with version ``number``'s code, shown like any new version."""
+        try:
+            if number is None:
+                raise UserError("Say which version to go back to, e.g. `/revert 2`.")
+            session = await self.sessions.get(session_id, caller)
+            stream = self.sessions.revert(session, caller, number)
+        except Exception as err:
+            await self.fail(surface, err)
+            return None
+        return await self.show(surface, stream)
+
+    async def download(
+        self, surface: Surface[Handle], caller: Caller, session_id: int, number: int | None
+    ) -> None:
+        """A version's code as a file, in the thread."""
+        try:
+            session = await self.sessions.get(session_id, caller)
+            version = await self.sessions.version(session, number)
+            if version is None:
+                raise UserError(f"Snippet #{session.id} has no version yet.")
+            language = self.sessions.language(session.language)
+            await surface.post(words.download(session, version, language))
+        except Exception as err:
+            await self.fail(surface, err)
 
     async def repair(self, surface: Surface[Handle], caller: Caller, session_id: int) -> None:
         """Test, fix and test again until the tests pass; then say how it ended."""
@@ -280,9 +332,12 @@ class Presenter:
 
     # -- /snippets ---------------------------------------------------------------------------
 
-    async def list(self, surface: Surface[Handle], caller: Caller) -> None:
+    async def list(
+        self, surface: Surface[Handle], caller: Caller, *, search: str | None = None
+    ) -> None:
+        """The caller's snippets here (``search``: those whose title or requests match)."""
         try:
-            sessions = await self.sessions.list_sessions(caller)
+            sessions = await self.sessions.list_sessions(caller, search=search)
             links = await surface.links(sessions) if sessions else {}
             await surface.tell(
                 words.snippet_list(sessions, links, limit=surface.limit, escape=surface.escape)
@@ -297,8 +352,11 @@ class Presenter:
             session, version = await self.sessions.show(session_id, number=number, caller=caller)
             link = (await surface.links([session])).get(session.id)
             language = self.sessions.language(session.language)
+            actions = self.runs.version_actions(session, version) if version else ()
             await surface.tell(
-                words.shown(session, version, language, link=link, limit=surface.limit)
+                words.shown(
+                    session, version, language, link=link, limit=surface.limit, actions=actions
+                )
             )
         except Exception as err:
             await self.fail(surface, err)

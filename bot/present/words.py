@@ -27,7 +27,7 @@ from bot.present.views import (
     VersionCard,
     Writing,
 )
-from bot.values import Action, Failed, Loading, RunReport
+from bot.values import Action, Comparison, Failed, Loading, RunReport
 from engines import EngineError
 from sandbox.toolchains import toolchain_for
 from storage import Session, Version
@@ -45,6 +45,8 @@ __all__ = [
     "closed",
     "commands",
     "deleted",
+    "diff_card",
+    "download",
     "explain",
     "failure",
     "interrupted",
@@ -86,6 +88,11 @@ COMMAND_HELP = {
     "snippets.show": "Show a version of one of your snippets.",
     "snippets.run": "Run a version of one of your snippets.",
     "snippets.delete": "Delete one of your snippets and its thread's session.",
+    "snippets.search": "Find your snippets by their title or requests.",
+    "snippets.diff": "What changed between two versions (default: the last two).",
+    "search.text": "Words in the title or a request",
+    "diff.old": "From this version (default: the one before)",
+    "diff.new": "To this version (default: the latest)",
     "id": "Snippet id (from /snippets list)",
     "version": "Version number (default: latest)",
 }
@@ -106,8 +113,8 @@ CONSOLE = {
     "/help for commands",
 }
 SNIPPETS_HELP = (
-    "`/snippets` lists your snippets here · `/snippets show ID` · `/snippets run ID` · "
-    "`/snippets delete ID`"
+    "`/snippets` lists your snippets here · `/snippets search TEXT` · `/snippets show ID [N]` · "
+    "`/snippets diff ID [A] [B]` · `/snippets run ID` · `/snippets delete ID`"
 )
 MENTION_HELP = (
     "Tell me what the code should do, e.g. `@codethread python parse a CSV and sum column 3`, "
@@ -131,6 +138,7 @@ Type what the code should do; each later line changes the current version.
   /show [N]           a version (default latest)   /delete         delete this snippet
   /run [N]            run it in the sandbox        /test           model-written unit tests
   /fix                next version from a failure  /repair         test and fix until it passes
+  /diff [A] [B]       what changed (last two)      /revert N       back to version N
   /retry              send a failed request again  /help, /quit
 Esc-Enter: a new line · Ctrl-C: cancel the answer · Ctrl-C twice or Ctrl-D: leave"""
 
@@ -453,6 +461,44 @@ def run_card(
     )
 
 
+# -- history ---------------------------------------------------------------------------------
+
+
+def diff_card(comparison: Comparison, *, limit: int) -> Notice:
+    """What changed between two versions; a long diff goes whole as a ``.diff`` file."""
+    session, old, new = comparison.session, comparison.old, comparison.new
+    head = f"🔀 Version {old.number} → {new.number} of #{session.id}"
+    if not comparison.diff:
+        text = f"{head}: the code is the same."
+        return Notice(text=text, summary=text)
+    added = sum(1 for line in comparison.diff.splitlines() if line[:1] == "+") - 1
+    removed = sum(1 for line in comparison.diff.splitlines() if line[:1] == "-") - 1
+    head += f" · +{added} -{removed}"
+    text = f"{head}\n{fence(comparison.diff, 'diff')}"
+    if len(text) <= limit:
+        return Notice(text=text, summary=head)
+    shown = tail(fence(comparison.diff, "diff"), limit - len(head) - 80)
+    file = Attachment(
+        filename=f"snippet-{session.id}-v{old.number}-v{new.number}.diff",
+        content=comparison.diff,
+        title=head,
+        language="diff",
+    )
+    return Notice(text=f"{head} (the whole diff is attached)\n{shown}", summary=head, file=file)
+
+
+def download(session: Session, version: Version, language: Language) -> Notice:
+    """A version's code as a file named for its language."""
+    text = f"📥 Version {version.number} of #{session.id} as `snippet.{language.extension}`."
+    file = Attachment(
+        filename=f"snippet.{language.extension}",
+        content=version.code,
+        title=f"Snippet #{session.id}, version {version.number}",
+        language=language.name,
+    )
+    return Notice(text=text, summary=text, file=file)
+
+
 # -- sessions --------------------------------------------------------------------------------
 
 
@@ -518,6 +564,7 @@ def shown(
     *,
     link: str | None,
     limit: int,
+    actions: tuple[Action, ...] = (),
 ) -> Notice:
     """``/snippets show``: a version for the caller's eyes, with the way to its thread."""
     where = f"[the thread]({link})" if link and link.startswith("http") else (link or "its thread")
@@ -525,8 +572,10 @@ def shown(
         text = f"Snippet #{session.id} ({session.title}) has no version yet; see {where}."
         return Notice(text=text, summary=f"Snippet #{session.id}")
     foot = f"\n\n{session.title} · {where}"
-    card = version_card(session, version, language, actions=(), limit=limit - len(foot))
-    return Notice(text=card.text + foot, summary=f"Snippet #{session.id}", file=card.file)
+    card = version_card(session, version, language, actions=actions, limit=limit - len(foot))
+    return Notice(
+        text=card.text + foot, summary=f"Snippet #{session.id}", file=card.file, actions=actions
+    )
 
 
 # -- buttons ---------------------------------------------------------------------------------
@@ -536,18 +585,31 @@ _LOOKS = {
     "test": ActionLook(kind="test", label="Test", emoji="🧪"),
     "fix": ActionLook(kind="fix", label="Fix", emoji="🛠️", style="primary"),
     "retry": ActionLook(kind="retry", label="Retry", emoji="🔁", style="primary"),
+    "diff": ActionLook(kind="diff", label="Diff", emoji="🔀"),
+    "revert": ActionLook(kind="revert", label="Revert to this", emoji="⏪"),
+    "download": ActionLook(kind="download", label="Download", emoji="📥"),
     "delete": ActionLook(kind="delete", label="Delete session", emoji="🗑️", style="danger"),
 }
 
 
-_COMMANDS = {"run": "/run", "test": "/test", "fix": "/fix", "retry": "/retry", "delete": "/delete"}
+_COMMANDS = {
+    "run": "/run",
+    "test": "/test",
+    "fix": "/fix",
+    "retry": "/retry",
+    "diff": "/diff",
+    "revert": "/revert",
+    "download": "/export",
+    "delete": "/delete",
+}
 
 
 def commands(actions: Sequence[Action]) -> str:
     """The terminal's commands for ``actions``, e.g. "Next: /run 2 · /test · /delete"."""
     named = [
-        _COMMANDS[a.kind] + (f" {a.number}" if a.kind == "run" and a.number else "")
+        _COMMANDS[a.kind] + (f" {a.number}" if a.kind in ("run", "revert") and a.number else "")
         for a in actions
+        if a.kind != "download"  # the terminal has the code on screen and `snippets export`
     ]
     return f"Next: {' · '.join(named)}" if named else ""
 

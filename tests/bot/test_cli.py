@@ -169,3 +169,14 @@ async def test_run_in_the_terminal(run_cli) -> None:  # type: ignore[no-untyped-
     assert "**stdout**\n```text\nsay hello\n```" in chat.out
     assert "has no version 7" in chat.out
     assert "The latest run of this version passed; there is nothing to fix." in chat.out
+
+
+async def test_diff_and_revert_in_the_terminal(run_cli) -> None:  # type: ignore[no-untyped-def]
+    chat = await run_cli("chat", stdin="write fizzbuzz\nmake it count to 30\n/diff\n/revert 1\n")
+    assert chat.code == 0, chat.out + chat.err
+    assert "Version 1 → 2 of #1" in chat.out and "+# built on version 1" in chat.out
+    assert "── Version 3 of #1" in chat.out
+    listed = json.loads((await run_cli("snippets", "list", "--json")).out)
+    assert listed[0]["versions"] == 3
+    shown = await run_cli("snippets", "show", str(listed[0]["id"]), "--raw")
+    assert shown.out.startswith("# fake-model version 1")  # version 3 is version 1's code

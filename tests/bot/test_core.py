@@ -15,6 +15,7 @@ from bot.errors import (
     SessionNotFound,
     UnknownLanguage,
     UnknownModelRef,
+    UserError,
 )
 from bot.limits import RateLimiter
 from bot.values import Caller, Done, Failed, NonCode, Progress, Started, Waiting
@@ -397,3 +398,30 @@ async def test_requests_carry_the_prediction_a_cache_key_and_a_hashed_user(
     other = await app.service.start(caller=CALLER, key=key(), prompt="g")
     await collect(app.service.turn(other, CALLER, "g"))
     assert fake.requests[-1].cache_key != first.cache_key and fake.requests[-1].user == who
+
+
+async def test_diff_and_revert_keep_history_append_only(app: App, fake: FakeEngine) -> None:
+    answers = iter([fenced("x = 1"), fenced("x = 2"), fenced("x = 3")])
+    fake.responder = lambda r: next(answers)
+    session = await app.service.start(caller=CALLER, key=key(), prompt="x")
+    for text in ("x", "two", "three"):
+        await collect(app.service.turn(session, CALLER, text))
+
+    last = await app.service.diff(session.id, CALLER)  # the last two by default
+    assert (last.old.number, last.new.number) == (2, 3)
+    assert "-x = 2\n+x = 3" in last.diff and last.diff.startswith(f"--- #{session.id} v2")
+    first = await app.service.diff(session.id, CALLER, 1)  # version 1 against the latest
+    assert (first.old.number, first.new.number) == (1, 3)
+    with pytest.raises(UserError, match="nothing to compare"):
+        await app.service.diff(session.id, CALLER, new=1)
+
+    events = await collect(app.service.revert(session, CALLER, 1))
+    done = events[-1]
+    assert isinstance(done, Done) and done.version.number == 4 and done.version.code == "x = 1"
+    assert done.version.request == "Revert to version 1"
+    assert [v.code for v in await app.store.list_versions(session.id)] == [
+        "x = 1", "x = 2", "x = 3", "x = 1"
+    ]  # fmt: skip
+    with pytest.raises(UserError, match="already the latest"):
+        await collect(app.service.revert(session, CALLER, 4))
+    assert len(fake.requests) == 3  # no model was asked to revert

@@ -63,6 +63,19 @@ def build_commands(
     async def show(interaction: Interaction, session: int, version: int | None = None) -> None:
         await handler.snippets_show(interaction, session, version)
 
+    @snippets.command(name="search", description=HELP["snippets.search"])
+    @app_commands.describe(text=HELP["search.text"])
+    async def search(interaction: Interaction, text: str) -> None:
+        await handler.snippets_search(interaction, text)
+
+    @snippets.command(name="diff", description=HELP["snippets.diff"])
+    @app_commands.rename(session="id")
+    @app_commands.describe(session=HELP["id"], old=HELP["diff.old"], new=HELP["diff.new"])
+    async def diff(
+        interaction: Interaction, session: int, old: int | None = None, new: int | None = None
+    ) -> None:
+        await handler.snippets_diff(interaction, session, old, new)
+
     @snippets.command(name="run", description=HELP["snippets.run"])
     @app_commands.rename(session="id")
     @app_commands.describe(session=HELP["id"], version=HELP["version"])
@@ -75,7 +88,7 @@ def build_commands(
     async def delete(interaction: Interaction, session: int) -> None:
         await handler.snippets_delete(interaction, session)
 
-    with_ids: list[app_commands.Command[Any, ..., None]] = [show, run, delete]
+    with_ids: list[app_commands.Command[Any, ..., None]] = [show, diff, run, delete]
     for command in with_ids:
 
         @command.autocomplete("session")

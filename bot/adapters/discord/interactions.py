@@ -168,6 +168,17 @@ class Interactions:
             lambda s, c: self.presenter.run(s, c, session_id, number=number, private=True),
         )
 
+    async def snippets_search(self, interaction: Interaction, text: str) -> None:
+        await self._private(interaction, lambda s, c: self.presenter.list(s, c, search=text))
+
+    async def snippets_diff(
+        self, interaction: Interaction, session_id: int, old: int | None, new: int | None
+    ) -> None:
+        await self._private(
+            interaction,
+            lambda s, c: self.presenter.compare(s, c, session_id, old, new, private=True),
+        )
+
     async def snippets_delete(self, interaction: Interaction, session_id: int) -> None:
         await self._private(interaction, lambda s, c: self.presenter.delete(s, c, session_id))
 
@@ -191,7 +202,7 @@ class Interactions:
         """A click on a version's, run's or failure's button."""
         self.adapter.count("button")
         channel = interaction.channel
-        if action.kind in ("fix", "retry") and isinstance(channel, discord.abc.Messageable):
+        if action.makes_version and isinstance(channel, discord.abc.Messageable):
             # the next version streams in the thread, as a reply to the pressed message
             place = self.adapter.in_channel(
                 channel, reply_to=interaction.message, interaction=interaction

@@ -29,7 +29,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import aiohttp
 from aiohttp import web
@@ -58,7 +58,7 @@ from bot.core import SessionService
 from bot.errors import ConfigError, NotASession, UserError
 from bot.metrics import Metrics
 from bot.present import Notice, PlatformRefused, Presenter, words
-from bot.values import Action, Caller
+from bot.values import Action, ActionKind, Caller
 from storage import SessionKey
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ __all__ = ["SlackAdapter"]
 log = logging.getLogger("codethread.slack")
 
 PLATFORM = "slack"
-_BUTTON = re.compile(rf"^{ACTION_PREFIX}(run|test|fix|delete|retry)$")
+_BUTTON = re.compile(rf"^{ACTION_PREFIX}({'|'.join(get_args(ActionKind))})$")
 
 
 def _is_reply(event: dict[str, Any], bot_user: str | None) -> bool:
@@ -427,20 +427,27 @@ class SlackAdapter(ChatAdapter):
         self.jobs.spawn(self.presenter.act(surface, caller, decoded))
 
     async def _snippets(self, surface: SlackSurface, caller: Caller, text: str) -> None:
-        """``/snippets [list|show ID|run ID|delete ID|help]``, for the caller's eyes only."""
+        """``/snippets [list|search TEXT|show ID [N]|diff ID [A] [B]|run ID|delete ID|help]``,
+        for the caller's eyes only."""
         verb, _, arg = text.strip().partition(" ")
         verb = verb.lower() or "list"
-        if verb == "list":
-            await self.presenter.list(surface, caller)
+        if verb in ("list", "search"):
+            await self.presenter.list(surface, caller, search=arg.strip() or None)
             return
-        if verb not in ("show", "run", "delete"):
+        if verb not in ("show", "diff", "run", "delete"):
             await self._say(surface, words.SNIPPETS_HELP)
             return
-        session_id = snippet_ref(arg)
-        if session_id is None:
+        first, *rest = arg.split() or [""]
+        session_id = snippet_ref(first)
+        numbers = [int(w) for w in rest if w.isdigit()]
+        if session_id is None or len(numbers) != len(rest):
             await self.presenter.fail(surface, UserError(words.SNIPPET_NUMBER))
         elif verb == "show":
-            await self.presenter.show_version(surface, caller, session_id, None)
+            number = numbers[0] if numbers else None
+            await self.presenter.show_version(surface, caller, session_id, number)
+        elif verb == "diff":
+            old, new = (*numbers, None, None)[:2] if len(numbers) != 1 else (numbers[0], None)
+            await self.presenter.compare(surface, caller, session_id, old, new, private=True)
         elif verb == "run":
             await self.presenter.run(surface, caller, session_id, private=True)
         else:

@@ -207,3 +207,37 @@ async def test_a_repair_ends_with_how_it_went(app: App, fake: FakeEngine) -> Non
     assert surface.told()[-1].text == "✅ Repair done: the tests pass after 1 fix."
     shown = list(surface.messages().values())
     assert [type(v).__name__ for v in shown] == ["VersionCard", "RunCard", "VersionCard", "RunCard"]
+
+
+async def test_diff_revert_and_download_buttons(app: App, fake: FakeEngine) -> None:
+    answers = iter([fenced("a = 1"), fenced("a = 2")])
+    fake.responder = lambda r: next(answers)
+    surface = RecordingSurface()
+    key = await opened(app, surface, "a")
+    session = await app.service.find(key)
+    assert session is not None
+    await app.presenter.turn(surface, lambda: app.service.reply(SLACKER, key, "two"))
+    [*_, v2] = surface.messages().values()
+    assert isinstance(v2, VersionCard)
+    assert [a.kind for a in v2.actions if a.kind in ("diff", "download")] == ["diff", "download"]
+
+    await app.presenter.act(surface, SLACKER, Action(kind="diff", session_id=session.id, number=2))
+    diff = list(surface.messages().values())[-1]
+    assert "Version 1 → 2" in diff.text and "-a = 1\n+a = 2" in diff.text
+
+    await app.presenter.act(
+        surface, SLACKER, Action(kind="download", session_id=session.id, number=1)
+    )
+    download = list(surface.messages().values())[-1]
+    assert download.file is not None and download.file.content == "a = 1"
+    assert download.file.filename == "snippet.py"
+
+    await app.presenter.act(
+        surface, SLACKER, Action(kind="revert", session_id=session.id, number=1)
+    )
+    reverted = list(surface.messages().values())[-1]
+    assert isinstance(reverted, VersionCard) and "Version 3 of" in reverted.text
+    assert reverted.code == "a = 1" and surface.told() == []
+
+    await app.presenter.show_version(surface, SLACKER, session.id, 2)  # an older version
+    assert [a.kind for a in surface.told()[-1].actions][-2:] == ["revert", "download"]

@@ -244,3 +244,21 @@ async def test_the_session_key_is_the_thread_under_its_channel(bot: Bot, app: Ap
     )
     session = await app.service.find(key)
     assert session is not None and session.owner == ALICE["id"]
+
+
+async def test_diff_and_download_buttons(bot: Bot, app: App, fake: FakeEngine) -> None:
+    answers = iter([fenced("def f():\n    return 1"), fenced("def f():\n    return 2")])
+    fake.responder = lambda r: next(answers)
+    _, thread_id = await bot.code("write f")
+    bot.gateway.thread_create(thread_id)
+    bot.gateway.message(thread_id, "return 2")
+    await settle()
+    v2 = message_id(bot.final(thread_id))
+
+    calls = await bot.click(v2, "ct:diff:1:2")
+    assert "Version 1 → 2 of #1" in calls[-1].content and "+    return 2" in calls[-1].content
+    calls = await bot.click(v2, "ct:download:1:2")
+    assert calls[-1].files == [("snippet.py", "def f():\n    return 2")]
+
+    versions = await app.store.list_versions(1)
+    assert len(versions) == 2  # a diff and a download make no version

@@ -58,4 +58,4 @@ async def test_custom_ids_decode_also_from_earlier_releases(custom_id: str, acti
     assert match is not None
     button = await ActionButton.from_custom_id(None, None, match)  # type: ignore[arg-type]
     assert button.action == action
-    assert re.fullmatch(ActionButton.__discord_ui_compiled_template__, "ct:diff:12:3") is None
+    assert re.fullmatch(ActionButton.__discord_ui_compiled_template__, "ct:nope:12:3") is None

@@ -252,9 +252,11 @@ async def test_code_command_acks_at_once_then_parent_thread_and_code(
     assert "Version 1 of #1" in version.body() and "```python\nprint('hi')\n```" in version.body()
     assert "Here it is." in version.body()
     if bot.app.runs.can_run:  # Run and Test only where the sandbox works (Python is testable)
-        assert version.action_ids() == ["codethread_run", "codethread_test", "codethread_delete"]
+        assert version.action_ids() == [
+            "codethread_run", "codethread_test", "codethread_download", "codethread_delete"
+        ]  # fmt: skip
     else:
-        assert version.action_ids() == ["codethread_delete"]
+        assert version.action_ids() == ["codethread_download", "codethread_delete"]
     session = await bot.app.service.find(
         SessionKey(platform="slack", workspace=TEAM, channel="C1", thread=parent.ts)
     )
@@ -533,7 +535,11 @@ async def test_long_snippet_goes_to_the_thread_as_a_file(bot: Bot, engine: FakeE
     preview, file_message = bot.slack.thread("C1", parent.ts)
     assert "more lines in the file" in preview.body() and fences_balanced(preview.body())
     runs = ["codethread_run"] if bot.app.runs.can_run else []  # Bash: Run, but no Test
-    assert len(preview.body()) < 4000 and preview.action_ids() == [*runs, "codethread_delete"]
+    assert len(preview.body()) < 4000 and preview.action_ids() == [
+        *runs,
+        "codethread_download",
+        "codethread_delete",
+    ]
     [url] = bot.slack.calls_to("files.getUploadURLExternal")
     assert url.params["filename"] == "snippet.sh" and url.params["snippet_type"] == "shell"
     [complete] = bot.slack.calls_to("files.completeUploadExternal")
@@ -605,7 +611,7 @@ async def test_without_running_there_are_no_run_or_test_buttons(
         assert not bot.app.runs.can_run
         parent = await bot.start_session("say hi")
         [version] = bot.slack.thread("C1", parent.ts)
-        assert version.action_ids() == ["codethread_delete"]
+        assert version.action_ids() == ["codethread_download", "codethread_delete"]
         await bot.command("/snippets", "run 1")
         await bot.settle()
         for action in ("codethread_run", "codethread_test"):  # buttons of an older message
@@ -741,7 +747,10 @@ async def test_failed_tests_then_fix_makes_the_next_version_from_the_failure(
     assert "return a - b" in engine.requests[-1].messages[-2].content  # built on version 1
     _, _, v2 = bot.slack.thread("C1", parent.ts)
     assert "Version 2 of #1" in v2.body() and "return a + b" in v2.body()
-    assert v2.action_ids() == ["codethread_run", "codethread_test", "codethread_delete"]
+    assert v2.action_ids() == [
+        "codethread_run", "codethread_test", "codethread_diff", "codethread_download",
+        "codethread_delete",
+    ]  # fmt: skip
     assert bot.count("action_fix") == 1
 
     await bot.click("codethread_fix", failed)  # the same failure again: version 1 is old now
@@ -882,3 +891,33 @@ def test_manifest_has_exactly_what_the_adapter_uses() -> None:
     events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
     assert events == {"app_mention", "message.channels", "message.groups"}
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
+
+
+async def test_diff_revert_and_download_from_the_thread_and_snippets(
+    bot: Bot, engine: FakeEngine
+) -> None:
+    answers = iter([fenced("def f():\n    return 1"), fenced("def f():\n    return 2")])
+    engine.responder = lambda r: next(answers)
+    parent = await bot.start_session("write f")
+    assert await bot.event(reply(parent, "return 2")) == 200
+    await bot.settle()
+    _, second = bot.slack.thread("C1", parent.ts)
+
+    await bot.click("codethread_diff", second, user="U2")  # anyone in the thread
+    diff = bot.slack.thread("C1", parent.ts)[-1]
+    assert "Version 1 → 2 of #1" in diff.body() and "+    return 2" in diff.body()
+    await bot.click("codethread_download", second)
+    [complete] = bot.slack.calls_to("files.completeUploadExternal")
+    assert bot.slack.uploads[complete.params["files"][0]["id"]] == b"def f():\n    return 2"
+
+    status, _, _ = await bot.command("/snippets", "diff 1 1 2")
+    await bot.settle()
+    assert status == 200 and "-    return 1" in bot.slack.responses[-1][1]["text"] + str(
+        bot.slack.responses[-1][1].get("blocks")
+    )
+    status, _, _ = await bot.command("/snippets", "show 1 1")  # an older version: Revert
+    await bot.settle()
+    shown = bot.slack.responses[-1][1]
+    [buttons] = [b for b in shown["blocks"] if b["type"] == "actions"]
+    revert = next(e for e in buttons["elements"] if e["action_id"] == "codethread_revert")
+    assert revert["value"] == "revert:1:1"
