@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 
 from bot.codeblocks import extract_code
 from bot.core import SessionService
@@ -100,13 +100,21 @@ class RunService:
         *,
         number: int | None = None,
         scoped: bool = False,
+        stdin: str = "",
+        args: Sequence[str] = (),
         on_queued: OnQueued | None = None,
     ) -> RunReport:
-        """Run a version (the latest by default) and store the result."""
+        """Run a version (the latest by default) with ``stdin`` and command-line ``args``,
+        and store the result with them."""
         session, version, pool = await self._target(session_id, caller, number, scoped)
-        result = await pool.run(session.language, version.code, on_queued=on_queued)
-        await self._store(version, result, kind="run")
-        return self._report(session, version, result)
+        try:
+            result = await pool.run(
+                session.language, version.code, stdin=stdin, args=args, on_queued=on_queued
+            )
+        except ValueError as err:  # input over the sandbox's limits
+            raise UserError(str(err)) from None
+        await self._store(version, result, kind="run", stdin=stdin, args=args)
+        return self._report(session, version, result, stdin=stdin, args=tuple(args))
 
     async def test(
         self,
@@ -243,6 +251,8 @@ class RunService:
         *,
         kind: RunKind = "run",
         tests: str = "",
+        stdin: str = "",
+        args: tuple[str, ...] = (),
     ) -> RunReport:
         """The stored run as a result, with Fix offered when the code itself failed."""
         actions = (
@@ -252,7 +262,7 @@ class RunService:
         )
         return RunReport(
             session=session, version=version, result=result, kind=kind, tests=tests,
-            actions=actions,
+            actions=actions, stdin=stdin, args=args,
         )  # fmt: skip
 
     @staticmethod
@@ -288,7 +298,14 @@ class RunService:
         return session, version, self.pool
 
     async def _store(
-        self, version: Version, result: RunResult, *, kind: RunKind, tests: str = ""
+        self,
+        version: Version,
+        result: RunResult,
+        *,
+        kind: RunKind,
+        tests: str = "",
+        stdin: str = "",
+        args: Sequence[str] = (),
     ) -> None:
         try:
             await self.sessions.store.add_run(
@@ -303,6 +320,8 @@ class RunService:
                 limit_hit=result.limit_hit,
                 compile_output=result.compile_output,
                 tests=tests,
+                stdin=stdin,
+                args=args,
             )
         except VersionNotFound:
             raise UserError("The session was deleted while its code ran.") from None

@@ -171,3 +171,5 @@ class RunReport:
     kind: Literal["run", "test"] = "run"
     tests: str = ""  # the unit tests a "test" run ran
     actions: tuple[Action, ...] = ()
+    stdin: str = ""  # what the run was given on standard input
+    args: tuple[str, ...] = ()  # and on its command line

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -59,13 +59,16 @@ class SandboxPool:
         code: str,
         *,
         stdin: str = "",
+        args: Sequence[str] = (),
         files: Mapping[str, str] | None = None,
         limits: Limits | None = None,
         on_queued: OnQueued | None = None,
     ) -> RunResult:
         """:meth:`Sandbox.run` once a slot is free."""
         async with self.slot(on_queued):
-            return await self.sandbox.run(language, code, stdin=stdin, files=files, limits=limits)
+            return await self.sandbox.run(
+                language, code, stdin=stdin, args=args, files=files, limits=limits
+            )
 
     async def run_tests(
         self,

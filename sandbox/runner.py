@@ -44,10 +44,12 @@ from sandbox.toolchains import TOOLCHAINS, Toolchain, resolve_program
 from sandbox.users import DEFAULT_UIDS, Users
 from sandbox.verdict import decode, judge
 
-__all__ = ["MAX_FILES", "MAX_INPUT", "Sandbox"]
+__all__ = ["MAX_ARGS", "MAX_FILES", "MAX_INPUT", "Sandbox"]
 
 #: Most bytes of code, extra files and stdin one run accepts.
 MAX_INPUT = 4 * 1024 * 1024
+#: Most command-line arguments one run accepts.
+MAX_ARGS = 64
 #: Most files in the work dir (snippet, extra files, tests, compiler output).
 MAX_FILES = 32
 
@@ -176,11 +178,15 @@ class Sandbox:
         code: str,
         *,
         stdin: str = "",
+        args: Sequence[str] = (),
         files: Mapping[str, str] | None = None,
         limits: Limits | None = None,
     ) -> RunResult:
-        """Run ``code`` as a ``language`` program with ``stdin``; ``files`` go next to it."""
-        return await self._execute(language, code, stdin=stdin, files=files, limits=limits)
+        """Run ``code`` as a ``language`` program with ``stdin`` and command-line ``args``;
+        ``files`` go next to it (read-only inputs such as a CSV)."""
+        return await self._execute(
+            language, code, stdin=stdin, args=args, files=files, limits=limits
+        )
 
     async def run_tests(
         self, language: str, code: str, tests: str, *, limits: Limits | None = None
@@ -199,10 +205,13 @@ class Sandbox:
         code: str,
         *,
         stdin: str = "",
+        args: Sequence[str] = (),
         files: Mapping[str, str] | None = None,
         tests: str | None = None,
         limits: Limits | None = None,
     ) -> RunResult:
+        if len(args) > MAX_ARGS or any("\0" in arg for arg in args):
+            raise ValueError(f"At most {MAX_ARGS} arguments, without NUL bytes.")
         reason = await self.check()
         if reason is not None:
             return _unavailable(reason)
@@ -230,8 +239,10 @@ class Sandbox:
             sources[name] = text
         data = {name: text.encode() for name, text in sources.items()}
         stdin_bytes = stdin.encode()
-        if sum(map(len, data.values())) + len(stdin_bytes) > MAX_INPUT:
-            raise ValueError(f"Code, files and stdin exceed {MAX_INPUT} bytes.")
+        given = sum(map(len, data.values())) + len(stdin_bytes) + sum(len(a) for a in args)
+        if given > MAX_INPUT:
+            raise ValueError(f"Code, files, stdin and arguments exceed {MAX_INPUT} bytes.")
+        argv = (*argv, *args)  # the program's own arguments, after its command
         if len(data) > MAX_FILES:
             raise ValueError(f"At most {MAX_FILES} files may be given.")
 

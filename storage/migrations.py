@@ -171,11 +171,19 @@ async def m004_failures(conn: aiosqlite.Connection) -> None:
     )
 
 
+async def m005_run_inputs(conn: aiosqlite.Connection) -> None:
+    """What a run was given: its standard input and its command-line arguments (a JSON list),
+    so that a result can be read, and run again, with what produced it."""
+    await conn.execute("ALTER TABLE runs ADD COLUMN stdin TEXT NOT NULL DEFAULT ''")
+    await conn.execute("ALTER TABLE runs ADD COLUMN args TEXT NOT NULL DEFAULT '[]'")
+
+
 MIGRATIONS: Sequence[Migration] = (
     m001_initial,
     m002_runs,
     m003_version_touches_session,
     m004_failures,
+    m005_run_inputs,
 )
 
 

@@ -83,6 +83,8 @@ class Run:
     compile_output: str
     tests: str  # the unit tests a 'test' run ran ("" for a plain run)
     created_at: float
+    stdin: str = ""  # what the run read on standard input
+    args: tuple[str, ...] = ()  # its command-line arguments
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

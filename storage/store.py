@@ -10,6 +10,7 @@ store never see each other's half-done writes, and processes sharing the file (W
 from __future__ import annotations
 
 import asyncio
+import json
 import contextlib
 import os
 import sqlite3
@@ -57,7 +58,7 @@ FROM versions
 
 _RUN_SELECT = """
 SELECT id, version_id, kind, status, exit_code, stdout, stderr, duration_ms, peak_memory_kb,
-       limit_hit, compile_output, tests, created_at
+       limit_hit, compile_output, tests, created_at, stdin, args
 FROM runs
 """
 
@@ -174,6 +175,8 @@ def _run(row: sqlite3.Row) -> Run:
         compile_output=row["compile_output"],
         tests=row["tests"],
         created_at=row["created_at"],
+        stdin=row["stdin"],
+        args=tuple(json.loads(row["args"])),
     )
 
 
@@ -436,6 +439,8 @@ class Store:
         limit_hit: RunLimit | None,
         compile_output: str,
         tests: str = "",
+        stdin: str = "",
+        args: Sequence[str] = (),
     ) -> Run:
         """Record a run of a version. :class:`VersionNotFound` if there is no such version.
 
@@ -454,11 +459,12 @@ class Store:
                 """
                 INSERT INTO runs (version_id, kind, status, exit_code, stdout, stderr,
                                   duration_ms, peak_memory_kb, limit_hit, compile_output,
-                                  tests, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                  tests, created_at, stdin, args)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 (version_id, kind, status, exit_code, stdout, stderr, duration_ms,
-                 peak_memory_kb, limit_hit, compile_output, tests, now),
+                 peak_memory_kb, limit_hit, compile_output, tests, now, stdin,
+                 json.dumps(list(args))),
             )  # fmt: skip
             run_id = cursor.lastrowid
             await cursor.close()
@@ -477,6 +483,8 @@ class Store:
             compile_output=compile_output,
             tests=tests,
             created_at=now,
+            stdin=stdin,
+            args=tuple(args),
         )
 
     async def latest_run(self, version_id: int) -> Run | None:

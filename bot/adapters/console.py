@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import getpass
 import itertools
+import shlex
 import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TextIO
 
 from rich.console import Console
@@ -337,8 +339,34 @@ class ConsoleChat:
             self.session = outcome.session
 
     async def _run(self, arg: str) -> None:
-        number = _number(arg, "/run [VERSION-NUMBER]")
-        await self.presenter.run(self.surface, self.caller, self._current().id, number=number)
+        """``/run [N] [--stdin FILE] [-- ARG…]``: the file is read here, by the person who
+        runs the bot (the sandbox itself never sees their files)."""
+        usage = words.CONSOLE["usage"].format(usage="/run [N] [--stdin FILE] [-- ARG…]")
+        try:
+            words_ = shlex.split(arg)
+        except ValueError:
+            raise UserError(usage) from None
+        args: list[str] = []
+        if "--" in words_:
+            at = words_.index("--")
+            words_, args = words_[:at], words_[at + 1 :]
+        number, stdin = None, ""
+        while words_:
+            word = words_.pop(0)
+            if word == "--stdin" and words_:
+                name = words_.pop(0)
+                try:
+                    stdin = await asyncio.to_thread(_read_text, name)
+                except (OSError, UnicodeDecodeError) as err:
+                    problem = words.CONSOLE["unreadable"].format(path=name, err=err)
+                    raise UserError(problem) from None
+            elif word.isdigit() and number is None:
+                number = int(word)
+            else:
+                raise UserError(usage)
+        await self.presenter.run(
+            self.surface, self.caller, self._current().id, number=number, stdin=stdin, args=args
+        )
 
     async def _test(self, _: str) -> None:
         await self.presenter.test(self.surface, self.caller, self._current().id, number=None)
@@ -359,6 +387,10 @@ class ConsoleChat:
             return
         await self.presenter.delete(self.surface, self.caller, session.id)
         self.session = None
+
+
+def _read_text(name: str) -> str:
+    return Path(name).expanduser().read_text()
 
 
 def _number(arg: str, usage: str) -> int | None:

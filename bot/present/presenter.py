@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any
 
 from bot.core import SessionService, StartCheck
@@ -256,13 +256,21 @@ class Presenter:
         *,
         number: int | None = None,
         private: bool = False,
+        stdin: str = "",
+        args: Sequence[str] = (),
     ) -> RunReport | None:
-        """Run a version; the result in the thread (or, ``private``, for the caller only, who
-        must own the session: ``/snippets run``)."""
+        """Run a version with ``stdin`` and ``args``; the result in the thread (or,
+        ``private``, for the caller only, who must own the session: ``/snippets run``)."""
         return await self._sandboxed(
             surface,
             lambda queued: self.runs.run(
-                session_id, caller, number=number, scoped=private, on_queued=queued
+                session_id,
+                caller,
+                number=number,
+                scoped=private,
+                stdin=stdin,
+                args=args,
+                on_queued=queued,
             ),
             private=private,
         )

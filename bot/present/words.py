@@ -9,6 +9,7 @@ Text that people wrote passes through the surface's ``escape`` before it joins m
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 
 from bot.codeblocks import close_open_fence, fence, tail
@@ -106,6 +107,7 @@ CONSOLE = {
     "cancelled": "(cancelled; the next line is a new request)",
     "confirm_delete": "Delete session {id} ({title}) and all its versions?",
     "kept": "Kept it.",
+    "unreadable": "Cannot read {path}: {err}",
     "leave": "Press Ctrl-C again, or Ctrl-D, or type /quit, to leave.",
     "fixed": "A session's language and model are fixed: --language and --model are ignored "
     "with --session.",
@@ -136,7 +138,8 @@ HELP = """\
 Type what the code should do; each later line changes the current version.
   /new                start another snippet        /snippets       list yours
   /show [N]           a version (default latest)   /delete         delete this snippet
-  /run [N]            run it in the sandbox        /test           model-written unit tests
+  /run [N] [--stdin FILE] [-- ARG…]  run it in the sandbox, with input and arguments
+  /test               model-written unit tests
   /fix                next version from a failure  /repair         test and fix until it passes
   /diff [A] [B]       what changed (last two)      /revert N       back to version N
   /retry              send a failed request again  /help, /quit
@@ -385,6 +388,18 @@ def _facts(report: RunReport) -> str:
     return " · ".join(facts)
 
 
+def _inputs(report: RunReport) -> str:
+    """What a run was given, in one line ("" when nothing)."""
+    given = []
+    if report.args:
+        shown = " ".join(shlex.quote(arg) for arg in report.args)
+        given.append(f"arguments `{shown[:200]}`")
+    if report.stdin:
+        lines = report.stdin.count("\n") + (not report.stdin.endswith("\n"))
+        given.append(f"{len(report.stdin.encode()):,} bytes ({lines:,} lines) on stdin")
+    return "With " + " and ".join(given) if given else ""
+
+
 def tests_filename(language: Language) -> str:
     """The file name the sandbox gives a language's tests (``test_snippet.py``, …)."""
     toolchain = toolchain_for(language.name)
@@ -416,6 +431,8 @@ def run_card(
     icon = _OUTCOMES.get(result.status, ("", "❔"))[1]
     summary = run_summary(report)
     parts = [f"{icon} {summary} · {_facts(report)}"]
+    if given := _inputs(report):
+        parts.append(given)
     if result.message:
         parts.append(result.message)
     file = None

@@ -180,3 +180,20 @@ async def test_diff_and_revert_in_the_terminal(run_cli) -> None:  # type: ignore
     assert listed[0]["versions"] == 3
     shown = await run_cli("snippets", "show", str(listed[0]["id"]), "--raw")
     assert shown.out.startswith("# fake-model version 1")  # version 3 is version 1's code
+
+
+async def test_run_with_input_and_arguments_in_the_terminal(
+    run_cli, tmp_path: Path, openai_server: OpenAIServer
+) -> None:  # type: ignore[no-untyped-def]
+    from sandbox import Sandbox
+
+    if reason := await Sandbox().check():
+        pytest.skip(reason)
+    code = "import sys\nrows = sys.stdin.read().split()\nprint(len(rows), sys.argv[1:])"
+    openai_server.handler = lambda body: ScriptedReply(text=f"```python\n{code}\n```")
+    data = tmp_path / "rows.txt"
+    data.write_text("a\nb\nc\n")
+    chat = await run_cli("chat", stdin=f"count rows\n/run --stdin {data} -- --top 'two words'\n")
+    assert chat.code == 0, chat.out + chat.err
+    assert "3 ['--top', 'two words']" in chat.out
+    assert "With arguments `--top 'two words'` and 6 bytes (3 lines) on stdin" in chat.out

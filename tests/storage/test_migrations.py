@@ -48,7 +48,7 @@ async def test_blank_database_gets_the_schema(conn: aiosqlite.Connection) -> Non
 
     assert await migrate(conn) == len(MIGRATIONS)
 
-    assert await schema_version(conn) == len(MIGRATIONS) == 4
+    assert await schema_version(conn) == len(MIGRATIONS) == 5
     tables = {str(r[0]) for r in await rows(conn, "SELECT name FROM sqlite_schema")}
     assert {"sessions", "versions", "runs", "failures"} <= tables
     assert await columns(conn, "sessions") == [
@@ -85,7 +85,7 @@ async def test_blank_database_gets_the_schema(conn: aiosqlite.Connection) -> Non
 
     assert await columns(conn, "runs") == [
         "id", "version_id", "kind", "status", "exit_code", "stdout", "stderr", "duration_ms",
-        "peak_memory_kb", "limit_hit", "compile_output", "tests", "created_at",
+        "peak_memory_kb", "limit_hit", "compile_output", "tests", "created_at", "stdin", "args",
     ]  # fmt: skip
     assert await index_columns(conn, "runs_version") == ["version_id", "id"]
     run_keys = await rows(conn, "PRAGMA foreign_key_list(runs)")

@@ -586,3 +586,18 @@ async def test_deleting_a_session_deletes_its_failures(store: Store, db_path: Pa
 
     assert await store.take_failure(doomed) is None
     assert raw(db_path, "SELECT session_id FROM failures") == [(kept,)]
+
+
+async def test_a_run_keeps_its_input_and_arguments(store: Store) -> None:
+    session_id = await new_session(store)
+    version = await store.add_version(
+        session_id, request="r", code="x", note="", model="m",
+        prompt_tokens=None, completion_tokens=None, latency_ms=1,
+    )  # fmt: skip
+    run = await store.add_run(
+        version.id, kind="run", status="ok", exit_code=0, stdout="", stderr="",
+        duration_ms=1, peak_memory_kb=None, limit_hit=None, compile_output="",
+        stdin="a,b\n1,2\n", args=["--sum", "3"],
+    )  # fmt: skip
+    assert (run.stdin, run.args) == ("a,b\n1,2\n", ("--sum", "3"))
+    assert await store.latest_run(version.id) == run
