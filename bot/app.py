@@ -83,6 +83,11 @@ async def build(
         await store.prune_empty(older_than=EMPTY_SESSION_TTL)
     except (OSError, sqlite3.Error, StoreError) as err:
         raise ConfigError(f"Cannot open the database {config.db_path}: {err}") from None
+    pool = (
+        SandboxPool(Sandbox(environment_dir=config.sandbox.directory))
+        if config.run_snippets
+        else None
+    )
     metrics = Metrics()
     service = SessionService(
         store=store,
@@ -97,8 +102,8 @@ async def build(
         metrics=metrics,
         rate_limiter=RateLimiter(limit=config.rate_limit_per_minute),
         access=AccessPolicy(users=config.allowed_users, channels=config.allowed_channels),
+        packages=(lambda lang: pool.sandbox.environment().packages_for(lang)) if pool else None,
     )
-    pool = SandboxPool(Sandbox()) if config.run_snippets else None
     runs = RunService(sessions=service, pool=pool, repair_attempts=config.repair_attempts)
     app = App(
         config=config,

@@ -592,3 +592,110 @@ def eval_command(
     status = _run(run_eval(options, load_config(), out=Console(), err=Console(stderr=True)))
     if status:
         raise SystemExit(status)
+
+
+@main.group("sandbox")
+def sandbox_group() -> None:
+    """Prepare what snippets can use when they run."""
+
+
+@sandbox_group.command("setup")
+@click.option(
+    "--find-links",
+    "find_links",
+    multiple=True,
+    metavar="DIR",
+    help="Also look for Python packages in this folder or page (pip --find-links); repeatable.",
+)
+@click.option("--no-index", is_flag=True, help="Only those: do not ask the package index.")
+@click.option("--offline", is_flag=True, help="npm: use only its cache and local tarballs.")
+def sandbox_setup(find_links: tuple[str, ...], no_index: bool, offline: bool) -> None:
+    """Install the config's [sandbox] packages for every run.
+
+    python_packages go into a venv of the system python3 (by pip), node_packages into a
+    node_modules folder (by npm), both in the environment folder (environment_dir, else the
+    data folder); runs see them read-only. A running bot uses the new set from its next run on.
+    Prints each command, then what was installed."""
+    from bot.config import load_config
+    from bot.errors import UserError
+    from sandbox import SetupError, prepare
+    from sandbox.toolchains import resolve_program
+
+    try:
+        settings = load_config().sandbox
+    except UserError as err:
+        raise click.ClickException(str(err)) from None
+    if not settings.python_packages and not settings.node_packages:
+        click.echo(f"[sandbox] lists no python_packages or node_packages: {settings.directory} "
+                   "now holds an empty environment.")  # fmt: skip
+    python3 = resolve_program("python3")
+    if python3 is None and settings.python_packages:
+        raise click.ClickException("python3 is not installed under /usr (Debian: python3)")
+    pip_options = [option for link in find_links for option in ("--find-links", link)]
+    pip_options += ["--no-index"] if no_index else []
+    try:
+        environment = prepare(
+            settings,
+            python3=python3 or "python3",
+            pip_options=pip_options,
+            npm_options=["--offline"] if offline else [],
+            log=lambda line: click.echo(line, err=True),
+        )
+    except (SetupError, OSError) as err:
+        raise click.ClickException(str(err)) from None
+    for label, packages in (
+        ("Python", environment.python_packages),
+        ("Node", environment.node_packages),
+    ):
+        if packages:
+            listed = ", ".join(f"{name} {version}" for name, version in packages.items())
+            click.echo(f"{label}: {listed}")
+    click.echo(f"Ready: {settings.directory}")
+
+
+@main.group("discord")
+def discord_group() -> None:
+    """Discord: publish the slash commands."""
+
+
+@discord_group.command("sync")
+@click.option(
+    "--guild",
+    type=int,
+    metavar="ID",
+    help="Publish to this server only, where they appear at once (to try a change).",
+)
+def discord_sync(guild: int | None) -> None:
+    """Publish /code and /snippets to Discord (the bot does not do it at start-up).
+
+    Run it after installing and after an upgrade that changes the commands. Logs in with
+    DISCORD_BOT_TOKEN over REST only (no gateway connection), through DISCORD_API_URL when set.
+    Prints how many commands were published."""
+    import discord
+
+    from bot.adapters.discord.adapter import sync_commands
+    from bot.config import load_config
+    from bot.errors import UserError
+    from bot.present.words import PlatformRefused
+
+    try:
+        config = load_config()
+    except UserError as err:
+        raise click.ClickException(str(err)) from None
+    if not config.discord_bot_token:
+        raise click.ClickException("DISCORD_BOT_TOKEN is not set")
+    try:
+        count = _run(
+            sync_commands(
+                config.discord_bot_token,
+                guild=guild,
+                allow_dms=config.discord_allow_dms,
+                api_url=config.discord_api_url,
+            )
+        )
+    except discord.LoginFailure:
+        raise click.ClickException("Discord rejected DISCORD_BOT_TOKEN") from None
+    except (PlatformRefused, discord.HTTPException) as err:
+        raise click.ClickException(f"Discord refused the commands: {err}") from None
+    where = f"to server {guild}" if guild is not None else "globally"
+    click.echo(f"Published {count} Discord command(s) {where}.")

@@ -39,6 +39,11 @@ user config dir) when it exists. It may hold these top-level keys and any number
     prompt_cache_key = true           # per-session cache key; default: only to OpenAI's API
     safety_identifier = true          # hashed user id; default: only to OpenAI's API
 
+    [sandbox]                         # what every run can import (`codethread sandbox setup`)
+    python_packages = ["numpy", "pandas", "matplotlib"]
+    node_packages = ["lodash"]
+    environment_dir = "/srv/codethread/sandbox"   # optional; see sandbox.environment
+
 Each setting is stated once, as a :class:`Config` field: its type, its default, and (in the
 field's metadata, see :func:`_source`) whether a TOML key and which environment variable set
 it. The TOML keys, their type checks and :func:`load_config` are derived from those fields.
@@ -60,6 +65,7 @@ import platformdirs
 
 from bot.errors import ConfigError
 from engines import Catalog, ModelSpec
+from sandbox.environment import Settings as SandboxSettings
 
 __all__ = ["Config", "check_db_path", "config_file", "default_config_path", "load_config"]
 
@@ -151,6 +157,8 @@ class Config:
     repair_attempts: int = field(default=2, metadata=_TOML)
     #: chat users may name any openai:/hf: reference, not only catalog entries
     allow_any_model: bool = field(default=False, metadata=_TOML)
+    #: the ``[sandbox]`` table: the packages ``codethread sandbox setup`` prepares for runs
+    sandbox: SandboxSettings = field(default_factory=SandboxSettings, metadata=_TOML)
 
 
 # -- reading values, by the field's type ------------------------------------------------
@@ -207,6 +215,13 @@ def _read_models(value: Any) -> tuple[ModelSpec, ...]:
         raise _EntryError(str(err)) from None
 
 
+def _read_sandbox(value: Any) -> SandboxSettings:
+    try:
+        return SandboxSettings.parse(value)
+    except ValueError as err:
+        raise _EntryError(str(err)) from None
+
+
 _READERS: dict[object, _Reader] = {
     str: _read_str,
     int: _read_int,
@@ -214,6 +229,7 @@ _READERS: dict[object, _Reader] = {
     bool: _read_bool,
     frozenset[str]: _read_ids,
     tuple[ModelSpec, ...]: _read_models,
+    SandboxSettings: _read_sandbox,
 }
 
 

@@ -28,7 +28,7 @@ import hashlib
 import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,7 +142,10 @@ class SessionService:
         metrics: Metrics,
         rate_limiter: RateLimiter | None = None,
         access: AccessPolicy | None = None,
+        packages: Callable[[str], Mapping[str, str]] | None = None,
     ) -> None:
+        """``packages``: what a language's snippets can import where they run (the sandbox's
+        prepared environment), named in the system prompt; None where nothing runs."""
         self.store = store
         self.engines = engines
         self.languages = languages
@@ -151,6 +154,7 @@ class SessionService:
         self._rate = rate_limiter or RateLimiter(limit=0)
         self._access = access or AccessPolicy()
         self._queue = SessionQueue()
+        self._packages = packages
         self._seen: OrderedDict[str, None] = OrderedDict()  # recent delivery ids
 
     # -- what a surface may ask before it acts -----------------------------------------------
@@ -518,6 +522,7 @@ class SessionService:
                 request=request,
                 budget=budget,
                 count_tokens=engine.count_tokens,  # real counts where the engine has them
+                available=self._packages(language.name) if self._packages else None,
             )
         except ContextTooSmall as err:
             yield await self._fail(session, request, str(err))

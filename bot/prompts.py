@@ -10,7 +10,7 @@ dropped. Sizes are the engine's real token counts where it has them (a local mod
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.codeblocks import fence
@@ -40,8 +40,20 @@ built from the current version. The code must run as-is: include imports, and a 
 cannot change these rules."""
 
 
-def system_prompt(language: Language) -> str:
-    return _SYSTEM.format(label=language.label, fence=language.fence)
+def system_prompt(language: Language, available: Mapping[str, str] | None = None) -> str:
+    """The fixed instructions for ``language``; with ``available`` (what the sandbox can
+    import: the operator's configured packages, never user text), a line saying so, so that
+    the model writes code that runs here."""
+    prompt = _SYSTEM.format(label=language.label, fence=language.fence)
+    if available is None:
+        return prompt
+    if not available:
+        return f"{prompt}\nCode runs offline: only the standard library is available."
+    listed = ", ".join(f"{name} {version}" for name, version in sorted(available.items()))
+    return (
+        f"{prompt}\nCode runs offline. Besides the standard library it can use: {listed}. "
+        "Nothing else can be installed."
+    )
 
 
 #: the real token count of a prompt made of these messages, or None when it cannot be had
@@ -75,6 +87,7 @@ def build_messages(
     request: str,
     budget: PromptBudget,
     count_tokens: TokenCounter | None = None,
+    available: Mapping[str, str] | None = None,
 ) -> tuple[ChatMessage, ...]:
     """Messages for the next version: system, earlier (request, answer) pairs, the new request.
 
@@ -86,7 +99,7 @@ def build_messages(
     the size of the budget (never the whole of a long history); the rest is a binary search
     (a prompt only grows with every pair added).
     """
-    system = ChatMessage(role="system", content=system_prompt(language))
+    system = ChatMessage(role="system", content=system_prompt(language, available))
     pairs = [
         (
             ChatMessage(role="user", content=v.request),

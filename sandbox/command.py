@@ -1,4 +1,4 @@
-"""The command line of one sandboxed step: setpriv → prlimit → bwrap → reaper → the program.
+"""The command line of one sandboxed step: setpriv → bwrap → bwrap's init → the program.
 
 :class:`CommandBuilder` turns a program, its limits and its files into an argv and the file
 descriptors that carry data into the sandbox. What the sandbox gets, and nothing more:
@@ -8,21 +8,29 @@ descriptors that carry data into the sandbox. What the sandbox gets, and nothing
   no further user namespaces inside (``--disable-userns``);
 - a fresh session (``--new-session``: no TIOCSTI into a terminal) and death with its parent;
 - an environment of only ``PATH``, ``HOME``, ``TMPDIR``, ``LANG`` and the toolchain's own
-  variables (``--clearenv``). The chain itself starts with an empty environment and the
-  sandbox's pid 1 is :mod:`sandbox.reaper`, started by bwrap with that cleared environment, so
-  no process inside (``/proc/1/environ`` included) holds anything of the bot's;
+  variables (``--clearenv``; the chain itself starts with an empty environment), so no process
+  inside, ``/proc/1/environ`` included, holds anything of the bot's;
 - read-only ``/usr`` (with the merged-/usr links ``/bin``, ``/lib``…), ``/etc/alternatives``,
   the dynamic loader's config and the toolchain's extra binds; a generated ``/etc/passwd``,
   ``/etc/group``, ``/etc/hosts`` and ``/etc/nsswitch.conf``; nothing of ``/root``, ``/home``,
   ``/work``, ``/var``, ``/run`` or the bot's files;
+- the prepared run environment, read-only, where there is one (:mod:`sandbox.environment`):
+  the Python venv at ``/venv`` (``PATH`` starts with ``/venv/bin``) and ``/node_modules``;
 - a new ``/proc`` (only its own processes) and a minimal ``/dev``, read-only but for a small
   ``/dev/shm``; a size-capped private tmpfs on ``/tmp`` holding the work dir ``/tmp/work``,
   and a read-only root;
 - its files as sealed memfds copied in by bwrap (``--file``), stdin as a sealed memfd;
 - the seccomp filter of :mod:`sandbox.seccomp`;
+- bwrap's own init as pid 1 (it reaps orphans; when the program exits it exits too, and the
+  kernel ends everything left in the pid namespace);
+- bwrap waits (``--block-fd``) before it starts the program until the runner has set the
+  program's limits on the sandbox's pid 1 - inside the sandbox's own user namespace, see
+  :mod:`sandbox.limits`; under another uid ``prlimit`` sets them inside instead - and, with a
+  run cgroup the chain is not born in (:mod:`sandbox.cgroups`), moved it into that cgroup, so
+  that everything of the run counts;
 - when the bot runs as root: the real, effective and saved uid/gid of a reserved unprivileged
   user, no supplementary groups, no capabilities in any set, ``no_new_privs``, all set by
-  ``setpriv`` *before* bwrap starts, so ``RLIMIT_NPROC`` counts against that user on the host.
+  ``setpriv`` *before* bwrap starts.
 """
 
 from __future__ import annotations
@@ -34,8 +42,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
+from sandbox.environment import NODE_MOUNT, PYTHON_MOUNT, RunEnvironment
 from sandbox.limits import Limits, MiB
-from sandbox.reaper import REAPER_SOURCE
 from sandbox.seccomp import build_filter
 from sandbox.toolchains import SANDBOX_PATH
 
@@ -61,7 +69,8 @@ _ETC_BINDS = (
 class Programs:
     """Absolute paths of the host programs the chain is made of (None: not installed).
 
-    ``python3`` runs the sandbox's pid 1 (:mod:`sandbox.reaper`), so it must live under /usr.
+    ``python3`` builds the run environment's venv and ``prlimit`` sets the limits of runs under
+    another uid inside the sandbox: both must live under /usr.
     """
 
     bwrap: str | None
@@ -88,7 +97,7 @@ class Command:
     stdin_fd: int
     pass_fds: list[int]
     status_fd: int  # read end of bwrap's --json-status-fd pipe
-    report_fd: int  # read end of the reaper's report pipe
+    release_fd: int  # write end of bwrap's --block-fd pipe
     owned_fds: list[int] = field(default_factory=list)
 
     def close_child_ends(self) -> None:
@@ -99,10 +108,10 @@ class Command:
 
     def close(self) -> None:
         self.close_child_ends()
-        for fd in (self.status_fd, self.report_fd):
+        for fd in (self.status_fd, self.release_fd):
             if fd >= 0:
                 os.close(fd)
-        self.status_fd = self.report_fd = -1
+        self.status_fd = self.release_fd = -1
 
     def __enter__(self) -> Command:
         return self
@@ -143,7 +152,7 @@ class CommandBuilder:
 
     def __init__(self, programs: Programs) -> None:
         self.programs = programs
-        self._seccomp = build_filter()
+        self._seccomp = {flag: build_filter(accounted=flag) for flag in (False, True)}
         self._root_args: list[str] = ["--ro-bind", "/usr", "/usr"]
         for path in _ROOT_LINKS:
             if os.path.islink(path):
@@ -165,20 +174,25 @@ class CommandBuilder:
         stdin: bytes = b"",
         env: Mapping[str, str] | None = None,
         binds: Sequence[str] = (),
+        environment: RunEnvironment | None = None,
+        accounted: bool = False,
     ) -> Command:
         """The command running ``argv`` in ``WORK_DIR``.
 
         ``uid``: drop to this uid/gid first (the caller must be root); None keeps the current
         (unprivileged) user. ``host_work_dir``: bind this host directory read-write as the
         work dir (compile steps, whose output must outlive the sandbox) instead of an empty one
-        inside the tmpfs; ``files`` are created in the work dir either way.
+        inside the tmpfs; ``files`` are created in the work dir either way. ``environment``:
+        the prepared packages to bind. ``accounted``: the run has a memory cgroup: the seccomp
+        filter is the cgroup's (see :mod:`sandbox.seccomp`). bwrap waits for a byte on
+        :attr:`Command.release_fd` before it starts the program.
         """
         programs = self.programs
-        if programs.bwrap is None or programs.prlimit is None or programs.python3 is None:
-            raise RuntimeError("bwrap, prlimit and python3 are required")
+        if programs.bwrap is None or (uid is not None and programs.prlimit is None):
+            raise RuntimeError("bwrap (and prlimit, to switch users) are required")
         status_r, status_w = os.pipe()
-        report_r, report_w = os.pipe()
-        owned: list[int] = [status_w, report_w]
+        owned: list[int] = [status_w]
+        release_w = -1
         try:
             stdin_fd = _memfd("stdin", stdin)
             owned.append(stdin_fd)
@@ -196,23 +210,28 @@ class CommandBuilder:
                     programs.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                     "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
                 ]  # fmt: skip
-            chain += [programs.prlimit, *limits.prlimit_args(), "--"]
             chain += [
                 programs.bwrap,
                 "--unshare-all", "--unshare-user", "--disable-userns",
-                "--new-session", "--die-with-parent", "--clearenv", "--as-pid-1",
+                "--new-session", "--die-with-parent", "--clearenv",
                 "--uid", str(INSIDE_UID), "--gid", str(INSIDE_UID),
                 "--hostname", "sandbox",
                 "--json-status-fd", str(status_w),
             ]  # fmt: skip
-            if self._seccomp is not None:
-                chain += ["--seccomp", data_fd("seccomp", self._seccomp)]
+            release_r, release_w = os.pipe()
+            owned.append(release_r)
+            chain += ["--block-fd", str(release_r)]
+            seccomp = self._seccomp[accounted]
+            if seccomp is not None:
+                chain += ["--seccomp", data_fd("seccomp", seccomp)]
             chain += self._root_args
             for pattern in binds:
                 for path in sorted(glob.glob(pattern)):
                     chain += ["--ro-bind", path, path]
             for name, text in _etc_files().items():
-                chain += ["--perms", "0444", "--ro-bind-data", data_fd(name, text.encode())]
+                # a file on the root tmpfs, which is remounted read-only below (cheaper than a
+                # bind mount each)
+                chain += ["--perms", "0444", "--file", data_fd(name, text.encode())]
                 chain += [f"/etc/{name}"]
             chain += [
                 "--proc", "/proc",
@@ -239,9 +258,15 @@ class CommandBuilder:
                     source = data_fd(item.name.rsplit("/", 1)[-1], item.data or b"")
                 chain += ["--perms", "0755" if item.executable else "0644"]
                 chain += ["--file", source, f"{WORK_DIR}/{item.name}"]
+            path = SANDBOX_PATH
+            if environment is not None and environment.python_dir is not None:
+                chain += ["--ro-bind", environment.python_dir, PYTHON_MOUNT]
+                path = f"{PYTHON_MOUNT}/bin:{path}"
+            if environment is not None and environment.node_modules is not None:
+                chain += ["--ro-bind", environment.node_modules, NODE_MOUNT]
             chain += ["--remount-ro", "/", "--chdir", WORK_DIR]
             variables = {
-                "PATH": SANDBOX_PATH,
+                "PATH": path,
                 "HOME": WORK_DIR,
                 "TMPDIR": "/tmp",
                 "LANG": "C.UTF-8",
@@ -249,11 +274,16 @@ class CommandBuilder:
             }
             for name, value in variables.items():
                 chain += ["--setenv", name, value]
-            chain += ["--", programs.python3, "-I", "-S", "-B", "-c", REAPER_SOURCE, str(report_w)]
-            chain += [str(limits.open_files), *argv]
+            chain.append("--")
+            if uid is not None:  # the runner may not prlimit(2) another user's process
+                assert programs.prlimit is not None
+                chain += [programs.prlimit, *limits.prlimit_args(address_space=not accounted)]
+                chain.append("--")
+            chain += argv
         except BaseException:
-            for fd in (status_r, report_r, *owned):
-                os.close(fd)
+            for fd in (status_r, release_w, *owned):
+                if fd >= 0:
+                    os.close(fd)
             raise
         pass_fds = [fd for fd in owned if fd != stdin_fd]
         pass_fds += [item.fd for item in files if item.fd is not None]
@@ -262,7 +292,7 @@ class CommandBuilder:
             stdin_fd=stdin_fd,
             pass_fds=pass_fds,
             status_fd=status_r,
-            report_fd=report_r,
+            release_fd=release_w,
             owned_fds=owned,
         )
 

@@ -4,24 +4,31 @@
 
 - it returns (or raises ``CancelledError``) only after the command's process has been reaped
   and no process of the sandbox is left: the kernel ends a pid namespace's init only after
-  every other process in it is dead, and the runner waits for that init to end (bwrap already
-  has when pid 1 ends by itself; after a kill, the runner waits on pid 1's pidfd). With
-  ``sweep_uid`` set, every host process of that uid is also killed after any run that did not
-  end by itself;
+  every other process in it is dead, and the runner waits for that init to end (on its pidfd;
+  bwrap names it on its status pipe). If the bot is that init's reaper now - the bot is PID 1
+  or a subreaper - it reaps it too (:mod:`sandbox.reaper`). With ``sweep_uid`` set, every host
+  process of that uid is also killed after any run that did not end by itself;
+- the program's rlimits are set on the sandbox's pid 1 while bwrap holds it (``--block-fd``),
+  before the program starts: inside the sandbox's user namespace, so the process limit counts
+  only the run (a run under another uid has ``prlimit`` set them inside instead);
+- with a run cgroup, the command is started from the cgroup's parked thread (v1: it is born
+  inside), or the sandbox's pid 1 is moved into it while bwrap holds it (v2); afterwards the
+  cgroup says the run's peak memory, CPU time and whether the OOM killer ended something at
+  the run's memory limit;
 - past ``limits.wall_time`` the whole tree is killed: SIGKILL to the process group of the outer
-  process (setpriv → prlimit → bwrap, one pid), to that pid, and through a pidfd to the
-  sandbox's pid 1 (bwrap names it on its status pipe), whose death makes the kernel kill every
-  process in the sandbox's pid namespace; bwrap's ``--die-with-parent`` does the same if this
-  Python process itself dies;
+  process (setpriv → bwrap, one pid), to that pid, and through a pidfd to the sandbox's pid 1,
+  whose death makes the kernel kill every process in the sandbox's pid namespace; bwrap's
+  ``--die-with-parent`` does the same if this Python process itself dies;
 - stdout and stderr are read as they come; the first ``limits.output`` bytes of each are kept,
   the rest is read and discarded (so the command never blocks on a full pipe and the pipes
   reach EOF), and past ``limits.output_kill`` bytes the tree is killed;
-- every 50 ms after the first 50 ms, the resident memory of all the run's processes is summed
-  from ``/proc``; above ``limits.memory_total`` the tree is killed.
+- every 50 ms after the first 50 ms: the inodes in the sandbox's ``/tmp`` and ``/dev/shm``
+  are counted (``statvfs`` through ``/proc/PID/root``), and above ``limits.inodes`` the tree is
+  killed; without a cgroup, the resident memory of all the run's processes is summed from
+  ``/proc`` too, and above ``limits.memory_total`` the tree is killed.
 
-Exit status, signal, peak memory and CPU time come from the sandbox's pid 1
-(:mod:`sandbox.reaper`). When the runner killed the tree there is no such report: the peak is
-then the largest resident size seen while sampling (None for a run killed within 50 ms).
+The exit status comes from bwrap's status pipe, as bwrap's init saw the program end: a status
+above 128 means the signal ``status - 128`` ended it, as a shell reports it.
 """
 
 from __future__ import annotations
@@ -30,19 +37,22 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Literal
 
+from sandbox.cgroups import RunCgroup
 from sandbox.limits import Limits
-from sandbox.reaper import parse_report
+from sandbox.reaper import reap
 
 __all__ = ["Killed", "Outcome", "supervise"]
 
-Killed = Literal["wall_time", "memory", "output"]
+Killed = Literal["wall_time", "memory", "output", "inodes"]
 
 SAMPLE_INTERVAL = 0.05  # seconds between memory samples
 DRAIN_GRACE = 2.0  # seconds to wait for pipes to reach EOF once the process is gone
@@ -55,7 +65,7 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 class Outcome:
     """What happened to one sandbox command."""
 
-    #: bwrap built the sandbox and the program ran to its end (pid 1 reported how it ended)
+    #: bwrap built the sandbox and the program ran to its end (bwrap reported how it ended)
     started: bool
     exit_code: int | None  # None when a signal ended the program, or it did not end by itself
     signal: int | None  # the signal that ended the program
@@ -65,8 +75,12 @@ class Outcome:
     stdout_size: int  # bytes the command wrote, kept or not
     stderr_size: int
     duration: float  # seconds from start to exit
-    cpu_time: float | None  # user + system seconds of every process that ended in the sandbox
-    peak_rss_kb: int | None  # peak resident memory of the largest process
+    cpu_time: float | None  # user + system seconds of the run's processes (cgroup v2 only)
+    #: with a cgroup: the run's peak memory, kernel objects included; without: the largest
+    #: resident size seen while sampling (None for a run that ended within 50 ms)
+    peak_rss_kb: int | None
+    accounted: bool = False  # a memory cgroup counted the run
+    oom_kills: int = 0  # processes the kernel's OOM killer ended at the run's memory limit
 
 
 class _Stream:
@@ -110,6 +124,7 @@ class _Status:
         self.fd = fd
         self.data = b""
         self.init_fd: int | None = None  # pidfd of the sandbox's pid 1
+        self.init_pid: int | None = None  # its host pid (valid while init_fd is open)
         self.exit_code: int | None = None
         os.set_blocking(fd, False)
 
@@ -140,6 +155,8 @@ class _Status:
                     self.exit_code = int(message["exit-code"])
                 if self.init_fd is None and isinstance(message.get("child-pid"), int):
                     self.init_fd = _open_init(message["child-pid"], message.get("pid-namespace"))
+                    if self.init_fd is not None:
+                        self.init_pid = int(message["child-pid"])
 
     def close(self) -> None:
         if self.init_fd is not None:
@@ -201,7 +218,7 @@ class _Run:
 
 
 async def _wait_for_init(run: _Run) -> None:
-    """Wait until the sandbox's pid 1 has ended (at most SWEEP_TIMEOUT).
+    """Wait until the sandbox's pid 1 has ended (at most SWEEP_TIMEOUT), and reap it if ours.
 
     The kernel ends a pid namespace's init only after it has killed and reaped every other
     process in the namespace, so this is "wait until nothing of the sandbox is left".
@@ -225,6 +242,29 @@ async def _wait_for_init(run: _Run) -> None:
         pass
     finally:
         loop.remove_reader(init_fd)
+    reap(init_fd)
+
+
+async def _start_in(
+    spawner: Executor, start: Callable[[], subprocess.Popen[bytes]]
+) -> subprocess.Popen[bytes]:
+    """``start()`` on the spawner's thread; if cancelled meanwhile, the process is killed."""
+    future = asyncio.get_running_loop().run_in_executor(spawner, start)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            proc = await future
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        raise
+
+
+def _signal_of(code: int) -> tuple[int | None, int | None]:
+    """(exit status, signal) of bwrap's exit code: above 128, a signal, as shells report it."""
+    if 128 < code <= 128 + 64:
+        return None, code - 128
+    return code, None
 
 
 async def supervise(
@@ -234,27 +274,33 @@ async def supervise(
     stdin_fd: int,
     pass_fds: Sequence[int],
     status_fd: int,
-    report_fd: int,
     sweep_uid: int | None,
+    cgroup: RunCgroup | None = None,
+    release_fd: int = -1,
     on_started: Callable[[], None] | None = None,
 ) -> Outcome:
-    """Run ``argv`` (a setpriv/prlimit/bwrap chain) with an empty environment; see module doc.
+    """Run ``argv`` (a setpriv/bwrap chain) with an empty environment; see the module doc.
 
-    ``status_fd`` and ``report_fd`` are the read ends of the pipes given to bwrap's
-    ``--json-status-fd`` and to the reaper; their write ends must be in ``pass_fds``.
-    ``sweep_uid``: a uid reserved for this run, whose every host process is killed after a
-    run that did not end by itself. ``on_started`` is called once the process exists (to close
-    descriptors only the child needed).
+    ``status_fd`` is the read end of the pipe given to bwrap's ``--json-status-fd``; its write
+    end must be in ``pass_fds``. ``release_fd``: the write end of bwrap's ``--block-fd`` pipe,
+    written once the program's limits are set on the sandbox's pid 1 (``limits.rlimits``) and,
+    with a ``cgroup`` it was not born in, it has been moved there (the caller closes it).
+    ``sweep_uid``: a uid reserved for this run, whose every host process is killed after a run
+    that did not end by itself (and whose limits ``prlimit`` sets inside). ``on_started`` is
+    called once the process exists (to close descriptors only the child needed).
+
+    Raises OSError when the command cannot be started or placed in its cgroup.
     """
     loop = asyncio.get_running_loop()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     started_at = time.monotonic()
-    try:
-        # Not asyncio's subprocess: it reaps in its own way and hides the pid's lifetime, which
-        # the pidfd/killpg logic below relies on. Popen returns once the child has exec'd
-        # (vfork + exec: about a millisecond).
-        proc = subprocess.Popen(  # noqa: ASYNC220
+
+    # Not asyncio's subprocess: it reaps in its own way and hides the pid's lifetime, which
+    # the pidfd/killpg logic below relies on. Popen returns once the child has exec'd
+    # (vfork + exec: about a millisecond).
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             list(argv),
             stdin=stdin_fd,
             stdout=out_w,
@@ -265,6 +311,12 @@ async def supervise(
             pass_fds=tuple(pass_fds),
             start_new_session=True,
         )
+
+    try:
+        if cgroup is not None and cgroup.spawner is not None:
+            proc = await _start_in(cgroup.spawner, start)
+        else:
+            proc = start()
     except BaseException:
         os.close(out_r)
         os.close(err_r)
@@ -278,6 +330,10 @@ async def supervise(
     status = _Status(status_fd)
     run = _Run(proc, status, sweep_uid)
     streams = (_Stream(out_r, limits.output), _Stream(err_r, limits.output))
+    admitted = False
+    # a run under another uid sets them itself (prlimit inside): see sandbox.limits
+    rlimits = [] if sweep_uid is not None else limits.rlimits(address_space=cgroup is None)
+    failure: list[OSError] = []
 
     def on_output(stream: _Stream) -> None:
         stream.read_available()
@@ -291,21 +347,33 @@ async def supervise(
         run.exited.set()
 
     def on_status() -> None:
+        nonlocal admitted
         if status.read_available():
             loop.remove_reader(status_fd)
+        if not admitted and status.init_pid is not None:
+            admitted = True
+            try:
+                for which, value in rlimits:
+                    resource.prlimit(status.init_pid, which, value)
+                if cgroup is not None and cgroup.spawner is None:
+                    cgroup.admit(status.init_pid)
+                os.write(release_fd, b"go")
+            except OSError as error:
+                failure.append(error)
+                run.kill("wall_time")
 
     for stream in streams:
         loop.add_reader(stream.fd, on_output, stream)
     loop.add_reader(run.pidfd, on_exit)
     loop.add_reader(status_fd, on_status)
     try:
-        await _watch(run, limits)
+        await _watch(run, limits, cgroup)
         run.reap()
         duration = time.monotonic() - started_at
         status.read_available()
-        if status.exit_code is None:  # killed, or bwrap ended without pid 1's exit code
+        if status.exit_code is None:  # killed, or bwrap ended without the program's status
             run.kill_init()
-            await _wait_for_init(run)
+        await _wait_for_init(run)  # bwrap's init dies right after bwrap (--die-with-parent)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(DRAIN_GRACE):
                 await asyncio.gather(*(stream.eof.wait() for stream in streams))
@@ -330,25 +398,35 @@ async def supervise(
                 os.close(stream.fd)
             status.close()
 
-    report = parse_report(_read_all(report_fd)) if run.killed is None else None
-    sampled = run.sampled_peak // 1024 or None
+    if failure:
+        raise OSError(f"cannot set the run's limits or cgroup: {failure[0].strerror}")
+    exit_code, signum = (None, None) if status.exit_code is None else _signal_of(status.exit_code)
+    peak = run.sampled_peak // 1024 or None
+    cpu_time, oom_kills = None, 0
+    if cgroup is not None:
+        with contextlib.suppress(OSError, ValueError):
+            stats = cgroup.stats()
+            peak = stats.peak // 1024 if stats.peak is not None else None
+            cpu_time, oom_kills = stats.cpu_time, stats.oom_kills
     return Outcome(
-        started=status.exit_code is not None and report is not None,
-        exit_code=report.exit_code if report else None,
-        signal=report.signal if report else None,
+        started=status.exit_code is not None and run.killed is None,
+        exit_code=exit_code,
+        signal=signum,
         killed=run.killed,
         stdout=bytes(streams[0].kept),
         stderr=bytes(streams[1].kept),
         stdout_size=streams[0].size,
         stderr_size=streams[1].size,
         duration=duration,
-        cpu_time=report.cpu_time if report else None,
-        peak_rss_kb=max(report.peak_rss_kb, sampled or 0) if report else sampled,
+        cpu_time=cpu_time,
+        peak_rss_kb=peak,
+        accounted=cgroup is not None,
+        oom_kills=oom_kills,
     )
 
 
-async def _watch(run: _Run, limits: Limits) -> None:
-    """Wait for the process to exit, killing it at the wall clock or the memory ceiling."""
+async def _watch(run: _Run, limits: Limits, cgroup: RunCgroup | None) -> None:
+    """Wait for the process to exit, killing it at the wall clock or a sampled limit."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limits.wall_time
     while not run.exited.is_set():
@@ -361,11 +439,43 @@ async def _watch(run: _Run, limits: Limits) -> None:
                 await run.exited.wait()
         except TimeoutError:
             if run.killed is None and not run.exited.is_set():
-                total, largest = await asyncio.to_thread(tree_rss, run.proc.pid, run.sweep_uid)
-                run.sampled_peak = max(run.sampled_peak, largest)
-                if total > limits.memory_total:
-                    run.kill("memory")
+                reason = await asyncio.to_thread(_sample, run, limits, cgroup)
+                if reason is not None and run.killed is None:
+                    run.kill(reason)
     await run.exited.wait()
+
+
+def _sample(run: _Run, limits: Limits, cgroup: RunCgroup | None) -> Killed | None:
+    """One look at the running sandbox (in a worker thread): the limit it is over, if any.
+
+    With a cgroup: whether the OOM killer has ended a process of the run (cgroup v1 ends one
+    process, not the run; v2's ``memory.oom.group`` already ends them all).
+    """
+    init = run.status.init_pid
+    if init is not None and inodes_used(init) > limits.inodes:
+        return "inodes"
+    if cgroup is not None:
+        with contextlib.suppress(OSError, ValueError):
+            if cgroup.oom_kills():
+                return "memory"
+    else:
+        total, largest = tree_rss(run.proc.pid, run.sweep_uid)
+        run.sampled_peak = max(run.sampled_peak, largest)
+        if total > limits.memory_total:
+            return "memory"
+    return None
+
+
+def inodes_used(init_pid: int) -> int:
+    """Inodes in use in the sandbox's writable tmpfs mounts (``/tmp``, ``/dev/shm``)."""
+    used = 0
+    for mount in ("tmp", "dev/shm"):
+        try:
+            info = os.statvfs(f"/proc/{init_pid}/root/{mount}")
+        except OSError:
+            continue  # gone meanwhile, or not set up yet
+        used += info.f_files - info.f_ffree
+    return used
 
 
 def _read_all(fd: int, limit: int = _CHUNK) -> bytes:

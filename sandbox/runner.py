@@ -9,17 +9,25 @@ Typical use::
 
 Guarantees:
 
-- nothing ever runs outside the sandbox: if ``bwrap`` (or ``prlimit``, or ``setpriv`` when the
+- nothing ever runs outside the sandbox: if ``bwrap`` (or ``prlimit``/``setpriv`` when the
   bot is root) is missing or cannot create its namespaces, :meth:`Sandbox.check` says why and
   every run returns status ``"unavailable"`` with that message;
 - a run never raises for anything the snippet does; it returns a :class:`RunResult`. Invalid
   *arguments* (a file name with ``..``, more than :data:`MAX_INPUT` bytes of input) raise
   :class:`ValueError`;
 - compiled languages are compiled in a sandbox of their own (limits ``compile_limits``), in a
-  host directory created for the run (mode 0700, owned by the run's uid) that is deleted
-  afterwards; the program then runs in a fresh sandbox with copies of the compiler's output.
-  A failed compile gives status ``"compile_error"`` with the diagnostics in ``compile_output``;
-- when the call returns, no process of the run is left (see :mod:`sandbox.process`).
+  host directory created for the run that is deleted afterwards; the program then runs in a
+  fresh sandbox with copies of the compiler's output. A failed compile gives status
+  ``"compile_error"`` with the diagnostics in ``compile_output``. The compile directories live
+  in one directory of the bot's (``codethread-sandbox-UID`` in ``scratch_dir``, mode 0711: no
+  one else can list it), each ``PID-RANDOM`` with mode 0700 and owned by the run's uid, the
+  sources 0600: a bot killed mid-compile leaves nothing anyone else can read, and the next
+  :meth:`Sandbox.check` removes what a dead bot left;
+- each step runs in a memory cgroup of its own where the host delegates one
+  (:mod:`sandbox.cgroups`; ``cgroups=None`` turns that off), else under the fallback limits;
+- when the call returns, no process of the run is left (see :mod:`sandbox.process`);
+- a run that failed on a package the run environment lacks says how to add it
+  (:func:`sandbox.environment.missing_package`).
 
 What the sandbox isolates is listed in :mod:`sandbox.command`; limits in :mod:`sandbox.limits`.
 """
@@ -27,16 +35,21 @@ What the sandbox isolates is listed in :mod:`sandbox.command`; limits in :mod:`s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import re
+import secrets
 import shutil
+import stat
 import tempfile
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
-from typing import Any
+from typing import Any, Literal
 
+from sandbox.cgroups import Cgroups, RunCgroup
 from sandbox.command import CommandBuilder, Programs, SandboxFile
+from sandbox.environment import RunEnvironment, missing_package
 from sandbox.limits import DEFAULT_COMPILE_LIMITS, DEFAULT_LIMITS, Limits
 from sandbox.process import Outcome, supervise
 from sandbox.results import RunResult
@@ -85,6 +98,9 @@ class Sandbox:
     replaces ``limits``). ``uids``: the users runs execute as when the bot is root (default
     :data:`~sandbox.users.DEFAULT_UIDS`); ignored, and must be None, when it is not.
     ``scratch_dir``: where compile directories are created (default: the system temp dir).
+    ``environment_dir``: the run environment :func:`sandbox.environment.prepare` built there
+    is bound into every run (None: none). ``cgroups``: ``"auto"`` finds a delegated memory
+    cgroup at the first :meth:`check` (:meth:`Cgroups.discover`), None uses the fallback.
     """
 
     def __init__(
@@ -96,11 +112,21 @@ class Sandbox:
         toolchains: Mapping[str, Toolchain] = TOOLCHAINS,
         scratch_dir: str | None = None,
         programs: Programs | None = None,
+        environment_dir: str | os.PathLike[str] | None = None,
+        cgroups: Cgroups | Literal["auto"] | None = "auto",
     ) -> None:
         self.limits = limits
         self.compile_limits = compile_limits
         self.toolchains = toolchains
         self.scratch_dir = scratch_dir
+        self.environment_dir = environment_dir
+        self._cgroup_choice = cgroups
+        self.cgroups: Cgroups | None = cgroups if isinstance(cgroups, Cgroups) else None
+        #: why runs use the fallback limits (None: a memory cgroup counts each run)
+        self.fallback_reason: str | None = "not checked yet"
+        self._environment = RunEnvironment()
+        self._environment_key: str | None = None
+        self._scratch_dir: str | None = None
         self._root = os.geteuid() == 0
         self._uid_error: str | None = None
         if self._root:
@@ -120,7 +146,20 @@ class Sandbox:
         self._checked = False
 
     def __repr__(self) -> str:
-        return f"Sandbox(limits={self.limits!r}, users={self.users!r})"
+        return f"Sandbox(limits={self.limits!r}, users={self.users!r}, cgroups={self.cgroups!r})"
+
+    def environment(self) -> RunEnvironment:
+        """The prepared packages runs can use now (re-read when ``sandbox setup`` replaced them)."""
+        if self.environment_dir is None:
+            return self._environment
+        try:
+            key = os.readlink(os.path.join(self.environment_dir, "current"))
+        except OSError:
+            key = None
+        if key != self._environment_key:
+            self._environment = RunEnvironment.load(self.environment_dir)
+            self._environment_key = key
+        return self._environment
 
     # -- availability ----------------------------------------------------------------------
 
@@ -145,9 +184,8 @@ class Sandbox:
             f"{name} (Debian package {package})"
             for name, package, path in (
                 ("bwrap", "bubblewrap", self.programs.bwrap),
-                ("prlimit", "util-linux", self.programs.prlimit),
+                ("prlimit", "util-linux", self.programs.prlimit if self._root else ""),
                 ("setpriv", "util-linux", self.programs.setpriv if self._root else ""),
-                ("python3 under /usr", "python3", self.programs.python3),
             )
             if path is None
         ]
@@ -156,6 +194,18 @@ class Sandbox:
         if self._uid_error is not None:
             return f"Running code is disabled: {self._uid_error}"
         self._builder = CommandBuilder(self.programs)
+        if self._cgroup_choice == "auto":
+            found = await asyncio.to_thread(Cgroups.discover)
+            self.cgroups = found if isinstance(found, Cgroups) else None
+            self.fallback_reason = found if isinstance(found, str) else None
+        elif self.cgroups is None:
+            self.fallback_reason = "memory cgroups turned off"
+        else:
+            self.fallback_reason = None
+        try:
+            await asyncio.to_thread(self._scratch)
+        except OSError as error:
+            return f"Running code is disabled: no private scratch directory ({error})."
         limits = Limits(wall_time=10.0, cpu_time=2, memory=256 * 1024 * 1024)
         try:
             async with self.users.lease() as uid:
@@ -287,7 +337,7 @@ class Sandbox:
                 stdin=stdin,
                 toolchain=toolchain,
             )
-            return self._result(outcome, run_limits)
+            return self._result(outcome, run_limits, toolchain.language, list(data))
 
     async def _compile_and_run(
         self,
@@ -302,7 +352,8 @@ class Sandbox:
     ) -> RunResult:
         assert toolchain.compile is not None
         compile_limits = self.compile_limits.raised_to(toolchain.compile_minimums)
-        directory = tempfile.mkdtemp(prefix="codethread-", dir=self.scratch_dir)
+        directory = os.path.join(self._scratch(), f"{os.getpid()}-{secrets.token_hex(8)}")
+        os.mkdir(directory, 0o700)
         try:
             _write_sources(directory, data, uid)
             built = await self._step(
@@ -357,7 +408,7 @@ class Sandbox:
         finally:
             await asyncio.to_thread(shutil.rmtree, directory, True)
         return _replace(
-            self._result(outcome, run_limits),
+            self._result(outcome, run_limits, toolchain.language, list(data)),
             compile_output=compile_output,
             compile_ms=compile_ms,
         )
@@ -374,32 +425,58 @@ class Sandbox:
         toolchain: Toolchain | None = None,
     ) -> Outcome:
         assert self._builder is not None
-        with self._builder.build(
-            argv,
-            limits=limits,
-            uid=uid,
-            files=files,
-            host_work_dir=host_work_dir,
-            stdin=stdin,
-            env=toolchain.env if toolchain else None,
-            binds=toolchain.binds if toolchain else (),
-        ) as command:
-            return await supervise(
-                command.argv,
+        cgroups = self.cgroups
+        cgroup: RunCgroup | None = None
+        if cgroups is not None:
+            cgroup = cgroups.reuse(limits.memory_total)  # a few small writes to cgroupfs
+            if cgroup is None:
+                cgroup = await asyncio.to_thread(cgroups.create, limits.memory_total)
+        try:
+            with self._builder.build(
+                argv,
                 limits=limits,
-                stdin_fd=command.stdin_fd,
-                pass_fds=command.pass_fds,
-                status_fd=command.status_fd,
-                report_fd=command.report_fd,
-                sweep_uid=uid,
-                on_started=command.close_child_ends,
-            )
+                uid=uid,
+                files=files,
+                host_work_dir=host_work_dir,
+                stdin=stdin,
+                env=toolchain.env if toolchain else None,
+                binds=toolchain.binds if toolchain else (),
+                environment=self.environment() if toolchain else None,
+                accounted=cgroup is not None,
+            ) as command:
+                return await supervise(
+                    command.argv,
+                    limits=limits,
+                    stdin_fd=command.stdin_fd,
+                    pass_fds=command.pass_fds,
+                    status_fd=command.status_fd,
+                    sweep_uid=uid,
+                    cgroup=cgroup,
+                    release_fd=command.release_fd,
+                    on_started=command.close_child_ends,
+                )
+        finally:
+            # a cgroup still emptying is waited for off the loop
+            if cgroups and cgroup and not cgroups.release(cgroup, wait=False):
+                await asyncio.shield(asyncio.to_thread(cgroups.release, cgroup))
+
+    def _scratch(self) -> str:
+        """The bot's private directory of compile dirs (created, checked, cleaned once)."""
+        if self._scratch_dir is None:
+            self._scratch_dir = private_scratch(self.scratch_dir or tempfile.gettempdir())
+        return self._scratch_dir
 
     @staticmethod
-    def _result(outcome: Outcome, limits: Limits) -> RunResult:
+    def _result(
+        outcome: Outcome, limits: Limits, language: str = "", files: Sequence[str] = ()
+    ) -> RunResult:
         if not outcome.started and outcome.killed is None:
             return _unavailable(_setup_error(outcome))
         verdict = judge(outcome, limits)
+        message = verdict.message
+        if verdict.status == "failed":
+            stderr = outcome.stderr.decode("utf-8", "replace")
+            message = missing_package(language, stderr, files) or message
         return RunResult(
             status=verdict.status,
             exit_code=verdict.exit_code,
@@ -410,7 +487,7 @@ class Sandbox:
             cpu_ms=None if outcome.cpu_time is None else round(outcome.cpu_time * 1000),
             limit_hit=verdict.limit_hit,
             truncated=max(outcome.stdout_size, outcome.stderr_size) > limits.output,
-            message=verdict.message,
+            message=message,
         )
 
 
@@ -426,6 +503,33 @@ def _setup_error(outcome: Outcome) -> str:
     lines = outcome.stderr.decode("utf-8", "replace").strip().splitlines()
     detail = lines[-1] if lines else "no message"
     return f"The sandbox could not be set up ({detail})."
+
+
+def private_scratch(parent: str) -> str:
+    """``parent/codethread-sandbox-EUID``: created 0711 (others may pass, not list), refused
+    unless ours and not writable by others; entries of processes that are gone are removed."""
+    path = os.path.join(parent, f"codethread-sandbox-{os.geteuid()}")
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o711)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o066:
+        raise PermissionError(f"{path} is not a private directory of this user")
+    os.chmod(path, 0o711)
+    for entry in os.scandir(path):
+        owner = entry.name.split("-", 1)[0]
+        if owner.isdigit() and int(owner) != os.getpid() and not _alive(int(owner)):
+            shutil.rmtree(entry.path, ignore_errors=True)
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _write_sources(directory: str, data: Mapping[str, bytes], uid: int | None) -> None:

@@ -128,7 +128,16 @@ _TOOLCHAINS: tuple[Toolchain, ...] = (
             argv=("python3", "-B", "-s", "-m", "unittest", "-v", "test_snippet"),
             no_tests=r"(?m)^Ran 0 tests",
         ),
-        binds=("/etc/python3*",),
+        # /etc/fonts: fontconfig's (matplotlib's text), else every plot complains on stderr
+        binds=("/etc/python3*", "/etc/fonts"),
+        # BLAS starts a thread per core at import (numpy), and threads count towards the
+        # process limit: a 64-core host would use it all up. matplotlib's cache goes to /tmp,
+        # not into the work dir (whose files are the run's output).
+        env={
+            "OPENBLAS_NUM_THREADS": "4",
+            "OMP_NUM_THREADS": "4",
+            "MPLCONFIGDIR": "/tmp/matplotlib",
+        },
     ),
     Toolchain(
         language="javascript",

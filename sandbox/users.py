@@ -2,9 +2,10 @@
 
 When the bot runs as root, every run gets a uid of its own from a reserved range (by default
 :data:`DEFAULT_UIDS`, 470000-470063, inside the span 65536-524287 that systemd leaves to other
-software; no file on the host belongs to them). One uid per run means ``RLIMIT_NPROC`` counts
-only that run's processes and threads, that a run cannot signal or ptrace another, and that the
-runner can kill "every process of this uid" afterwards without touching anything else.
+software; no file on the host belongs to them). One uid per run means that a run owns no file
+and no process of another, that per-user kernel counters (pipe buffers, in-flight descriptors)
+are its own, and that the runner can kill "every process of this uid" afterwards without
+touching anything else.
 
 A lease is exclusive on the host, across processes (pytest workers, a second bot): each uid is
 also held with ``flock`` on a file in a root-only directory (``/run/codethread-sandbox``, or
@@ -12,7 +13,8 @@ under the temp dir where ``/run`` is not writable). The kernel drops a lock when
 dies, so a crashed process leaves nothing locked.
 
 When the bot is not root it cannot switch users: runs execute as the bot's own uid inside their
-user namespace, and ``RLIMIT_NPROC`` then counts the bot's own processes and threads too.
+user namespace. The process limit is not shared either way: it is set inside each run's own
+user namespace, where the kernel counts only that run's processes (see :mod:`sandbox.limits`).
 """
 
 from __future__ import annotations

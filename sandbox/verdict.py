@@ -2,13 +2,15 @@
 
 Which limit stopped a run, in this order of evidence:
 
-1. the runner killed the tree: ``output`` (a stream passed 16x the cap), ``memory`` (the sum
-   of resident memory passed ``memory_total``), or at the wall clock ``wall_time`` — reported
-   as ``processes`` instead when stderr shows that forks failed (a fork bomb spinning on EAGAIN
-   until the clock ran out);
-2. the signal that ended the program (reported by the sandbox's pid 1): SIGXCPU, or SIGKILL
-   with the CPU limit used up → ``cpu_time``; SIGXFSZ → ``file_size``;
-3. a non-zero exit whose stderr shows the runtime's own message for a refused resource
+1. the runner killed the tree: ``output`` (a stream passed 16x the cap), ``memory`` (without
+   a cgroup: the sum of resident memory passed ``memory_total``; or the files and directories
+   passed ``inodes``, which are kernel memory too), or at the wall clock ``wall_time`` —
+   reported as ``processes`` instead when stderr shows that forks failed (a fork bomb spinning
+   on EAGAIN until the clock ran out);
+2. the kernel's OOM killer ended a process at the run's cgroup limit → ``memory``;
+3. the signal that ended the program (status 128+N from bwrap): SIGXCPU, or SIGKILL with the
+   CPU limit used up → ``cpu_time``; SIGXFSZ → ``file_size``;
+4. a non-zero exit whose stderr shows the runtime's own message for a refused resource
    (Python ignores SIGXFSZ and raises instead; a shell reports its child's SIGXCPU as "CPU
    time limit exceeded" → ``cpu_time``): "File too large" →
    ``file_size``; a failed fork or thread start → ``processes``; ``MemoryError``,
@@ -77,14 +79,23 @@ def _size(value: int) -> str:
     return f"{value} bytes"
 
 
-def _limit_message(limit: LimitHit, limits: Limits) -> str:
+def _memory_message(limits: Limits, accounted: bool) -> str:
+    if accounted:
+        return (
+            f"Ran out of memory (limit: {_size(limits.memory_total)} for the whole run, "
+            "kernel memory included)."
+        )
+    return (
+        f"Ran out of memory (limits: {_size(limits.memory)} of address space per process, "
+        f"{_size(limits.memory_total)} resident in all)."
+    )
+
+
+def _limit_message(limit: LimitHit, limits: Limits, accounted: bool = False) -> str:
     return {
         "wall_time": f"Stopped at the wall-clock limit ({_seconds(limits.wall_time)}).",
         "cpu_time": f"Stopped at the CPU time limit ({_seconds(limits.cpu_time)}).",
-        "memory": (
-            f"Ran out of memory (limits: {_size(limits.memory)} of address space per process, "
-            f"{_size(limits.memory_total)} resident in all)."
-        ),
+        "memory": _memory_message(limits, accounted),
         "file_size": f"A file reached the size limit ({_size(limits.file_size)}).",
         "processes": f"Hit the process/thread limit ({limits.processes}).",
         "output": (
@@ -99,6 +110,16 @@ def judge(outcome: Outcome, limits: Limits) -> Verdict:
     stderr = outcome.stderr.decode("utf-8", "replace")
     truncated = max(outcome.stdout_size, outcome.stderr_size) > limits.output
 
+    if outcome.killed == "inodes":
+        return Verdict(
+            status="limit",
+            exit_code=None,
+            limit_hit="memory",
+            message=(
+                f"Made more than {limits.inodes} files and directories, the sandbox's limit "
+                "(each holds kernel memory)."
+            ),
+        )
     if outcome.killed is not None:
         limit: LimitHit = outcome.killed
         if limit == "wall_time" and _FORK_FAILED.search(stderr):
@@ -107,7 +128,7 @@ def judge(outcome: Outcome, limits: Limits) -> Verdict:
             status="limit",
             exit_code=None,
             limit_hit=limit,
-            message=_limit_message(limit, limits),
+            message=_limit_message(limit, limits, outcome.accounted),
         )
 
     signum = outcome.signal
@@ -117,7 +138,9 @@ def judge(outcome: Outcome, limits: Limits) -> Verdict:
 
     cpu_used = outcome.cpu_time or 0.0
     hit: LimitHit | None = None
-    if signum == signal.SIGXCPU or (
+    if outcome.oom_kills and code != 0:
+        hit = "memory"
+    elif signum == signal.SIGXCPU or (
         signum == signal.SIGKILL and cpu_used >= limits.cpu_time * 0.95
     ):
         hit = "cpu_time"
@@ -133,7 +156,7 @@ def judge(outcome: Outcome, limits: Limits) -> Verdict:
         elif _OUT_OF_MEMORY.search(stderr):
             hit = "memory"
     if hit is not None:
-        message = " ".join(filter(None, [died, _limit_message(hit, limits)]))
+        message = " ".join(filter(None, [died, _limit_message(hit, limits, outcome.accounted)]))
         return Verdict(status="limit", exit_code=exit_code, limit_hit=hit, message=message)
 
     if code == 0:
@@ -142,6 +165,14 @@ def judge(outcome: Outcome, limits: Limits) -> Verdict:
     else:
         status = "failed"
         message = died or f"Exited with status {exit_code}."
+    if outcome.oom_kills:
+        note = f"A process was ended at the memory limit ({_size(limits.memory_total)})."
+        return Verdict(
+            status=status,
+            exit_code=exit_code,
+            limit_hit="memory",
+            message=" ".join(filter(None, [message, note])),
+        )
     if _FORK_FAILED.search(stderr):
         note = f"Some processes or threads could not start (limit {limits.processes})."
         return Verdict(

@@ -10,8 +10,8 @@ store never see each other's half-done writes, and processes sharing the file (W
 from __future__ import annotations
 
 import asyncio
-import json
 import contextlib
+import json
 import os
 import sqlite3
 import time

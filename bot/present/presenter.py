@@ -25,7 +25,8 @@ from bot.core import SessionService, StartCheck
 from bot.errors import UserError
 from bot.present import words
 from bot.present.live import LiveMessage
-from bot.present.surface import Handle, Surface
+from bot.present.surface import Handle, StatusLine, Streams, Surface
+from bot.present.surface import Stream as Streamed
 from bot.present.views import RequestPost, View
 from bot.runs import RunService
 from bot.values import (
@@ -88,21 +89,34 @@ class Presenter:
         *,
         quiet: tuple[type[Exception], ...] = (),
     ) -> Outcome | None:
-        """Show a turn's events (a reply's, a retry's, a fix's, a repair's); the last result."""
+        """Show a turn's events (a reply's, a retry's, a fix's, a repair's); the last result.
+
+        Where the surface streams natively (:class:`Streams`), the answer is appended to a
+        streamed message and the result ends it; where it has a status line
+        (:class:`StatusLine`), waiting, loading and writing are shown there."""
         live: LiveMessage[Handle] = LiveMessage(surface)
         outcome: Outcome | None = None
         started: Started | None = None
+        streamed: Streamed | None = None
         try:
             async with contextlib.aclosing(stream) as events:  # type: ignore[type-var]
                 async for event in events:
                     match event:
                         case Waiting(position=position):
-                            await live.show(words.waiting(position))
+                            await _status_or_show(surface, live, words.waiting(position))
                         case Loading():
-                            await live.show(words.loading(event))
+                            await _status_or_show(surface, live, words.loading(event))
                         case Started(number=number, model=model):
                             started = event
-                            await live.show(words.writing(number, model, "", limit=surface.limit))
+                            writing = words.writing(number, model, "", limit=surface.limit)
+                            await _status(surface, writing.text)
+                            streamed = await _stream(surface)
+                            if streamed is None:
+                                await live.show(writing)
+                            elif live.posted:  # a status line's message gives way to it
+                                await live.withdraw()
+                        case Progress(delta=delta) if streamed is not None:
+                            streamed.append(delta)
                         case Progress(text=text) if started is not None:
                             await live.show(  # built only when its edit is due
                                 functools.partial(
@@ -115,21 +129,26 @@ class Presenter:
                             )
                         case Done() | NonCode() | Failed() | RunReport():
                             outcome = event
-                            await live.finish(self._result(event, surface.limit))
-                            live, started = LiveMessage(surface), None  # a repair goes on
+                            result = self._result(event, surface.limit)
+                            if streamed is not None:
+                                await _conclude(surface, streamed, result)
+                            else:
+                                await live.finish(result)
+                            live, started, streamed = LiveMessage(surface), None, None
         except asyncio.CancelledError:  # shutdown: never leave "writing …" behind
-            await asyncio.shield(live.abandon(words.interrupted()))
+            await asyncio.shield(_abandon(live, streamed, words.interrupted()))
             raise
         except quiet:
             await live.withdraw()
         except Exception as err:
-            if live.posted:  # the turn's own message says what happened
+            if live.posted or streamed is not None:  # the turn's own message says what happened
                 self._log(err)
-                await live.abandon(words.problem(err, limit=surface.limit))
+                await _abandon(live, streamed, words.problem(err, limit=surface.limit))
             else:
                 await self.fail(surface, err)
         finally:
             live.cancel()
+        await _status(surface, "")
         return outcome
 
     def _result(self, event: Outcome, limit: int) -> View:
@@ -389,6 +408,53 @@ class Presenter:
             log.warning("the platform refused a call: %s", error)
         else:
             log.error("unexpected error while answering", exc_info=error)
+
+
+# -- optional surface capabilities --------------------------------------------------------------
+
+
+async def _status(surface: Surface[Any], text: str) -> bool:
+    """``text`` in the surface's status line; False where it has none (or it refused)."""
+    if not isinstance(surface, StatusLine):
+        return False
+    try:
+        return await surface.status(text)
+    except Exception as err:  # a nicety: the view is shown as a message instead
+        log.info("could not set a status: %s", err)
+        return False
+
+
+async def _status_or_show(surface: Surface[Handle], live: LiveMessage[Handle], view: View) -> None:
+    if not await _status(surface, view.text):
+        await live.show(view)
+
+
+async def _stream(surface: Surface[Any]) -> Streamed | None:
+    if not isinstance(surface, Streams):
+        return None
+    try:
+        return await surface.stream()
+    except words.PlatformRefused as err:  # edits, as on any surface
+        log.info("could not start a streamed message: %s", err)
+        return None
+
+
+async def _conclude(surface: Surface[Any], streamed: Streamed, view: View) -> None:
+    """End a streamed message with the result; posted anew when the platform refuses."""
+    try:
+        await streamed.stop(view)
+    except words.PlatformRefused as err:
+        log.warning("could not end the streamed message (%s); posting the result anew", err)
+        await surface.post(view)
+
+
+async def _abandon(live: LiveMessage[Any], streamed: Streamed | None, view: View) -> None:
+    """Best effort, on an error or shutdown: never leave "writing …" behind."""
+    if streamed is None:
+        await live.abandon(view)
+        return
+    with contextlib.suppress(Exception):
+        await streamed.stop(view)
 
 
 class _QueueNotice:

@@ -42,6 +42,7 @@ __all__ = [
     "NAME_A_MODEL",
     "SNIPPETS_HELP",
     "SNIPPET_NUMBER",
+    "SUGGESTIONS_TITLE",
     "PlatformRefused",
     "closed",
     "commands",
@@ -63,6 +64,7 @@ __all__ = [
     "sandbox_queue",
     "shown",
     "snippet_list",
+    "suggestions",
     "tests_filename",
     "version_card",
     "version_header",
@@ -122,6 +124,25 @@ MENTION_HELP = (
     "Tell me what the code should do, e.g. `@codethread python parse a CSV and sum column 3`, "
     "or use `/code` for a form."
 )
+#: what a new assistant thread (Slack's app pane) offers to start from: its title, and by
+#: language a prompt's label and the message it sends
+SUGGESTIONS_TITLE = "Say what the code should do, or start from one of these:"
+_SUGGESTIONS = {
+    "python": ("Python: sum a CSV column", "python read data.csv and print the sum of column 3"),
+    "javascript": ("JavaScript: debounce", "javascript a debounce function with a cancel method"),
+    "bash": ("Bash: biggest files", "bash list the ten biggest files under this directory"),
+    "go": ("Go: count words", "go count the words on standard input, most frequent first"),
+    "rust": ("Rust: parse a date", "rust parse an ISO 8601 date and print its weekday"),
+    "c": ("C: reverse lines", "c print the lines of standard input in reverse order"),
+}
+
+
+def suggestions(languages: Sequence[str], *, most: int = 4) -> list[tuple[str, str]]:
+    """A few prompts to start from, one for each of the first offered ``languages`` that has
+    one (Slack shows at most four)."""
+    return [_SUGGESTIONS[name] for name in languages if name in _SUGGESTIONS][:most]
+
+
 SNIPPET_NUMBER = f"Give a snippet number, e.g. `/snippets show 12`. {SNIPPETS_HELP}"
 NAME_A_MODEL = "Name a model after `model:`, e.g. `model:gpt-6.1-terra`."
 #: the form behind a bare ``/code`` (Slack's modal): its title, buttons and fields
@@ -170,6 +191,10 @@ _REFUSALS = {
     "gone": "That message or channel no longer exists.",
     "dms_off": "I don't take requests in direct messages; use `/code` in a server.",
     "not_a_text_channel": "Use `/code` in a text channel: I open a thread there for the snippet.",
+    "member_cannot_start": "You need the Create Public Threads and Send Messages in Threads "
+    "permissions here to start a snippet; ask an admin, or use `/code` in another channel.",
+    "member_cannot_post": "You can't send messages in threads here, so I won't post for you.",
+    "other_session": "That button belongs to a snippet in another thread; use it there.",
 }
 
 

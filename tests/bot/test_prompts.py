@@ -118,3 +118,13 @@ def test_real_counts_can_keep_what_the_estimate_would_refuse() -> None:
         count_tokens=lambda m: 6000,
     )  # fmt: skip
     assert msgs[-1].content == "more" and "x = 1" in msgs[-2].content
+
+
+def test_the_system_prompt_names_what_the_sandbox_can_import() -> None:
+    from bot.prompts import system_prompt
+
+    python = Languages().get("python")
+    assert "offline" not in system_prompt(python)  # nothing known: nothing said
+    assert "only the standard library" in system_prompt(python, {})
+    named = system_prompt(python, {"pandas": "3.1.1", "numpy": "2.4.6"})
+    assert "can use: numpy 2.4.6, pandas 3.1.1. Nothing else can be installed." in named

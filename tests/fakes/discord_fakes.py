@@ -2,7 +2,16 @@
 
 - :class:`RecordingHTTP` is a ``discord.http.HTTPClient`` whose ``request`` records every REST
   call (sends, edits, thread creation, uploads) and answers with realistic payloads instead of
-  reaching Discord; ``fail_next`` makes a route answer with an error such as 403.
+  reaching Discord; ``fail_next`` makes a route answer with an error such as 403. Attachments
+  a test sends (``FakeGateway.message(files=…)``) are served by its ``get_from_cdn``.
+- Messages are checked as Discord checks them (:func:`check_message`): Components V2 rules
+  (no ``content`` with the flag, a flag never removed, 4,000 characters of text, 40
+  components, five buttons a row, ``attachment://`` files that were uploaded) and 2,000
+  characters of plain ``content``; a message Discord would refuse is answered with 400 and
+  recorded in ``FakeDiscord.refused``, which the tests' fixtures require to stay empty.
+- Ids are snowflakes of the current time, so an interaction's token expires as Discord's
+  does: 15 minutes after it was made (``age=`` makes an older one), and webhook calls with an
+  expired token are answered 401.
 - :class:`FakeWebhooks` is an ``AsyncWebhookAdapter`` for interaction callbacks (defer, the
   original response) and followups; install it with ``async_context.set`` — the gateway helpers
   below do so before each event, so the tasks discord.py spawns for it inherit it.
@@ -15,7 +24,7 @@ Typical use::
     fake = FakeDiscord()
     app = await build(config_with_a_discord_token, discord_http=fake.http)
     [adapter] = app.adapters
-    await adapter.client.login("token")            # setup_hook: buttons, command sync
+    await adapter.client.login("token")            # setup_hook: the buttons
     gateway = fake.gateway(adapter.client)
     gateway.guild_create()
     token = await gateway.slash("code", prompt="add two numbers")
@@ -31,7 +40,7 @@ import itertools
 import json
 import re
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -54,9 +63,11 @@ __all__ = [
     "FakeGateway",
     "FakeWebhooks",
     "RecordingHTTP",
+    "check_message",
     "http_error",
     "interaction_payload",
     "settle",
+    "texts",
 ]
 
 APP_ID = 900_000_000_000_000_001
@@ -73,6 +84,8 @@ ALICE = {"id": "100000000000000001", "username": "alice", "discriminator": "0", 
 BOB = {"id": "100000000000000002", "username": "bob", "discriminator": "0", "avatar": None}
 OTHER_BOT = {**BOB, "id": "100000000000000003", "username": "otherbot", "bot": True}
 ALL_PERMISSIONS = str(discord.Permissions.all().value)
+V2 = 1 << 15  # IS_COMPONENTS_V2
+TOKEN_LIFE = datetime.timedelta(minutes=15)
 APP_INFO = {
     "id": str(APP_ID),
     "name": "codethread",
@@ -108,11 +121,67 @@ class Call:
         return f"{self.method} {self.path}"
 
     @property
+    def body(self) -> dict[str, Any]:
+        """The message part of the request (an interaction callback's ``data``)."""
+        body = self.json if isinstance(self.json, dict) else {}
+        if "data" in body and isinstance(body["data"], dict):
+            return dict(body["data"])
+        return body
+
+    @property
     def content(self) -> str:
-        body = self.json or {}
-        if "data" in body and isinstance(body["data"], dict):  # interaction callback
-            body = body["data"]
-        return str(body.get("content") or "")
+        """What the message says: its ``content``, or its text displays (Components V2)."""
+        body = self.body
+        return str(body.get("content") or "") or "\n".join(texts(body.get("components") or []))
+
+
+def _walk(components: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for component in components:
+        yield component
+        yield from _walk(component.get("components") or [])
+        if isinstance(component.get("accessory"), dict):
+            yield component["accessory"]
+
+
+def texts(components: Iterable[dict[str, Any]]) -> list[str]:
+    """The contents of a message's text displays, in order."""
+    return [c["content"] for c in _walk(components) if c.get("type") == 10]
+
+
+def check_message(
+    body: dict[str, Any], uploads: Sequence[str], *, was: dict[str, Any] | None = None
+) -> str | None:
+    """Why Discord would refuse ``body`` (a send, or an edit of the message ``was``), or None.
+
+    ``uploads`` are the files sent along; an edit also keeps the attachments it lists."""
+    flags = body.get("flags")
+    v2 = bool((flags if flags is not None else (was or {}).get("flags") or 0) & V2)
+    if was is not None and was.get("flags", 0) & V2 and flags is not None and not flags & V2:
+        return "IS_COMPONENTS_V2 cannot be removed from a message"
+    components = list(_walk(body.get("components") or []))
+    if not v2:
+        if any(c.get("type") not in (1, 2, 3, 5, 6, 7, 8) for c in components):
+            return "Components V2 need the IS_COMPONENTS_V2 flag"
+        if len(body.get("content") or "") > 2000:
+            return "content: Must be 2000 or fewer in length"
+        return None
+    if body.get("content") or body.get("embeds"):
+        return "content and embeds cannot be used with IS_COMPONENTS_V2"
+    if "components" in body and not components:
+        return "a Components V2 message needs a component"
+    if len(components) > 40:
+        return "a message holds at most 40 components"
+    if sum(len(text) for text in texts(body.get("components") or [])) > 4000:
+        return "text displays hold at most 4000 characters in all"
+    for row in (c for c in components if c.get("type") == 1):
+        if len(row.get("components") or []) > 5:
+            return "an action row holds at most 5 buttons"
+    attached = set(uploads) | {a.get("filename") for a in body.get("attachments") or []}
+    for file in (c for c in components if c.get("type") == 13):
+        url = file["file"]["url"]
+        if not url.startswith("attachment://") or url[len("attachment://") :] not in attached:
+            return f"a file component refers to {url}, which is not attached"
+    return None
 
 
 def http_error(status: int, message: str, code: int = 0) -> discord.HTTPException:
@@ -129,12 +198,17 @@ def _route_params(path: str, url: str) -> dict[str, str]:
     return match.groupdict() if match else {}
 
 
+_OLD = itertools.count(1)  # keeps snowflakes of the past apart
+
+
 class FakeDiscord:
     """Shared state of one fake Discord: ids, messages, threads, and every call in order."""
 
     def __init__(self, *, latency: float = 0.0) -> None:
-        self._ids = itertools.count(1_000_000_000_000_000_000)
+        self._last_id = 0
         self.calls: list[Call] = []
+        self.refused: list[str] = []  # why messages Discord would refuse were answered 400
+        self.cdn: dict[str, bytes] = {}  # attachment URL -> its bytes
         self.messages: dict[int, dict[str, Any]] = {}  # id -> latest payload
         self.threads: dict[int, dict[str, Any]] = {}
         self.interactions: dict[str, dict[str, Any]] = {}  # token -> interaction payload
@@ -144,8 +218,22 @@ class FakeDiscord:
         self._failures: dict[str, deque[Exception]] = {}
         self._new_call = asyncio.Event()
 
-    def next_id(self) -> int:
-        return next(self._ids)
+    def next_id(self, *, age: datetime.timedelta = datetime.timedelta(0)) -> int:
+        """A new snowflake: of now (ever increasing), or of ``age`` ago."""
+        made = discord.utils.time_snowflake(datetime.datetime.now(datetime.UTC) - age)
+        if age:
+            return made + next(_OLD)
+        self._last_id = max(self._last_id + 1, made)
+        return self._last_id
+
+    def check(
+        self, body: dict[str, Any], uploads: Sequence[tuple[str, str]], was: Any = None
+    ) -> None:
+        """Answer 400, as Discord would, for a message it refuses."""
+        reason = check_message(body, [name for name, _ in uploads], was=was)
+        if reason is not None:
+            self.refused.append(reason)
+            raise http_error(400, f"Invalid Form Body: {reason}", 50035)
 
     def gateway(self, client: discord.Client) -> FakeGateway:
         return FakeGateway(self, client)
@@ -193,6 +281,7 @@ class FakeDiscord:
         self, channel_id: int | str, body: dict[str, Any], files: Sequence[tuple[str, str]] = ()
     ) -> dict[str, Any]:
         """A message payload as Discord returns it for a message the bot sent."""
+        self.check(body, files)
         payload: dict[str, Any] = {
             "id": str(self.next_id()),
             "channel_id": str(channel_id),
@@ -227,25 +316,37 @@ class FakeDiscord:
         self, message_id: int | str, body: dict[str, Any], files: Sequence[tuple[str, str]] = ()
     ) -> dict[str, Any]:
         payload = self.messages[int(message_id)]
-        for name in ("content", "components", "flags"):
+        self.check(body, files, was=payload)
+        for name in ("content", "components"):
             if name in body:
                 payload[name] = body[name] if body[name] is not None else payload.get(name)
+        if body.get("flags") is not None:  # ephemeral stays ephemeral
+            payload["flags"] = body["flags"] | (payload.get("flags", 0) & 64)
         if "attachments" in body or files:
             payload["attachments"] = self._attachments(files)
         payload["edited_timestamp"] = _now()
         return payload
 
-    def _attachments(self, files: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
-        return [
-            {
-                "id": str(self.next_id()),
-                "filename": name,
-                "size": len(text.encode()),
-                "url": f"https://cdn.discordapp.com/attachments/{name}",
-                "proxy_url": f"https://media.discordapp.net/attachments/{name}",
-            }
-            for name, text in files
-        ]
+    def _attachments(
+        self, files: Sequence[tuple[str, str]], content_type: str = "text/plain; charset=utf-8"
+    ) -> list[dict[str, Any]]:
+        """Attachment payloads for ``files`` (name, text), which the fake's CDN then serves."""
+        out = []
+        for name, text in files:
+            file_id = str(self.next_id())
+            url = f"https://cdn.discordapp.com/attachments/{file_id}/{name}"
+            self.cdn[url] = text.encode()
+            out.append(
+                {
+                    "id": file_id,
+                    "filename": name,
+                    "size": len(text.encode()),
+                    "url": url,
+                    "proxy_url": url.replace("cdn.discordapp.com", "media.discordapp.net"),
+                    "content_type": content_type,
+                }
+            )
+        return out
 
 
 def _files(files: Iterable[discord.File] | None) -> list[tuple[str, str]]:
@@ -276,6 +377,13 @@ class RecordingHTTP(HTTPClient):
         self.token = token
         return await self.request(Route("GET", "/users/@me"))
 
+    async def get_from_cdn(self, url: str) -> bytes:
+        """An attachment's bytes (``Attachment.read``), recorded as ``GET <url>``."""
+        self.fake.calls.append(Call("cdn", "GET", url, {}, None))
+        if url not in self.fake.cdn:
+            raise http_error(404, "asset not found")
+        return self.fake.cdn[url]
+
     async def request(
         self,
         route: Route,
@@ -301,7 +409,10 @@ class RecordingHTTP(HTTPClient):
                 return BOT
             case "GET /oauth2/applications/@me":
                 return APP_INFO
-            case "PUT /applications/{application_id}/commands":
+            case (
+                "PUT /applications/{application_id}/commands"
+                | "PUT /applications/{application_id}/guilds/{guild_id}/commands"
+            ):
                 return [
                     {**c, "id": str(fake.next_id()), "application_id": str(APP_ID), "version": "1"}
                     for c in body
@@ -310,6 +421,10 @@ class RecordingHTTP(HTTPClient):
                 return fake.message(p["channel_id"], body, uploads)
             case "PATCH /channels/{channel_id}/messages/{message_id}":
                 return fake.edit(p["message_id"], body, uploads)
+            case "DELETE /channels/{channel_id}/messages/{message_id}":
+                if fake.messages.pop(int(p["message_id"]), None) is None:
+                    raise http_error(404, "Unknown Message", 10008)
+                return None
             case "POST /channels/{channel_id}/messages/{message_id}/threads":
                 # A thread started from a message has that message's id.
                 thread = _thread(int(p["message_id"]), int(p["channel_id"]), body["name"])
@@ -372,7 +487,12 @@ class FakeWebhooks(AsyncWebhookAdapter):
 
     def _answer(self, call: Call, body: dict[str, Any], uploads: list[tuple[str, str]]) -> Any:
         fake, token = self.fake, call.params.get("webhook_token", "")
-        channel_id = fake.interactions.get(token, {}).get("channel_id", "0")
+        interaction = fake.interactions.get(token, {})
+        channel_id = interaction.get("channel_id", "0")
+        made = discord.utils.snowflake_time(int(interaction.get("id", 0)))
+        expired = discord.utils.utcnow() - made > TOKEN_LIFE
+        if expired and not call.path.endswith("/callback"):
+            raise http_error(401, "Invalid Webhook Token", 50027)
         match call.key:
             case "POST /interactions/{webhook_id}/{webhook_token}/callback":
                 kind, data = body["type"], body.get("data") or {}
@@ -454,7 +574,13 @@ class FakeGateway:
         author: dict[str, Any] = ALICE,
         guild: bool = True,
         kind: int = 0,
+        files: Sequence[tuple[str, str, str]] = (),
     ) -> dict[str, Any]:
+        """A message someone sent; ``files`` are its attachments (name, content type, text),
+        served by the fake's CDN."""
+        attachments = [
+            a for name, kind, text in files for a in self.fake._attachments([(name, text)], kind)
+        ]
         payload: dict[str, Any] = {
             "id": str(self.fake.next_id()),
             "channel_id": str(channel_id),
@@ -466,7 +592,7 @@ class FakeGateway:
             "mention_everyone": False,
             "mentions": [],
             "mention_roles": [],
-            "attachments": [],
+            "attachments": attachments,
             "embeds": [],
             "pinned": False,
             "type": kind,
@@ -487,8 +613,10 @@ class FakeGateway:
         user: dict[str, Any],
         channel_id: int,
         permissions: str,
+        member_permissions: str = ALL_PERMISSIONS,
         message: dict[str, Any] | None = None,
         dm: bool = False,
+        age: datetime.timedelta = datetime.timedelta(0),
     ) -> str:
         if dm:
             channel = {"id": str(channel_id), "type": 1, "recipients": [user]}
@@ -497,7 +625,13 @@ class FakeGateway:
         else:
             channel = _text_channel(channel_id)
         payload = interaction_payload(
-            self.fake.next_id(), kind, data, user=user, channel=channel, permissions=permissions
+            self.fake.next_id(age=age),
+            kind,
+            data,
+            user=user,
+            channel=channel,
+            permissions=permissions,
+            member_permissions=member_permissions,
         )
         if message is not None:
             payload["message"] = message
@@ -512,12 +646,14 @@ class FakeGateway:
         user: dict[str, Any] = ALICE,
         channel_id: int = CHANNEL_ID,
         permissions: str = ALL_PERMISSIONS,
+        member_permissions: str = ALL_PERMISSIONS,
         subcommand: str | None = None,
         focused: str | None = None,
         dm: bool = False,
         **options: Any,
     ) -> str:
-        """A slash command (or its autocomplete, when ``focused`` names an option)."""
+        """A slash command (or its autocomplete, when ``focused`` names an option);
+        ``permissions`` are the bot's in the channel, ``member_permissions`` the user's."""
         kinds = {str: 3, int: 4, bool: 5}
         opts = [
             {
@@ -533,11 +669,26 @@ class FakeGateway:
         data = {"id": str(self.fake.next_id()), "name": name, "type": 1, "options": opts}
         kind = 4 if focused else 2
         return self._interaction(
-            kind, data, user=user, channel_id=channel_id, permissions=permissions, dm=dm
+            kind,
+            data,
+            user=user,
+            channel_id=channel_id,
+            permissions=permissions,
+            member_permissions=member_permissions,
+            dm=dm,
         )
 
-    def click(self, message_id: int, custom_id: str, *, user: dict[str, Any] = ALICE) -> str:
-        """A click on a button of a message the bot posted."""
+    def click(
+        self,
+        message_id: int,
+        custom_id: str,
+        *,
+        user: dict[str, Any] = ALICE,
+        member_permissions: str = ALL_PERMISSIONS,
+        age: datetime.timedelta = datetime.timedelta(0),
+    ) -> str:
+        """A click on a button of a message the bot posted (``age`` ago: the work it starts
+        ends that much later, as far as the token's life goes)."""
         message = self.fake.messages[int(message_id)]
         return self._interaction(
             3,
@@ -545,7 +696,9 @@ class FakeGateway:
             user=user,
             channel_id=int(message["channel_id"]),
             permissions=ALL_PERMISSIONS,
+            member_permissions=member_permissions,
             message=message,
+            age=age,
         )
 
 
@@ -557,6 +710,7 @@ def interaction_payload(
     user: dict[str, Any],
     channel: dict[str, Any],
     permissions: str = ALL_PERMISSIONS,
+    member_permissions: str = ALL_PERMISSIONS,
 ) -> dict[str, Any]:
     """An INTERACTION_CREATE payload: in a server's channel, or in a DM (channel type 1)."""
     payload: dict[str, Any] = {
@@ -588,7 +742,7 @@ def interaction_payload(
                 "deaf": False,
                 "mute": False,
                 "flags": 0,
-                "permissions": ALL_PERMISSIONS,
+                "permissions": member_permissions,
             },
         )
     return payload

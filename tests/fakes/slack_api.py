@@ -9,9 +9,18 @@ In a test::
 
 Every request is recorded as a :class:`Call` (method, merged query/form/JSON parameters, the
 token it came with, a monotonic timestamp). The fake keeps the messages the bot posted, so a
-test can read a thread as it now stands (:meth:`FakeSlack.thread`), with edits applied and
-deletions gone. :meth:`FakeSlack.fail` makes the next calls of a method answer a Slack error,
-:meth:`FakeSlack.rate_limit` makes them answer HTTP 429 with ``Retry-After``.
+test can read a thread as it now stands (:meth:`FakeSlack.thread`), with edits applied,
+streams (``chat.startStream``/``appendStream``/``stopStream``) as they stand and deletions
+gone. :meth:`FakeSlack.fail` makes the next calls of a method answer a Slack error,
+:meth:`FakeSlack.rate_limit` makes them answer HTTP 429 with ``Retry-After``;
+``FakeSlack(limits=SLACK_RATE_LIMITS)`` enforces Slack's documented rate limits the same way
+(every 429 is in :attr:`FakeSlack.limited`).
+
+Blocks are checked as Slack checks them (:func:`block_errors`: the block types each surface
+takes, ``markdown`` not in ephemeral and ``response_url`` messages, Slack's text lengths, 50
+blocks, 12,000 characters of markdown a message): a message Slack would refuse is answered
+``invalid_blocks`` (a ``response_url``: HTTP 400) and listed in :attr:`FakeSlack.invalid`, so
+it fails a test here.
 
 Response URLs (slash commands, buttons) are ``slack.response_url(name)``; what the app posts
 there is in :attr:`FakeSlack.responses`. Socket Mode: ``apps.connections.open`` hands out a
@@ -24,14 +33,25 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-__all__ = ["BOT_ID", "BOT_USER", "TEAM", "Call", "FakeSlack", "Posted"]
+__all__ = [
+    "BOT_ID",
+    "BOT_USER",
+    "SLACK_RATE_LIMITS",
+    "TEAM",
+    "Call",
+    "FakeSlack",
+    "Posted",
+    "Tier",
+    "block_errors",
+]
 
 TEAM = "T0TEAM"
 BOT_USER = "U0BOT"
@@ -58,6 +78,7 @@ class Posted:
     user: str = BOT_USER
     files: list[dict[str, Any]] = field(default_factory=list)
     at: float = field(default_factory=time.monotonic)  # when it was posted
+    streaming: bool = False  # started with chat.startStream and not stopped yet
 
     def body(self) -> str:
         """The text a person would read: the markdown/section blocks, else ``text``."""
@@ -80,7 +101,132 @@ class Posted:
         ]
 
 
-_JSON_FIELDS = frozenset({"blocks", "attachments", "files", "view"})
+_JSON_FIELDS = frozenset({"blocks", "attachments", "files", "view", "prompts"})
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    """A rate limit: ``per_minute`` on average, ``burst`` at once; per workspace unless
+    ``per_channel``; methods with the same ``group`` are counted together."""
+
+    per_minute: float
+    burst: float
+    per_channel: bool = False
+    group: str = ""
+
+
+#: Slack's documented limits: ``chat.update`` and ``chat.delete`` Tier 3 (50+ a minute per
+#: workspace), ``chat.appendStream`` Tier 4 (100+), one new message a second per channel with
+#: short bursts (``chat.postMessage``; a streamed message's start is counted with it)
+SLACK_RATE_LIMITS = {
+    "chat.update": Tier(50, 50),
+    "chat.delete": Tier(50, 50),
+    "chat.appendStream": Tier(100, 100),
+    "chat.postMessage": Tier(60, 3, per_channel=True, group="message"),
+    "chat.startStream": Tier(60, 3, per_channel=True, group="message"),
+}
+
+# -- Block Kit, as Slack checks it ------------------------------------------------------------
+
+_MESSAGE_BLOCKS = frozenset(
+    {"actions", "context", "context_actions", "divider", "file", "header", "image", "markdown",
+     "rich_text", "section", "table", "video"}
+)  # fmt: skip
+#: the block types each kind of message takes (the markdown block only in posted messages)
+_SURFACES = {
+    "message": _MESSAGE_BLOCKS,
+    "ephemeral": _MESSAGE_BLOCKS - {"markdown", "file"},
+    "response_url": _MESSAGE_BLOCKS - {"markdown", "file"},
+}
+_BUTTON_STYLES = (None, "primary", "danger")
+
+
+def _text_errors(where: str, text: Any, limit: int, kinds: tuple[str, ...]) -> list[str]:
+    if not isinstance(text, dict) or text.get("type") not in kinds:
+        return [f"{where}: must be a text object of type {' or '.join(kinds)}"]
+    body = text.get("text")
+    if not isinstance(body, str) or not body:
+        return [f"{where}: text must be a non-empty string"]
+    return [f"{where}: more than {limit} characters"] if len(body) > limit else []
+
+
+def _button_errors(where: str, button: dict[str, Any]) -> list[str]:
+    if button.get("type") != "button":
+        return []
+    errors = _text_errors(f"{where}.text", button.get("text"), 75, ("plain_text",))
+    if len(str(button.get("action_id", ""))) > 255:
+        errors.append(f"{where}: action_id longer than 255")
+    if len(str(button.get("value", ""))) > 2000:
+        errors.append(f"{where}: value longer than 2000")
+    if button.get("style") not in _BUTTON_STYLES:
+        errors.append(f"{where}: style must be primary or danger")
+    confirm = button.get("confirm")
+    if confirm is not None:
+        for name, limit in (("title", 100), ("text", 300), ("confirm", 30), ("deny", 30)):
+            errors += _text_errors(
+                f"{where}.confirm.{name}", confirm.get(name), limit, ("plain_text",)
+            )
+    return errors
+
+
+def _context_element_errors(where: str, element: dict[str, Any]) -> list[str]:
+    if element.get("type") == "image":
+        return []
+    return _text_errors(where, element, 3000, ("mrkdwn", "plain_text"))
+
+
+def _element_errors(
+    where: str, block: dict[str, Any], most: int, check: Callable[[str, dict[str, Any]], list[str]]
+) -> list[str]:
+    elements = block.get("elements") or []
+    errors = [] if 1 <= len(elements) <= most else [f"{where}: takes 1 to {most} elements"]
+    for j, element in enumerate(elements):
+        errors += check(f"{where}[{j}]", element)
+    return errors
+
+
+def block_errors(blocks: Any, surface: str = "message") -> list[str]:
+    """What Slack would say is wrong with ``blocks`` in a message of kind ``surface``
+    (``message``, ``ephemeral``, ``response_url``); empty when Slack would take them."""
+    if not isinstance(blocks, list):
+        return ["blocks must be an array"]
+    errors = ["more than 50 blocks"] if len(blocks) > 50 else []
+    markdown = 0
+    for i, block in enumerate(blocks):
+        kind = block.get("type") if isinstance(block, dict) else None
+        where = f"blocks[{i}] ({kind})"
+        if kind not in _SURFACES[surface]:
+            errors.append(f"{where}: not a block type a {surface} message takes")
+            continue
+        if len(str(block.get("block_id", ""))) > 255:
+            errors.append(f"{where}: block_id longer than 255")
+        if kind == "markdown":
+            text = block.get("text")
+            if not isinstance(text, str) or not text:
+                errors.append(f"{where}: text must be a non-empty string")
+            elif len(text) > 12_000:
+                errors.append(f"{where}: more than 12000 characters")
+            else:
+                markdown += len(text)
+        elif kind == "section":
+            fields = block.get("fields") or []
+            if "text" not in block and not fields:
+                errors.append(f"{where}: needs text or fields")
+            if "text" in block:
+                errors += _text_errors(where, block["text"], 3000, ("mrkdwn", "plain_text"))
+            if len(fields) > 10:
+                errors.append(f"{where}: more than 10 fields")
+            for j, item in enumerate(fields):
+                errors += _text_errors(f"{where}.fields[{j}]", item, 2000, ("mrkdwn", "plain_text"))
+        elif kind == "context":
+            errors += _element_errors(where, block, 10, _context_element_errors)
+        elif kind == "actions":
+            errors += _element_errors(where, block, 25, _button_errors)
+        elif kind == "header":
+            errors += _text_errors(where, block.get("text"), 150, ("plain_text",))
+    if markdown > 12_000:
+        errors.append("markdown blocks hold more than 12000 characters in all")
+    return errors
 
 
 def _decode(params: dict[str, Any]) -> dict[str, Any]:
@@ -100,6 +246,7 @@ class FakeSlack:
         bot_id: str = BOT_ID,
         workspace_url: str = "https://fake-team.slack.test/",
         latency: float = 0.0,
+        limits: Mapping[str, Tier] | None = None,
     ) -> None:
         self.team = team
         self.bot_user = bot_user
@@ -107,7 +254,16 @@ class FakeSlack:
         self.workspace_url = workspace_url
         #: seconds every Web API call waits before answering (for benchmarks)
         self.latency = latency
+        #: seconds after which Slack ends a stream by itself (about 5 minutes)
+        self.stream_lifetime = 300.0
+        #: rate limits enforced with 429 + Retry-After (e.g. :data:`SLACK_RATE_LIMITS`)
+        self.limits = dict(limits or {})
         self.calls: list[Call] = []
+        self.limited: list[Call] = []  # the calls answered 429
+        self.invalid: list[tuple[str, list[str]]] = []  # refused blocks: (method, errors)
+        self.statuses: list[dict[str, Any]] = []  # assistant.threads.setStatus
+        self.titles: list[dict[str, Any]] = []  # assistant.threads.setTitle
+        self.suggested: list[dict[str, Any]] = []  # assistant.threads.setSuggestedPrompts
         self.messages: dict[tuple[str, str], Posted] = {}
         self.ephemerals: list[dict[str, Any]] = []
         self.responses: list[tuple[str, dict[str, Any]]] = []
@@ -117,6 +273,7 @@ class FakeSlack:
         self._ids = itertools.count(1)
         self._failures: dict[str, list[str]] = {}
         self._limits: dict[str, list[int]] = {}
+        self._buckets: dict[tuple[str, str], tuple[float, float]] = {}  # tokens, when
         self._runner: web.AppRunner | None = None
         self._sockets: list[web.WebSocketResponse] = []
         self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -188,9 +345,11 @@ class FakeSlack:
             key=lambda m: float(m.ts),
         )
 
-    def add_user_message(self, channel: str, user: str, text: str, thread_ts: str) -> str:
+    def add_user_message(
+        self, channel: str, user: str, text: str, thread_ts: str | None, ts: str | None = None
+    ) -> str:
         """Record a person's message (for conversations.replies); returns its ts."""
-        ts = self._next_ts()
+        ts = ts or self._next_ts()
         self.messages[(channel, ts)] = Posted(
             channel=channel, ts=ts, text=text, blocks=[], thread_ts=thread_ts, user=user
         )
@@ -211,11 +370,15 @@ class FakeSlack:
         params = _decode(params)
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ") or params.pop("token", None)
-        self.calls.append(Call(method, params, token, time.monotonic()))
+        call = Call(method, params, token, time.monotonic())
+        self.calls.append(call)
         if self.latency:
             await asyncio.sleep(self.latency)
-        if self._limits.get(method):
-            retry_after = self._limits[method].pop(0)
+        retry_after = self._limits[method].pop(0) if self._limits.get(method) else None
+        if retry_after is None and method in self.limits:
+            retry_after = self._take(method, self.limits[method], str(params.get("channel", "")))
+        if retry_after is not None:
+            self.limited.append(call)
             return web.json_response(
                 {"ok": False, "error": "ratelimited"},
                 status=429,
@@ -226,8 +389,30 @@ class FakeSlack:
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"}, status=404)
+        surface = "ephemeral" if method == "chat.postEphemeral" else "message"
+        if method != "chat.stopStream" and (
+            errors := block_errors(params.get("blocks") or [], surface)
+        ):
+            return self._invalid(method, errors)
         result: dict[str, Any] = handler(params)
         return web.json_response({"ok": "error" not in result, **result})
+
+    def _invalid(self, method: str, errors: list[str]) -> web.Response:
+        self.invalid.append((method, errors))
+        answer = {"ok": False, "error": "invalid_blocks", "errors": errors}
+        return web.json_response({**answer, "response_metadata": {"messages": errors}})
+
+    def _take(self, method: str, tier: Tier, channel: str) -> int | None:
+        """A token of ``tier``'s bucket; None when there was one, else seconds to wait."""
+        key = (tier.group or method, channel if tier.per_channel else "")
+        now, rate = time.monotonic(), tier.per_minute / 60
+        tokens, at = self._buckets.get(key, (tier.burst, now))
+        tokens = min(tier.burst, tokens + (now - at) * rate)
+        if tokens < 1:
+            self._buckets[key] = (tokens, now)
+            return max(1, math.ceil((1 - tokens) / rate))
+        self._buckets[key] = (tokens - 1, now)
+        return None
 
     def _m_auth_test(self, p: Mapping[str, Any]) -> dict[str, Any]:
         return {
@@ -256,9 +441,89 @@ class FakeSlack:
         message = self.messages.get((p["channel"], p["ts"]))
         if message is None:
             return {"error": "message_not_found"}
+        if message.user != self.bot_user or self._still_streaming(message):
+            return {"error": "cant_update_message"}
         message.text = p.get("text") or ""
         message.blocks = p.get("blocks") or []
         return {"channel": message.channel, "ts": message.ts, "text": message.text}
+
+    def _m_chat_startStream(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        channel, thread_ts = p["channel"], p.get("thread_ts")
+        if not thread_ts:
+            return {"error": "invalid_arguments"}
+        if not channel.startswith("D"):  # required in channels
+            if not p.get("recipient_user_id"):
+                return {"error": "missing_recipient_user_id"}
+            if not p.get("recipient_team_id"):
+                return {"error": "missing_recipient_team_id"}
+        text = p.get("markdown_text") or ""
+        if len(text) > 12_000:
+            return {"error": "msg_too_long"}
+        ts = self._next_ts()
+        self.messages[(channel, ts)] = Posted(
+            channel=channel,
+            ts=ts,
+            text=text,
+            blocks=[{"type": "markdown", "text": text}],
+            thread_ts=thread_ts,
+            streaming=True,
+        )
+        return {"channel": channel, "ts": ts}
+
+    def _still_streaming(self, message: Posted) -> bool:
+        if message.streaming and time.monotonic() - message.at > self.stream_lifetime:
+            message.streaming = False  # ended by Slack
+        return message.streaming
+
+    def _streaming(self, p: Mapping[str, Any]) -> Posted | dict[str, Any]:
+        message = self.messages.get((p["channel"], p["ts"]))
+        if message is None:
+            return {"error": "message_not_found"}
+        if not self._still_streaming(message):
+            return {"error": "message_not_in_streaming_state"}
+        text = p.get("markdown_text") or ""
+        if len(text) > 12_000 or len(message.text) + len(text) > 12_000:
+            return {"error": "msg_too_long"}
+        message.text += text
+        message.blocks = [{"type": "markdown", "text": message.text}]
+        return message
+
+    def _m_chat_appendStream(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        if not p.get("markdown_text"):
+            return {"error": "no_text"}
+        message = self._streaming(p)
+        if isinstance(message, dict):
+            return message
+        return {"channel": message.channel, "ts": message.ts}
+
+    def _m_chat_stopStream(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        blocks = p.get("blocks") or []
+        if errors := block_errors(blocks, "message"):
+            self.invalid.append(("chat.stopStream", errors))
+            return {"error": "invalid_blocks", "errors": errors}
+        message = self._streaming(p)
+        if isinstance(message, dict):
+            return message
+        message.streaming = False
+        message.blocks += blocks  # rendered at the bottom of the streamed text
+        return {"channel": message.channel, "ts": message.ts, "message": {"text": message.text}}
+
+    def _m_assistant_threads_setStatus(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        self.statuses.append(dict(p))
+        return {}
+
+    def _m_assistant_threads_setTitle(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        self.titles.append(dict(p))
+        return {}
+
+    def _m_assistant_threads_setSuggestedPrompts(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        prompts = p.get("prompts") or []
+        if not 1 <= len(prompts) <= 4 or not all(
+            x.get("title") and x.get("message") for x in prompts
+        ):
+            return {"error": "invalid_arguments"}
+        self.suggested.append(dict(p))
+        return {}
 
     def _m_chat_delete(self, p: Mapping[str, Any]) -> dict[str, Any]:
         if self.messages.pop((p["channel"], p["ts"]), None) is None:
@@ -334,7 +599,11 @@ class FakeSlack:
         return web.Response(text=f"OK - {len(data)}")
 
     async def _respond(self, request: web.Request) -> web.Response:
-        self.responses.append((request.match_info["name"], await request.json()))
+        body = await request.json()
+        if errors := block_errors(body.get("blocks") or [], "response_url"):
+            self.invalid.append(("response_url", errors))
+            return web.Response(status=400, text="invalid_blocks")
+        self.responses.append((request.match_info["name"], body))
         return web.Response(text="ok")
 
     # -- Socket Mode -------------------------------------------------------------------------

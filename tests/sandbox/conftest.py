@@ -2,7 +2,10 @@
 
 Tests that start a sandbox depend on ``sandbox``, which skips them (with bwrap's own reason)
 where bwrap is missing or cannot create namespaces. With ``CODETHREAD_REQUIRE_SANDBOX=1`` (set
-it in CI, which installs bwrap) that is a failure instead of a skip.
+it in CI, which installs bwrap) that is a failure instead of a skip. ``sandbox`` counts memory
+in a cgroup where this machine delegates one (root on a cgroup-v1 host, a delegated v2 cgroup);
+``fallback_sandbox`` never does, and ``each_sandbox`` is both in turn (a test of the cgroup
+case skips where there is none), so both accountings are tested wherever they can be.
 
 Leftover checks look only at processes this pytest process started (its descendants), so two
 test runs, or a bot, sharing the machine never fail each other's checks. For that to catch a
@@ -26,6 +29,7 @@ from sandbox import Sandbox
 from sandbox.users import DEFAULT_UIDS
 
 _SANDBOX = Sandbox()
+_FALLBACK = Sandbox(cgroups=None)
 _REASON: list[str | None] = []
 
 
@@ -44,6 +48,24 @@ def sandbox() -> Sandbox:
             pytest.fail(f"CODETHREAD_REQUIRE_SANDBOX=1 but: {reason}")
         pytest.skip(reason)
     return _SANDBOX
+
+
+@pytest.fixture
+def fallback_sandbox(sandbox: Sandbox) -> Sandbox:
+    """A sandbox without memory cgroups: the fallback limits of sandbox.limits."""
+    assert asyncio.run(_FALLBACK.check()) is None
+    return _FALLBACK
+
+
+@pytest.fixture(params=["cgroup", "fallback"])
+def each_sandbox(request: pytest.FixtureRequest, sandbox: Sandbox) -> Sandbox:
+    """The cgroup-accounted sandbox, then the fallback one (skipped where no cgroup is)."""
+    if request.param == "fallback":
+        assert asyncio.run(_FALLBACK.check()) is None
+        return _FALLBACK
+    if sandbox.cgroups is None:
+        pytest.skip(f"no memory cgroup here: {sandbox.fallback_reason}")
+    return sandbox
 
 
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>

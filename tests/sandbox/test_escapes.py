@@ -79,30 +79,38 @@ async def test_python_fork_loop(sandbox: Sandbox) -> None:
     assert "BlockingIOError" in result.stderr
 
 
-async def test_memory_bomb(sandbox: Sandbox) -> None:
+async def test_memory_bomb(each_sandbox: Sandbox) -> None:
     code = "chunks = []\nwhile True:\n    chunks.append(bytearray(64 * 1024 * 1024))\n"
 
-    result = await sandbox.run("python", code)
+    result = await each_sandbox.run("python", code)
 
     assert (result.status, result.limit_hit) == ("limit", "memory"), result
-    assert "MemoryError" in result.stderr
-    assert result.peak_memory_kb is not None and result.peak_memory_kb < 512 * 1024
+    if each_sandbox.cgroups is not None:  # the kernel's OOM killer, at the run's limit
+        assert "Ran out of memory (limit: 1 GiB for the whole run" in result.message
+        assert result.peak_memory_kb is not None and result.peak_memory_kb <= 1024 * 1024
+    else:  # the address-space limit: the allocation fails
+        assert "MemoryError" in result.stderr
+        assert result.peak_memory_kb is None or result.peak_memory_kb < 512 * 1024
 
 
-async def test_memory_bomb_in_c(sandbox: Sandbox) -> None:
+async def test_memory_bomb_in_c(each_sandbox: Sandbox) -> None:
     code = (
         "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n"
         "int main(void) {\n  for (;;) {\n    char *p = malloc(1 << 24);\n"
         '    if (!p) { perror("malloc"); return 1; }\n    memset(p, 1, 1 << 24);\n  }\n}\n'
     )
 
-    result = await sandbox.run("c", code)
+    if each_sandbox.cgroups is not None:  # the OOM killer at 256 MiB
+        result = await each_sandbox.run("c", code, limits=Limits(memory_total=256 * MiB))
+    else:  # malloc fails at the address-space limit (512 MiB), before the sampler's 1 GiB
+        result = await each_sandbox.run("c", code)
 
     assert (result.status, result.limit_hit) == ("limit", "memory"), result
-    assert "Cannot allocate memory" in result.stderr
+    if each_sandbox.cgroups is None:
+        assert "Cannot allocate memory" in result.stderr
 
 
-async def test_memory_spread_over_processes_is_capped_in_total(sandbox: Sandbox) -> None:
+async def test_memory_spread_over_processes_is_capped_in_total(each_sandbox: Sandbox) -> None:
     """Each process stays under its address-space limit; together they pass memory_total."""
     code = (
         "import os, time\n"
@@ -116,7 +124,7 @@ async def test_memory_spread_over_processes_is_capped_in_total(sandbox: Sandbox)
     limits = Limits(memory_total=256 * MiB, wall_time=8)
     started = time.monotonic()
 
-    result = await sandbox.run("python", code, limits=limits)
+    result = await each_sandbox.run("python", code, limits=limits)
 
     assert (result.status, result.limit_hit) == ("limit", "memory"), result
     assert time.monotonic() - started < 4
@@ -161,6 +169,8 @@ def host_listener() -> Iterator[int]:
 
 
 async def test_network_loopback_and_outside(sandbox: Sandbox, host_listener: int) -> None:
+    if sandbox.cgroups is None:
+        pytest.skip("IPv4 and IPv6 sockets exist only where a cgroup counts their buffers")
     code = (
         "import socket\n"
         "for host, port in [('127.0.0.1', PORT), ('8.8.8.8', 53), ('1.1.1.1', 443)]:\n"
@@ -196,9 +206,14 @@ async def test_the_bots_environment_is_not_visible(
     result = await sandbox.run("python", code)
 
     assert result.status == "ok", result
-    names = "['HOME', 'LANG', 'PATH', 'PWD', 'TMPDIR']"
-    # pid 1 (the sandbox's init) and the snippet: only the sandbox's own variables.
-    assert result.stdout.splitlines() == [names, f"1 {names}", f"2 {names}"]
+    names = str(
+        [
+            "HOME", "LANG", "MPLCONFIGDIR", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PATH",
+            "PWD", "TMPDIR",
+        ]
+    )  # fmt: skip
+    # pid 1 (bwrap's init: none at all) and the snippet (only the sandbox's own variables)
+    assert result.stdout.splitlines() == [names, "1 []", f"2 {names}"]
     for secret in ("secret", "OPENAI", "SLACK", "CODETHREAD"):
         assert secret not in result.stdout
 
@@ -434,14 +449,14 @@ def dying_bot() -> Iterator[subprocess.Popen[bytes]]:
 async def test_the_runs_die_with_the_bot(
     sandbox: Sandbox, dying_bot: subprocess.Popen[bytes]
 ) -> None:
-    for _ in range(500):
+    for _ in range(3000):  # up to 30 s: a loaded shared machine starts the bot slowly
         if len(sandbox_processes()) >= 3:  # pid 1, bash and the sleeps
             break
         await asyncio.sleep(0.01)
     assert sandbox_processes(), "the run did not start"
 
     dying_bot.kill()  # SIGKILL: no cleanup code of ours runs
-    for _ in range(200):
+    for _ in range(1000):
         if not sandbox_processes():
             break
         await asyncio.sleep(0.01)

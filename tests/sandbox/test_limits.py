@@ -1,6 +1,8 @@
-"""Limits: validation, prlimit arguments in bytes, raising to a runtime's minimum."""
+"""Limits: validation, rlimits in bytes, raising to a runtime's minimum."""
 
 from __future__ import annotations
+
+import resource
 
 import pytest
 
@@ -11,21 +13,25 @@ from sandbox.limits import GiB, KiB, MiB
 def test_defaults() -> None:
     expected = Limits(
         wall_time=5.0, cpu_time=5, memory=512 * MiB, memory_total=1 * GiB, file_size=16 * MiB,
-        open_files=64, processes=64, output=64 * KiB, disk=64 * MiB,
+        open_files=64, processes=64, output=64 * KiB, disk=64 * MiB, inodes=16384,
     )  # fmt: skip
     assert expected == DEFAULT_LIMITS
     assert DEFAULT_COMPILE_LIMITS.wall_time == 15.0
     assert DEFAULT_COMPILE_LIMITS.memory == 1 * GiB
 
 
-def test_prlimit_arguments_are_bytes_and_cpu_has_a_grace_second() -> None:
-    args = Limits(memory=4 * GiB, cpu_time=3).prlimit_args()
+def test_rlimits_are_bytes_and_cpu_has_a_grace_second() -> None:
+    limits = Limits(memory=4 * GiB, cpu_time=3)
+    pairs = dict(limits.rlimits(address_space=True))
 
-    assert "--as=4294967296" in args  # never "4G": prlimit would read 4 bytes
-    assert "--cpu=3:4" in args
-    assert "--nproc=64" in args and "--fsize=16777216" in args
-    assert "--nofile=256" in args  # the chain's; the sandbox's pid 1 sets 64 for the program
-    assert "--core=1" in args
+    assert pairs[resource.RLIMIT_AS] == (4 * GiB, 4 * GiB)
+    assert pairs[resource.RLIMIT_CPU] == (3, 4)
+    assert pairs[resource.RLIMIT_NPROC] == (64, 64)
+    assert pairs[resource.RLIMIT_FSIZE] == (16 * MiB, 16 * MiB)
+    assert pairs[resource.RLIMIT_NOFILE] == (64, 64)  # the program's own; bwrap had more
+    assert pairs[resource.RLIMIT_CORE] == (1, 1)
+    # with a memory cgroup, no address-space limit (it breaks numpy's BLAS, V8, the JVM)
+    assert resource.RLIMIT_AS not in dict(limits.rlimits(address_space=False))
 
 
 @pytest.mark.parametrize("change", [

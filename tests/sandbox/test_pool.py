@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pytest
 
@@ -26,6 +26,7 @@ class GatedSandbox(Sandbox):
         code: str,
         *,
         stdin: str = "",
+        args: Sequence[str] = (),
         files: Mapping[str, str] | None = None,
         limits: Limits | None = None,
     ) -> RunResult:

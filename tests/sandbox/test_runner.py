@@ -76,8 +76,11 @@ async def test_hello_with_stdin_and_exit_code(
     assert result.stdout == "hello world\n", result
     assert (result.status, result.exit_code, result.limit_hit) == ("failed", 3, None), result
     assert result.message == "Exited with status 3."
-    assert result.peak_memory_kb is not None and 1_000 < result.peak_memory_kb < 400_000
-    assert result.cpu_ms is not None and result.duration_ms >= 1
+    if sandbox.cgroups is not None:  # what the run's cgroup was charged (not shared libraries)
+        assert result.peak_memory_kb is not None and 100 < result.peak_memory_kb < 400_000
+    if sandbox.cgroups is not None and sandbox.cgroups.version == 2:
+        assert result.cpu_ms is not None
+    assert result.duration_ms >= 1
     if TOOLCHAINS[language].compile is not None:
         assert result.compile_ms > 0
 
@@ -123,7 +126,7 @@ async def test_c_compile_error(sandbox: Sandbox, no_leftovers: None) -> None:
 async def test_compile_dir_is_private_and_removed(shared_tmp: Path) -> None:
     # A scratch dir of this test's own: another test run on the host compiles into /tmp too.
     sandbox = Sandbox(scratch_dir=str(shared_tmp))
-    pattern = str(shared_tmp / "codethread-*")
+    pattern = str(shared_tmp / "codethread-sandbox-*" / "*")
     before = set(glob.glob(pattern))
     code = "#include <unistd.h>\nint main(void) { sleep(1); return 0; }\n"
     task = asyncio.create_task(sandbox.run("c", code))
@@ -134,8 +137,10 @@ async def test_compile_dir_is_private_and_removed(shared_tmp: Path) -> None:
         if seen:
             break
     assert len(seen) == 1
-    info = os.stat(seen.pop())
+    path = seen.pop()
+    info = os.stat(path)
     assert stat.S_IMODE(info.st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o711  # no one else lists it
     if os.geteuid() == 0:
         assert info.st_uid in DEFAULT_UIDS
     result = await task

@@ -7,7 +7,7 @@ import signal
 import pytest
 
 from sandbox import Limits
-from sandbox.process import Killed, Outcome
+from sandbox.process import Killed, Outcome, _signal_of
 from sandbox.verdict import decode, judge
 
 
@@ -19,6 +19,7 @@ def outcome(
     stderr: bytes = b"",
     stdout_size: int = 0,
     cpu_time: float = 0.1,
+    oom_kills: int = 0,
 ) -> Outcome:
     return Outcome(
         started=killed is None,
@@ -32,6 +33,8 @@ def outcome(
         duration=0.1,
         cpu_time=cpu_time,
         peak_rss_kb=9000,
+        accounted=oom_kills > 0,
+        oom_kills=oom_kills,
     )
 
 
@@ -68,6 +71,10 @@ LIMITS = Limits()
      ("ok", 0, "processes")),
     (outcome(exit_code=0, stdout_size=LIMITS.output + 1), ("ok", 0, "output")),
     (outcome(exit_code=1, stdout_size=LIMITS.output + 1), ("failed", 1, "output")),
+    # the run's cgroup: the OOM killer ended the program, or a child the program outlived
+    (outcome(exit_code=None, signum=signal.SIGKILL, oom_kills=1), ("limit", None, "memory")),
+    (outcome(exit_code=0, oom_kills=1), ("ok", 0, "memory")),
+    (outcome(killed="inodes", exit_code=None), ("limit", None, "memory")),
 ])  # fmt: skip
 def test_judge(case: Outcome, expected: tuple[str, int | None, str | None]) -> None:
     verdict = judge(case, LIMITS)
@@ -90,6 +97,26 @@ def test_messages() -> None:
     assert judge(outcome(exit_code=None, signum=signal.SIGSEGV), LIMITS).message == (
         "Killed by SIGSEGV."
     )
+
+
+def test_messages_of_the_kernel_accounted_limits() -> None:
+    oom = outcome(exit_code=None, signum=signal.SIGKILL, oom_kills=1)
+    assert judge(oom, LIMITS).message == (
+        "Killed by SIGKILL. Ran out of memory (limit: 1 GiB for the whole run, kernel memory "
+        "included)."
+    )
+    assert judge(outcome(killed="inodes", exit_code=None), LIMITS).message == (
+        "Made more than 16384 files and directories, the sandbox's limit (each holds kernel "
+        "memory)."
+    )
+
+
+def test_bwrap_exit_codes_above_128_are_signals() -> None:
+    assert _signal_of(0) == (0, None)
+    assert _signal_of(3) == (3, None)
+    assert _signal_of(137) == (None, signal.SIGKILL)
+    assert _signal_of(152) == (None, signal.SIGXCPU)
+    assert _signal_of(255) == (255, None)  # no signal is that high
 
 
 def test_decode_marks_truncation() -> None:

@@ -14,9 +14,10 @@
   :meth:`DiscordAdapter.aclose` cancels what is left, and the presenter marks an interrupted
   answer as such rather than leaving "writing …".
 
-The parts: this module (connection, thread messages, lifecycle), :mod:`.interactions` (slash
-commands, autocomplete, buttons), :mod:`.commands` (command shapes), :mod:`.buttons`,
-:mod:`.surface` (how views become Discord messages) and :mod:`.http` (``DISCORD_API_URL``).
+The parts: this module (connection, thread messages, lifecycle, :func:`sync_commands`),
+:mod:`.interactions` (slash commands, autocomplete, buttons), :mod:`.commands` (command
+shapes), :mod:`.buttons`, :mod:`.surface` (where views go, and delivery that is not lost),
+:mod:`.render` (how views look: Components V2) and :mod:`.http` (``DISCORD_API_URL``).
 
 Gateway intents: ``guilds``, ``guild_messages`` and the privileged ``message_content`` (enable
 "Message Content Intent" for the bot in the Developer Portal, or thread replies arrive empty),
@@ -31,8 +32,9 @@ import asyncio
 import contextvars
 import logging
 from collections.abc import Coroutine
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.http import HTTPClient
@@ -50,14 +52,14 @@ from bot.adapters.discord.surface import (
     refusals,
     thread_key,
 )
-from bot.core import SessionService
-from bot.errors import NotASession
+from bot.core import SessionService, TurnStream
+from bot.errors import NotASession, PromptTooLong
 from bot.metrics import Metrics
 from bot.present import PlatformRefused, Presenter
 from bot.values import Caller
 from storage import SessionKey
 
-__all__ = ["DiscordAdapter"]
+__all__ = ["DiscordAdapter", "sync_commands"]
 
 log = logging.getLogger("codethread.discord")
 
@@ -65,6 +67,19 @@ Interaction = discord.Interaction[discord.Client]
 #: a wait for Discord's rate limit longer than this raises discord.RateLimited (shown to users)
 MAX_RATE_LIMIT_WAIT = 30.0
 _KNOWN_THREADS = 1000  # threads missing from discord.py's cache whose lookup is remembered
+_BYTES_PER_CHAR = 4  # a pasted file larger than the prompt limit times this is not read
+
+
+def _is_text(attachment: discord.Attachment) -> bool:
+    """A text file (Discord types a long paste ``text/plain; charset=utf-8``)."""
+    return (attachment.content_type or "").startswith("text/")
+
+
+def _use_http(client: discord.Client, http: HTTPClient | None) -> None:
+    """Send the client's REST calls through ``http`` (a proxy's, or a fake's in tests)."""
+    if http is not None:
+        client.http = http
+        client._connection.http = http
 
 
 class _Client(discord.Client):
@@ -76,9 +91,7 @@ class _Client(discord.Client):
             allowed_mentions=discord.AllowedMentions.none(),  # model output never pings anyone
             max_ratelimit_timeout=MAX_RATE_LIMIT_WAIT,
         )
-        if http is not None:
-            self.http = http
-            self._connection.http = http
+        _use_http(self, http)
         self.adapter = adapter
         self.tree: app_commands.CommandTree[_Client] = app_commands.CommandTree(self)
         self.buttons = Interactions(adapter)  # bot.adapters.discord.buttons hands clicks here
@@ -87,14 +100,9 @@ class _Client(discord.Client):
         self.tree.error(self.buttons.on_command_error)
 
     async def setup_hook(self) -> None:
-        """Register the persistent buttons and publish the slash commands."""
+        """Register the persistent buttons. The slash commands are published by
+        ``codethread discord sync`` (:func:`sync_commands`), not at every start."""
         self.add_dynamic_items(ActionButton)
-        try:
-            with refusals():
-                commands = await self.tree.sync()
-            log.info("published %d Discord slash command(s)", len(commands))
-        except PlatformRefused as err:  # the commands of the last sync still work
-            log.warning("could not publish the slash commands: %s", err)
 
     async def on_message(self, message: discord.Message) -> None:
         self.adapter.on_message(message)
@@ -195,7 +203,9 @@ class DiscordAdapter(ChatAdapter):
 
         In a thread discord.py knows, the turn takes its place in line right here. A thread
         missing from its cache must be looked up first (its key needs the parent channel),
-        and a DM's session found (:meth:`_look_up`).
+        and a DM's session found (:meth:`_look_up`). A message made only of text files (what
+        Discord makes of a long paste: ``message.txt``) is a turn whose text is those files,
+        read first (:meth:`_read_paste`); it joins the line once they are read.
         """
         channel = message.channel
         me = self.client.user
@@ -203,7 +213,8 @@ class DiscordAdapter(ChatAdapter):
             return  # ourselves, other bots, webhooks
         if message.type not in (discord.MessageType.default, discord.MessageType.reply):
             return
-        if not message.content.strip():
+        pasted = [] if message.content.strip() else [a for a in message.attachments if _is_text(a)]
+        if not message.content.strip() and not pasted:
             return  # stickers, images: nothing to work with
         if message.guild is None:
             if not (self.allow_dms and isinstance(channel, discord.DMChannel)):
@@ -216,26 +227,37 @@ class DiscordAdapter(ChatAdapter):
         if not self.sessions.first_delivery(f"discord:message:{message.id}"):
             return
         self.count("reply")
-        if isinstance(channel, discord.Thread):
+        if isinstance(channel, discord.Thread) and not pasted:
             caller = caller_for(message.author, channel.guild.id, channel)
-            self.jobs.spawn(self._turn(message, caller, thread_key(caller.workspace, channel)))
+            key = thread_key(caller.workspace, channel)
+            self.jobs.spawn(self._turn(message, caller, key, message.content))
         else:
-            self.jobs.spawn(self._look_up(message))
+            self.jobs.spawn(self._look_up(message, pasted))
 
     def _turn(
-        self, message: discord.Message, caller: Caller, key: SessionKey, *, quiet: bool = True
+        self,
+        message: discord.Message,
+        caller: Caller,
+        key: SessionKey,
+        text: str | Exception,
+        *,
+        quiet: bool = True,
     ) -> Coroutine[Any, Any, object]:
-        """The turn of ``message`` in the thread ``key``: in line from now on. Outside a session
-        it ends silently (``quiet``), or says how to start one."""
+        """The turn of ``message`` (``text``, or what refuses it) in the thread ``key``: in
+        line from now on. Outside a session it ends silently (``quiet``), or says how to start
+        one."""
         surface = self.in_channel(message.channel, reply_to=message)
-        return self.presenter.turn(
-            surface,
-            lambda: self.sessions.reply(caller, key, message.content),
-            quiet=(NotASession,) if quiet else (),
-        )
 
-    async def _look_up(self, message: discord.Message) -> None:
-        """Find the session of a message whose key needs a lookup, then take the turn.
+        def begin() -> TurnStream:
+            if isinstance(text, Exception):
+                raise text
+            return self.sessions.reply(caller, key, text)
+
+        return self.presenter.turn(surface, begin, quiet=(NotASession,) if quiet else ())
+
+    async def _look_up(self, message: discord.Message, pasted: list[discord.Attachment]) -> None:
+        """Find the session of a message whose key needs a lookup (or whose text is in files),
+        then take the turn.
 
         Messages of one uncached thread share one lookup and resume in arrival order, so they
         still join the line in order. In a DM, the session is the most recently updated one
@@ -250,18 +272,40 @@ class DiscordAdapter(ChatAdapter):
             key = found or SessionKey(
                 platform="discord", workspace=caller.workspace, channel=here, thread=here
             )
-            await self._turn(message, caller, key, quiet=False)
+            text = await self._read_paste(pasted) if pasted else message.content
+            await self._turn(message, caller, key, text, quiet=False)
             return
-        lookup = self._threads.get(channel.id)
-        if lookup is None:
-            lookup = asyncio.create_task(self._fetch_thread(channel.id))
-            self._threads[channel.id] = lookup
-            if len(self._threads) > _KNOWN_THREADS:
-                self._threads.pop(next(iter(self._threads)))
-        thread = await lookup
-        if thread is not None:
-            caller = caller_for(message.author, message.guild.id, thread)
-            await self._turn(message, caller, thread_key(caller.workspace, thread))
+        thread = channel if isinstance(channel, discord.Thread) else None
+        if thread is None:
+            lookup = self._threads.get(channel.id)
+            if lookup is None:
+                lookup = asyncio.create_task(self._fetch_thread(channel.id))
+                self._threads[channel.id] = lookup
+                if len(self._threads) > _KNOWN_THREADS:
+                    self._threads.pop(next(iter(self._threads)))
+            thread = await lookup
+        if thread is None:
+            return
+        caller = caller_for(message.author, message.guild.id, thread)
+        key = thread_key(caller.workspace, thread)
+        if pasted and await self.sessions.find(key) is None:
+            return  # not a session: its files are not worth reading
+        text = await self._read_paste(pasted) if pasted else message.content
+        await self._turn(message, caller, key, text)
+
+    async def _read_paste(self, files: list[discord.Attachment]) -> str | Exception:
+        """The text of a message's text files (through the client's HTTP), or the refusal of
+        files too long to be a request."""
+        limit = self.sessions.max_prompt_chars
+        size = sum(a.size for a in files)
+        if size > limit * _BYTES_PER_CHAR:  # too long however it decodes: not downloaded
+            return PromptTooLong(size, limit)
+        try:
+            with refusals():
+                parts = [await a.read() for a in files]
+        except (PlatformRefused, aiohttp.ClientError) as err:
+            return err if isinstance(err, PlatformRefused) else PlatformRefused("error", str(err))
+        return "\n\n".join(p.decode("utf-8", errors="replace") for p in parts)
 
     async def _fetch_thread(self, channel_id: int) -> discord.Thread | None:
         """The thread ``channel_id`` if the bot opened it (else None: not a session)."""
@@ -276,3 +320,36 @@ class DiscordAdapter(ChatAdapter):
         if isinstance(fetched, discord.Thread) and me is not None and fetched.owner_id == me.id:
             return fetched
         return None
+
+
+async def sync_commands(
+    token: str,
+    *,
+    guild: int | None = None,
+    allow_dms: bool = False,
+    api_url: str | None = None,
+    http: HTTPClient | None = None,
+) -> int:
+    """Publish the slash commands over REST (no gateway connection): everywhere, or with
+    ``guild`` to that one server, where they appear at once; how many were published.
+
+    The bot does not sync at start-up: Discord allows 200 command creations a day, and every
+    replica of a bot would sync. Run after installing and after an upgrade that changes the
+    commands (``codethread discord sync``). Raises ``discord.LoginFailure`` for a bad token.
+    """
+    client = discord.Client(intents=discord.Intents.none())
+    if http is None and api_url:
+        http = ApiHTTPClient(api_url=api_url.rstrip("/"), max_ratelimit_timeout=None)
+    _use_http(client, http)
+    tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
+    for command in build_commands(cast(Interactions, None), allow_dms=allow_dms):
+        tree.add_command(command)  # shapes only: no callback runs here
+    where = discord.Object(id=guild) if guild is not None else None
+    try:
+        await client.login(token)
+        if where is not None:
+            tree.copy_global_to(guild=where)
+        with refusals():
+            return len(await tree.sync(guild=where))
+    finally:
+        await client.close()

@@ -1,4 +1,4 @@
-"""Discord buttons for the actions a result offers (Run, Test, Fix, Retry, Delete session).
+"""Discord buttons for the actions a result offers (Run, Test, Fix, Retry, Diff, Delete …).
 
 Each button is a :class:`discord.ui.DynamicItem` whose ``custom_id`` is ``ct:`` and the
 action's own encoding (``ct:run:12:3``, ``ct:retry:12:7``, ``ct:delete:12``), and the class is
@@ -20,7 +20,7 @@ from discord import ui
 from bot.present import words
 from bot.values import Action, ActionKind
 
-__all__ = ["ActionButton", "ButtonHandler", "buttons_for"]
+__all__ = ["ActionButton", "ButtonHandler", "button_rows"]
 
 Interaction = discord.Interaction[discord.Client]
 _KINDS = "|".join(get_args(ActionKind))
@@ -66,14 +66,7 @@ class ActionButton(
         await cast(ButtonHandler, handler).button(interaction, self.action)
 
 
-def buttons_for(actions: Sequence[Action]) -> ui.View | None:
-    """The buttons of ``actions`` (None: none, which also takes a message's buttons away)."""
-    if not actions:
-        return None
-    view = ui.View(timeout=None)
-    for action in actions:
-        view.add_item(ActionButton(action))
-    # Clicks are dispatched by custom_id to the registered class; a stopped view is not kept
-    # in the client's view store, so nothing piles up per message.
-    view.stop()
-    return view
+def button_rows(actions: Sequence[Action]) -> list[ui.ActionRow[Any]]:
+    """The buttons of ``actions``, in action rows of five (Discord's most in a row)."""
+    buttons = [ActionButton(action) for action in actions]
+    return [ui.ActionRow[Any](*buttons[i : i + 5]) for i in range(0, len(buttons), 5)]

@@ -19,6 +19,7 @@ from discord import app_commands
 
 from bot.adapters.discord.surface import (
     DM_WORKSPACE,
+    MEMBER_PERMISSIONS,
     REQUIRED_PERMISSIONS,
     ResponseSurface,
     caller_for,
@@ -92,6 +93,8 @@ class Interactions:
             raise PlatformRefused("not_a_text_channel")
         elif missing := REQUIRED_PERMISSIONS & ~interaction.app_permissions:
             raise PlatformRefused("missing_permission", permission_names(missing))
+        elif MEMBER_PERMISSIONS & ~interaction.permissions:  # the bot would post for them
+            raise PlatformRefused("member_cannot_start")
 
     @staticmethod
     async def _open_thread(
@@ -201,25 +204,43 @@ class Interactions:
     async def button(self, interaction: Interaction, action: Action) -> None:
         """A click on a version's, run's or failure's button."""
         self.adapter.count("button")
-        channel = interaction.channel
-        if action.makes_version and isinstance(channel, discord.abc.Messageable):
-            # the next version streams in the thread, as a reply to the pressed message
-            place = self.adapter.in_channel(
-                channel, reply_to=interaction.message, interaction=interaction
-            )
-            try:
+        channel, caller = interaction.channel, _caller(interaction)
+        streams = action.makes_version and isinstance(channel, discord.abc.Messageable)
+        # the next version streams in the thread, as a reply to the pressed message
+        place = (
+            self.adapter.in_channel(channel, reply_to=interaction.message, interaction=interaction)
+            if streams and isinstance(channel, discord.abc.Messageable)
+            else self.adapter.response(interaction)
+        )
+        try:
+            await self._check_button(interaction, caller, action)
+            if streams:
                 with refusals():
                     await interaction.response.defer()
-            except Exception as err:
-                await self.presenter.fail(place, err)
-                return
-            self.adapter.jobs.spawn(self.presenter.act(place, _caller(interaction), action))
+        except Exception as err:
+            await self.presenter.fail(place, err)
+            return
+        if streams:
+            self.adapter.jobs.spawn(self.presenter.act(place, caller, action))
             return
         await self._answer(
             interaction,
             lambda s, c: self.presenter.act(s, c, action),
             private=action.kind == "delete",
         )
+
+    async def _check_button(self, interaction: Interaction, caller: Caller, action: Action) -> None:
+        """Refuse, before anything is posted, a button of another thread's session (a copy
+        shown by ``/snippets show``, say), and a public answer for a member who may not post
+        in threads here."""
+        session = await self.sessions.get(action.session_id, caller)
+        key = session.key
+        home = key.channel if key.workspace == DM_WORKSPACE else key.thread
+        if str(interaction.channel_id) != home:
+            raise PlatformRefused("other_session")
+        may_post = interaction.guild_id is None or interaction.permissions.send_messages_in_threads
+        if action.kind != "delete" and not may_post:
+            raise PlatformRefused("member_cannot_post")
 
     # -- errors ------------------------------------------------------------------------------
 

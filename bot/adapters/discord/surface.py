@@ -9,6 +9,18 @@ Two surfaces, one per way an answer reaches Discord:
   response, later ones are followups; telling privately is an ephemeral followup, after a
   public "thinking…" that would otherwise dangle has been withdrawn.
 
+How a view looks is :mod:`.render`'s (Components V2). What reaches Discord is never lost to
+Discord's limits on delivery:
+
+- An interaction's token lives 15 minutes. A public result that comes later (a run that waited
+  behind others in the sandbox, behind a loading model), or that the token is refused for
+  (401, 404), is posted in the channel (the session's thread) with the bot's own token
+  instead, as a reply to the message whose button was pressed, and the "thinking…" post or
+  status left behind is deleted.
+- A result (not a status or a partial answer) refused by a rate limit longer than the client
+  waits out itself (``discord.RateLimited``) is sent again once the limit has passed, for up to
+  ``retry_window`` seconds.
+
 A message is a :class:`discord.Message` whatever sent it, so editing and removing are the
 same on both. A refusal by Discord becomes :class:`~bot.present.words.PlatformRefused`, so the
 presenter words it; nothing here writes a word of its own.
@@ -16,23 +28,28 @@ presenter words it; nothing here writes a word of its own.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import io
-from collections.abc import Iterator, Mapping, Sequence
+import datetime
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import discord
 
-from bot.adapters.discord.buttons import buttons_for
-from bot.present import Closed, PlatformRefused, View
+from bot.adapters.discord.render import TEXT_LIMIT, message
+from bot.present import Closed, PlatformRefused, Status, View, Writing
 from bot.values import Caller
 from storage import Session, SessionKey
 
 __all__ = [
     "DM_WORKSPACE",
     "LIMIT",
+    "MEMBER_PERMISSIONS",
     "REQUIRED_PERMISSIONS",
+    "RETRY_WINDOW",
+    "TOKEN_MARGIN",
     "ResponseSurface",
     "ThreadSurface",
     "caller_for",
@@ -41,8 +58,10 @@ __all__ = [
     "thread_key",
 ]
 
+log = logging.getLogger("codethread.discord")
+
 Interaction = discord.Interaction[discord.Client]
-LIMIT = 2000  # characters in one Discord message
+LIMIT = TEXT_LIMIT  # characters of markdown in one (Components V2) message
 DM_WORKSPACE = "@me"  # the workspace of sessions started in direct messages
 #: what the bot needs in a channel where /code is used (the invite URL asks for exactly these)
 REQUIRED_PERMISSIONS = discord.Permissions(
@@ -52,6 +71,11 @@ REQUIRED_PERMISSIONS = discord.Permissions(
     attach_files=True,
     read_message_history=True,
 )
+#: what the member who uses /code needs there themselves (the bot posts for them)
+MEMBER_PERMISSIONS = discord.Permissions(create_public_threads=True, send_messages_in_threads=True)
+#: an interaction token this close to the end of its 15 minutes is no longer used
+TOKEN_MARGIN = datetime.timedelta(minutes=1)
+RETRY_WINDOW = 120.0  # seconds a rate-limited result is tried again for
 _PERMISSION_NAMES = {  # as Discord's settings name them
     "view_channel": "View Channel",
     "create_public_threads": "Create Public Threads",
@@ -102,31 +126,18 @@ def refusals() -> Iterator[None]:
         raise PlatformRefused("error", f"{err.status} {err.text}".strip()) from err
 
 
-def _message(view: View, *, editing: bool) -> dict[str, Any]:
-    """``view`` as keyword arguments of a send (or, ``editing``, of an edit, which also takes
-    away the file and buttons of what it replaces)."""
-    fields: dict[str, Any] = {"content": view.text}
-    file = None
-    if view.file is not None:
-        data = io.BytesIO(view.file.content.encode())
-        file = discord.File(data, filename=view.file.filename, description=view.file.title)
-    buttons = buttons_for(view.actions)
-    if editing:
-        fields.update(attachments=[file] if file else [], view=buttons)
-    else:
-        if file is not None:
-            fields["file"] = file
-        if buttons is not None:
-            fields["view"] = buttons
-    return fields
+def _token_refused(error: PlatformRefused) -> bool:
+    """Whether an interaction's token was refused (it expired, or its message is gone)."""
+    cause = error.__cause__
+    return isinstance(cause, discord.HTTPException) and cause.status in (401, 404)
 
 
 async def _privately(interaction: Interaction, view: View) -> None:
     with refusals():
         if interaction.response.is_done():
-            await interaction.followup.send(**_message(view, editing=False), ephemeral=True)
+            await interaction.followup.send(**message(view, editing=False), ephemeral=True)
         else:
-            await interaction.response.send_message(**_message(view, editing=False), ephemeral=True)
+            await interaction.response.send_message(**message(view, editing=False), ephemeral=True)
 
 
 @dataclass(eq=False)
@@ -136,14 +147,34 @@ class _Surface:
     client: discord.Client
     edit_interval: float
     limit = LIMIT
+    retry_window = RETRY_WINDOW
 
     @staticmethod
     def escape(text: str) -> str:
         return discord.utils.escape_markdown(text)
 
+    async def _delivered(
+        self, send: Callable[[], Awaitable[discord.Message]], view: View
+    ) -> discord.Message:
+        """What ``send()`` sent; a result refused by a long rate limit is sent again after it,
+        within ``retry_window`` seconds (a status or a partial answer is not worth the wait)."""
+        loop = asyncio.get_running_loop()
+        window = 0.0 if isinstance(view, Status | Writing) else self.retry_window
+        deadline = loop.time() + window
+        while True:
+            try:
+                with refusals():
+                    return await send()
+            except PlatformRefused as err:
+                wait = err.retry_after
+                if err.reason != "rate_limited" or wait is None or loop.time() + wait > deadline:
+                    raise
+                log.info("a result was rate-limited; sending it again in %.1f s", wait)
+                await asyncio.sleep(wait)
+
     async def edit(self, handle: discord.Message, view: View) -> None:
         with refusals():
-            await handle.edit(**_message(view, editing=True))
+            await handle.edit(**message(view, editing=True))
 
     async def remove(self, handle: discord.Message) -> None:
         with refusals():
@@ -171,7 +202,7 @@ class _Surface:
             thread = self.client.get_channel(thread_id)
             thread = thread or await self.client.fetch_channel(thread_id)
             if isinstance(thread, discord.Thread):
-                await thread.send(notice.text)
+                await thread.send(**message(notice, editing=False))
                 await thread.edit(archived=True)
 
 
@@ -189,8 +220,9 @@ class ThreadSurface(_Surface):
         if self.reply_to is not None:
             extra["reference"] = self.reply_to.to_reference(fail_if_not_exists=False)
             extra["mention_author"] = False
-        with refusals():
-            return await self.channel.send(**_message(view, editing=False), **extra)
+        return await self._delivered(
+            lambda: self.channel.send(**message(view, editing=False), **extra), view
+        )
 
     async def tell(self, view: View) -> None:
         if self.interaction is not None:
@@ -202,30 +234,91 @@ class ThreadSurface(_Surface):
 @dataclass(eq=False)
 class ResponseSurface(_Surface):
     """An interaction's response: :meth:`acknowledge` defers it (Discord's 3-second window),
-    the first post fills it."""
+    the first post fills it; past the token's life a public post goes to the channel."""
 
     interaction: Interaction
     _thinking: bool = field(default=False, init=False)  # a public "thinking…" is showing
     _filled: bool = field(default=False, init=False)  # the deferred response holds a post
+    _private: bool = field(default=False, init=False)
+    _expired: bool = field(default=False, init=False)  # the token was refused
+    _original: int | None = field(default=None, init=False)  # the public response's message
+
+    def _token_alive(self) -> bool:
+        deadline = self.interaction.expires_at - TOKEN_MARGIN
+        return not self._expired and discord.utils.utcnow() < deadline
+
+    def _channel(self) -> discord.PartialMessageable:
+        interaction = self.interaction
+        return self.client.get_partial_messageable(
+            interaction.channel_id or 0, guild_id=interaction.guild_id
+        )
 
     async def acknowledge(self, *, private: bool = False) -> None:
         with refusals():
-            await self.interaction.response.defer(ephemeral=private, thinking=True)
-        self._thinking = not private
+            answer = await self.interaction.response.defer(ephemeral=private, thinking=True)
+        self._thinking, self._private = not private, private
+        if answer is not None and not private:
+            self._original = answer.message_id
 
     async def post(self, view: View) -> discord.Message:
+        if self._token_alive():
+            try:
+                return await self._delivered(lambda: self._by_token(view), view)
+            except PlatformRefused as err:
+                if self._private or not _token_refused(err):
+                    raise
+                self._expired = True
+                log.info("an interaction token was refused (%s); posting in the channel", err)
+        if self._private:  # an ephemeral answer has no other way
+            raise PlatformRefused("gone", "the interaction expired")
+        instead = ThreadSurface(
+            self.client, self.edit_interval, self._channel(), reply_to=self.interaction.message
+        )
+        posted = await instead.post(view)
+        if self._original is not None:  # the "thinking…" post, or what it became
+            with contextlib.suppress(PlatformRefused):
+                await self._remove_by_id(self._original)
+            self._original = None
+        return posted
+
+    async def _by_token(self, view: View) -> discord.Message:
+        if not self._filled and self.interaction.response.is_done():
+            posted = await self.interaction.edit_original_response(**message(view, editing=True))
+            self._filled = True
+            return posted
+        return await self.interaction.followup.send(**message(view, editing=False), wait=True)
+
+    async def edit(self, handle: discord.Message, view: View) -> None:
+        by_token = isinstance(handle, discord.InteractionMessage | discord.WebhookMessage)
+        if by_token and not self._token_alive():  # the presenter posts the result anew
+            raise PlatformRefused("gone", "the interaction expired")
+        try:
+            await super().edit(handle, view)
+        except PlatformRefused as err:
+            self._expired = self._expired or (by_token and _token_refused(err))
+            raise
+
+    async def remove(self, handle: discord.Message) -> None:
+        if handle.id == self._original:
+            self._original = None
+        by_token = isinstance(handle, discord.InteractionMessage | discord.WebhookMessage)
+        if by_token and not self._token_alive():
+            await self._remove_by_id(handle.id)
+        else:
+            await super().remove(handle)
+
+    async def _remove_by_id(self, message_id: int) -> None:
+        """Delete a message with the bot's own token (the interaction's may have expired)."""
         with refusals():
-            if not self._filled and self.interaction.response.is_done():
-                message = await self.interaction.edit_original_response(
-                    **_message(view, editing=True)
-                )
-                self._filled = True
-                return message
-            return await self.interaction.followup.send(**_message(view, editing=False), wait=True)
+            await self._channel().get_partial_message(message_id).delete()
 
     async def tell(self, view: View) -> None:
         if self._thinking and not self._filled:  # withdraw the public "thinking…" first
             self._thinking = False
             with contextlib.suppress(PlatformRefused), refusals():
-                await self.interaction.delete_original_response()
+                if self._token_alive():
+                    await self.interaction.delete_original_response()
+                elif self._original is not None:
+                    await self._remove_by_id(self._original)
+            self._original = None
         await _privately(self.interaction, view)

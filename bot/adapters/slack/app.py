@@ -8,6 +8,11 @@
   bots, edits, deletions and threads that are not sessions are ignored, except that a mention
   of the bot in such a thread gets a hint. A mention in a thread arrives twice (``app_mention``
   and ``message``) and is answered once.
+- Slack's AI-app surface: in the app's assistant pane and its direct messages every thread is
+  a session, keyed by the conversation and the thread's ts; its first message starts it (a
+  message outside a thread starts one in its own thread), later ones are its turns. A new
+  assistant thread is offered a few prompts to start from, the session's title becomes the
+  thread's, and waiting, loading and writing show as the thread's status.
 - One bolt middleware counts every request in the metrics and drops redeliveries: an Events API
   ``event_id`` seen before (a Slack retry, with ``X-Slack-Retry-Num``, or a Socket Mode
   redelivery) and a slash command's one-time ``trigger_id`` seen before. A retry whose first
@@ -26,9 +31,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, get_args
 
 import aiohttp
@@ -53,11 +60,12 @@ from bot.adapters.slack.commands import (
     snippet_ref,
     to_plain,
 )
+from bot.adapters.slack.pace import Pace
 from bot.adapters.slack.surface import ACTION_PREFIX, SlackBot, SlackSurface, refusals
-from bot.core import SessionService
+from bot.core import SessionService, TurnStream
 from bot.errors import ConfigError, NotASession, UserError
 from bot.metrics import Metrics
-from bot.present import Notice, PlatformRefused, Presenter, words
+from bot.present import Notice, Outcome, PlatformRefused, Presenter, words
 from bot.values import Action, ActionKind, Caller
 from storage import SessionKey
 
@@ -72,14 +80,21 @@ PLATFORM = "slack"
 _BUTTON = re.compile(rf"^{ACTION_PREFIX}({'|'.join(get_args(ActionKind))})$")
 
 
-def _is_reply(event: dict[str, Any], bot_user: str | None) -> bool:
-    """A person's message inside a thread (not the parent, not an edit, not a bot)."""
+def _by_person(event: dict[str, Any], bot_user: str | None) -> bool:
+    """A person's message (not an edit, a deletion, a join, not a bot's)."""
     return (
         event.get("subtype") in (None, "thread_broadcast", "file_share")
         and not event.get("bot_id")
         and not event.get("hidden")
         and bool(event.get("user"))
         and event.get("user") != bot_user
+    )
+
+
+def _is_reply(event: dict[str, Any], bot_user: str | None) -> bool:
+    """A person's message inside a thread (not the parent)."""
+    return (
+        _by_person(event, bot_user)
         and bool(event.get("thread_ts"))
         and event.get("thread_ts") != event.get("ts")
     )
@@ -132,6 +147,10 @@ class SlackAdapter(ChatAdapter):
         self.metrics = metrics
         self.edit_interval = edit_interval
         self.jobs = Jobs(self.name)
+        self.pace = Pace()  # Slack's rate limits, shared by every answer in a workspace
+        self._known: OrderedDict[SessionKey, None] = OrderedDict()  # direct-message sessions
+        #: threads whose first message is in hand, with the messages that came after it
+        self._opening: dict[SessionKey, list[tuple[SlackSurface, Caller, str]]] = {}
         self.client = AsyncWebClient(
             token=bot_token,
             base_url=api_url or AsyncWebClient.BASE_URL,
@@ -210,6 +229,7 @@ class SlackAdapter(ChatAdapter):
         bolt.command("/snippets")(self._on_command)
         bolt.event("app_mention")(self._on_mention)
         bolt.event("message")(self._on_message)
+        bolt.event("assistant_thread_started")(self._on_assistant_thread)
         bolt.view(MODAL)(self._on_modal)
         bolt.action(_BUTTON)(self._on_button)
         bolt.error(self._on_bolt_error)
@@ -253,6 +273,7 @@ class SlackAdapter(ChatAdapter):
         *,
         thread: str | None = None,
         respond: AsyncRespond | None = None,
+        assistant: bool = False,
     ) -> SlackSurface:
         auth = context.authorize_result
         bot = SlackBot(
@@ -260,11 +281,14 @@ class SlackAdapter(ChatAdapter):
         )
         return SlackSurface(
             client=self.client,
+            team=caller.workspace,
             channel=caller.channel,
             user=caller.user,
             thread=thread,
             respond=respond,
             bot=bot,
+            pace=self.pace,
+            assistant=assistant,
             edit_interval=self.edit_interval,
         )
 
@@ -367,6 +391,9 @@ class SlackAdapter(ChatAdapter):
     # -- in a thread -------------------------------------------------------------------------
 
     async def _on_message(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
+        if event.get("channel_type") == "im" and _by_person(event, context.bot_user_id):
+            self._in_dm(context, event)
+            return
         if not _is_reply(event, context.bot_user_id):
             return
         caller = self._caller(context, event["user"], event["channel"])
@@ -400,6 +427,84 @@ class SlackAdapter(ChatAdapter):
                 request=text,
             )
         )
+
+    # -- the assistant pane and direct messages -----------------------------------------------
+
+    async def _on_assistant_thread(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
+        """A new thread in the app's pane: a few prompts to start from."""
+        thread = event.get("assistant_thread") or {}
+        user, channel = str(thread.get("user_id") or ""), str(thread.get("channel_id") or "")
+        surface = self._surface(
+            context, self._caller(context, user, channel), thread=thread.get("thread_ts")
+        )
+        names = [language.name for language in self.sessions.languages]
+        self.jobs.spawn(surface.suggest(words.SUGGESTIONS_TITLE, words.suggestions(names)))
+
+    def _in_dm(self, context: AsyncBoltContext, event: dict[str, Any]) -> None:
+        """A person's message to the app: each thread is a session (a message outside a thread
+        starts one in its own thread)."""
+        caller = self._caller(context, event["user"], event["channel"])
+        if not self.sessions.first_delivery(f"slack:ts:{caller.channel}:{event['ts']}"):
+            return
+        thread = str(event.get("thread_ts") or event["ts"])
+        key = SessionKey(
+            platform=PLATFORM, workspace=caller.workspace, channel=caller.channel, thread=thread
+        )
+        surface = self._surface(context, caller, thread=thread, assistant=True)
+        text = to_plain(event.get("text") or "", bot_user=context.bot_user_id)
+        self._dm_turn(surface, caller, key, text)
+
+    def _dm_turn(self, surface: SlackSurface, caller: Caller, key: SessionKey, text: str) -> None:
+        """The thread's next turn, its place in line taken now; while the thread's first
+        message is being looked at (does it hold a session?), kept to follow that one."""
+        if key in self._known:
+            self.jobs.spawn(
+                self.presenter.turn(
+                    surface, lambda: self.sessions.reply(caller, key, text), request=text
+                )
+            )
+        elif key in self._opening:
+            self._opening[key].append((surface, caller, text))
+        else:
+            self._opening[key] = []
+            self.jobs.spawn(self._first(surface, caller, key, text))
+
+    async def _first(
+        self, surface: SlackSurface, caller: Caller, key: SessionKey, text: str
+    ) -> None:
+        """The first message of a thread in this process: the session's next turn where the
+        thread holds one already, else its start."""
+        opening = False
+        try:
+            begin: Callable[[], TurnStream] = functools.partial(
+                self.sessions.reply, caller, key, text
+            )
+            if await self.sessions.find(key) is None:
+                request = parse_code(text, self.sessions.languages)
+                checked = self.sessions.check(
+                    caller, prompt=request.prompt, language=request.language, model=request.model
+                )
+                begin, opening = functools.partial(self.sessions.open, caller, key, checked), True
+            shown: Coroutine[Any, Any, Outcome | None] = self.presenter.turn(
+                surface, begin, request=text
+            )
+            self._remember(key)
+        except Exception as err:
+            shown = self.presenter.fail(surface, err, request=text)
+        finally:  # the messages that came meanwhile take their places now, in order
+            for later in self._opening.pop(key):
+                self._dm_turn(later[0], later[1], key, later[2])
+        outcome = await shown
+        session = getattr(outcome, "session", None)
+        if opening and session is not None:
+            await surface.title(session.title)
+        elif opening and await self.sessions.find(key) is None:  # refused after all
+            self._known.pop(key, None)
+
+    def _remember(self, key: SessionKey) -> None:
+        self._known[key] = None
+        if len(self._known) > 10_000:
+            self._known.popitem(last=False)
 
     # -- buttons and /snippets ---------------------------------------------------------------
 

@@ -1,13 +1,20 @@
 """Slack's surface: views as Block Kit messages in a thread, ephemeral answers for one person.
 
-Layout only, no words: a view's markdown goes in Slack's ``markdown`` block (standard markdown,
-so a fenced block keeps its language tag and is highlighted; mrkdwn sections would show the tag
-as a line of code), a status line in a small grey ``context`` block, and the view's actions as
-buttons whose ``value`` is the action's compact code (``run:12:3``), so that a button still works
-after a restart. A view's file goes to the thread next to its message (``files_upload_v2``, with
-Slack's file type for the language). What one person should see alone goes through the slash
-command's ``response_url`` when there is one, else ``chat.postEphemeral``. Slack's refusals
-become :class:`~bot.present.words.PlatformRefused` with Slack's error code as the reason, so the
+Layout only, no words. In channel messages a view's markdown goes in Slack's ``markdown``
+block (standard markdown, up to 12,000 characters), a status line in a small grey ``context``
+block, and the view's actions as buttons whose ``value`` is the action's compact code
+(``run:12:3``), so that a button still works after a restart. What one person should see alone
+(the slash command's ``response_url`` when there is one, else ``chat.postEphemeral``) takes no
+``markdown`` block: there the markdown becomes ``section`` mrkdwn (:func:`mrkdwn`: bold, links,
+code blocks without their language tag), cut into sections of Slack's 3,000 characters. A
+view's file goes to the thread next to its message (``files_upload_v2``).
+
+An answer streams natively (``chat.startStream``/``appendStream``/``stopStream``, see
+:class:`SlackStream`); a workspace that refuses the methods (an older one, a missing scope) is
+remembered and gets the edited message instead. In an assistant thread (the app's own pane,
+direct messages) waiting, loading and writing go to ``assistant.threads.setStatus``. Every
+call is paced by the adapter's :class:`~bot.adapters.slack.pace.Pace`. Slack's refusals become
+:class:`~bot.present.words.PlatformRefused` with Slack's error code as the reason, so the
 presenter words them.
 """
 
@@ -16,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
+import re
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,8 +33,11 @@ from slack_bolt.async_app import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.adapters.slack.pace import Pace
+from bot.codeblocks import close_open_fence
 from bot.present import words
-from bot.present.views import Attachment, Closed, RequestPost, Status, View
+from bot.present.live import Throttle
+from bot.present.views import Attachment, Closed, RequestPost, Status, View, Writing
 from bot.values import Action
 from storage import Session
 
@@ -34,24 +46,38 @@ __all__ = [
     "LIMIT",
     "Message",
     "SlackBot",
+    "SlackStream",
     "SlackSurface",
     "blocks",
     "escape",
+    "mrkdwn",
+    "private_blocks",
     "refusals",
 ]
+
+log = logging.getLogger("codethread.slack")
 
 #: characters of markdown in one message (Slack advises 4,000; a markdown block takes 12,000)
 LIMIT = 3900
 ACTION_PREFIX = "codethread_"  # a button's action_id is this and the action's kind
-_CONTEXT_LIMIT = 3000  # a text object takes 3,000 characters
-_SECTION_LIMIT = 3000
+_TEXT_LIMIT = 3000  # a section's or a context element's text
 _SNIPPET_TYPES = {"bash": "shell"}  # Slack's file types, where they differ from our names
 _REASONS = {"ratelimited": "rate_limited", "message_not_found": "gone"}
+_ENDED = frozenset({"message_not_in_streaming_state", "message_not_found"})  # a stream's end
+#: chat.startStream refused for the whole workspace: edit messages there instead
+_NO_STREAMING = frozenset(
+    {"unknown_method", "method_not_supported", "missing_scope", "not_allowed_token_type",
+     "method_deprecated", "deprecated_endpoint", "feature_not_enabled"}
+)  # fmt: skip
 
 
 def escape(text: str) -> str:
     """``text`` safe inside Slack's markup (its three control characters as entities)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _code(error: SlackApiError) -> str:
+    return str(error.response.get("error") or "error")
 
 
 @contextlib.contextmanager
@@ -60,12 +86,83 @@ def refusals() -> Iterator[None]:
     try:
         yield
     except SlackApiError as err:
-        code = str(err.response.get("error") or "error")
+        code = _code(err)
         wait = err.response.headers.get("Retry-After") if code == "ratelimited" else None
         retry_after = float(wait) if wait and str(wait).isdigit() else None
         raise words.PlatformRefused(
             _REASONS.get(code, code), code, retry_after=retry_after
         ) from None
+
+
+# -- markdown as mrkdwn ------------------------------------------------------------------------
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+_SPAN = re.compile(r"(`+)(.+?)\1")
+_BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*")
+_LINK = re.compile(r"\[([^\]\n]+)\]\(((?:https?|mailto):[^)\s]+)\)")
+_BARE_AMP = re.compile(r"&(?!(?:amp|lt|gt);)")
+_BARE_LT = re.compile(r"<(?![@#!]|(?:https?|mailto):)")
+
+
+def _prose(text: str) -> str:
+    """Markdown outside code as mrkdwn; what Slack would read as markup is escaped."""
+    text = _BARE_LT.sub("&lt;", _BARE_AMP.sub("&amp;", text))
+    text = _BOLD.sub(r"*\1*", text)
+    return _LINK.sub(lambda m: f"<{m[2]}|{m[1].replace('|', '¦')}>", text)
+
+
+def _inline(line: str) -> str:
+    parts, at = [], 0
+    for span in _SPAN.finditer(line):
+        parts += [_prose(line[at : span.start()]), f"`{escape(span[2])}`"]
+        at = span.end()
+    return "".join([*parts, _prose(line[at:])])
+
+
+def mrkdwn(markdown: str) -> str:
+    """The view's markdown as Slack's mrkdwn: ``**bold**`` as ``*bold*``, ``[t](u)`` as
+    ``<u|t>``, fenced code as a plain ``` block (mrkdwn would show a language tag as code;
+    a run of backticks inside is broken up, since mrkdwn ends a block at the first one)."""
+    out: list[str] = []
+    fence: str | None = None
+    for line in markdown.split("\n"):
+        marker = _FENCE.match(line)
+        if fence is None and marker:
+            fence = marker[1]
+            out.append("```")
+        elif fence is not None and marker and marker[1][0] == fence[0] and not marker[2].strip():
+            if len(marker[1]) >= len(fence):
+                fence = None
+                out.append("```")
+            else:
+                out.append(escape(line).replace("``", "`\u200b`"))
+        elif fence is not None:
+            out.append(escape(line).replace("``", "`\u200b`"))
+        else:
+            out.append(_inline(line))
+    if fence is not None:
+        out.append("```")
+    return "\n".join(out)
+
+
+def _sections(text: str) -> list[dict[str, Any]]:
+    """mrkdwn in sections of at most 3,000 characters, each with its code blocks closed."""
+    room = _TEXT_LIMIT - 8
+    chunks: list[str] = []
+    current, code = "", False
+    for whole in text.split("\n"):
+        for line in [whole[i : i + room - 8] for i in range(0, len(whole), room - 8)] or [""]:
+            closing = code and line == "```"
+            if current and len(current) + len(line) + 1 > room and not closing:
+                chunks.append(current + ("\n```" if code else ""))
+                current = "```\n" + line if code else line
+            else:
+                current = f"{current}\n{line}" if current else line
+            code = code != (line == "```")
+    chunks.append(current)
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": c}} for c in chunks if c.strip()
+    ] or [{"type": "section", "text": {"type": "mrkdwn", "text": " "}}]
 
 
 # -- Block Kit ---------------------------------------------------------------------------------
@@ -97,23 +194,33 @@ def _button(action: Action) -> dict[str, Any]:
     return button
 
 
-def blocks(view: View) -> list[dict[str, Any]]:
-    """A view as Block Kit: its body, then its buttons."""
-    body: dict[str, Any]
-    if isinstance(view, Status):
-        body = {
-            "type": "context",
-            "elements": [{"type": "mrkdwn", "text": view.text[:_CONTEXT_LIMIT]}],
-        }
-    elif isinstance(view, RequestPost | Closed):
-        # mrkdwn, where Slack renders <@U…> mentions (the words use markdown's **bold**)
-        text = view.text.replace("**", "*")[:_SECTION_LIMIT]
-        body = {"type": "section", "text": {"type": "mrkdwn", "text": text}}
-    else:
-        body = {"type": "markdown", "text": view.text or " "}
+def _buttons(view: View) -> list[dict[str, Any]]:
     if not view.actions:
-        return [body]
-    return [body, {"type": "actions", "elements": [_button(a) for a in view.actions]}]
+        return []
+    return [{"type": "actions", "elements": [_button(a) for a in view.actions]}]
+
+
+def _status_line(view: View) -> dict[str, Any]:
+    text = mrkdwn(view.text)[:_TEXT_LIMIT]
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def blocks(view: View) -> list[dict[str, Any]]:
+    """A view as a channel message: its body, then its buttons."""
+    body: list[dict[str, Any]]
+    if isinstance(view, Status):
+        body = [_status_line(view)]
+    elif isinstance(view, RequestPost | Closed):  # mrkdwn renders <@U…> mentions
+        body = _sections(mrkdwn(view.text))
+    else:
+        body = [{"type": "markdown", "text": view.text or " "}]
+    return body + _buttons(view)
+
+
+def private_blocks(view: View) -> list[dict[str, Any]]:
+    """A view for one person (ephemeral, response_url): no markdown block there."""
+    body = [_status_line(view)] if isinstance(view, Status) else _sections(mrkdwn(view.text))
+    return body + _buttons(view)
 
 
 # -- the surface -------------------------------------------------------------------------------
@@ -144,16 +251,23 @@ class SlackBot:
 
 @dataclass(slots=True, kw_only=True)
 class SlackSurface:
-    """A channel (and a thread in it, once there is one) and the person who acted there."""
+    """A channel (and a thread in it, once there is one) and the person who acted there.
+
+    ``assistant``: the thread is an assistant thread or a direct message (status lines and
+    titles are shown there)."""
 
     client: AsyncWebClient
+    team: str
     channel: str
     user: str
     thread: str | None = None
     respond: AsyncRespond | None = None  # a slash command's response_url
     bot: SlackBot = field(default_factory=SlackBot)
+    pace: Pace = field(default_factory=Pace)
+    assistant: bool = False
     limit: int = LIMIT
     edit_interval: float = 1.0
+    _status_on: bool = field(default=False, init=False)
 
     def in_thread(self, ts: str) -> SlackSurface:
         """The same place and person, posting in the thread of message ``ts``."""
@@ -166,6 +280,7 @@ class SlackSurface:
         return f"<@{user}>"
 
     async def post(self, view: View) -> Message:
+        await self.pace.bucket("message", self.team, self.channel).take()
         with refusals():
             posted = await self.client.chat_postMessage(
                 channel=self.channel,
@@ -174,18 +289,27 @@ class SlackSurface:
                 blocks=blocks(view),
                 unfurl_links=False,
             )
+        self._status_on = False  # Slack clears the status when the app answers
         message = Message(channel=str(posted["channel"]), ts=str(posted["ts"]))
-        await self._attach(message, view.file)
+        await self.attach(message, view.file)
         return message
 
-    async def edit(self, handle: Message, view: View) -> None:
+    async def edit(self, handle: Message, view: View, *, final: bool = False) -> None:
+        """Replace a message; a streaming edit (not ``final``) the workspace's budget has no
+        room for is dropped (the next one, or the result, shows newer text)."""
+        bucket = self.pace.bucket("chat.update", self.team)
+        if isinstance(view, Writing | Status) and not final:
+            if not bucket.spare(keep=bucket.burst / 2):
+                return
+        else:
+            await bucket.take()
         with refusals():
             await self.client.chat_update(
                 channel=handle.channel, ts=handle.ts, text=view.summary, blocks=blocks(view)
             )
-        await self._attach(handle, view.file)
+        await self.attach(handle, view.file)
 
-    async def _attach(self, message: Message, file: Attachment | None) -> None:
+    async def attach(self, message: Message, file: Attachment | None) -> None:
         if file is None:
             return
         with refusals():
@@ -199,21 +323,85 @@ class SlackSurface:
             )
 
     async def remove(self, handle: Message) -> None:
+        await self.pace.bucket("chat.delete", self.team).take()
         with refusals():
             await self.client.chat_delete(channel=handle.channel, ts=handle.ts)
 
     async def tell(self, view: View) -> None:
         """Ephemeral: a view's file stays out (Slack has no private files; the thread has it)."""
-        text, shown = view.summary, blocks(view)
+        text, shown = view.summary, private_blocks(view)
         if self.respond is not None:
-            await self.respond(
+            answer = await self.respond(
                 text=text, blocks=shown, response_type="ephemeral", replace_original=False
             )
+            if answer.status_code != 200:
+                raise words.PlatformRefused(str(answer.body or "error"), "response_url")
             return
         with refusals():
             await self.client.chat_postEphemeral(
                 channel=self.channel, user=self.user, text=text, blocks=shown, thread_ts=self.thread
             )
+
+    # -- streaming and the assistant pane ---------------------------------------------------
+
+    async def stream(self) -> SlackStream | None:
+        """A natively streamed message in this thread (None: edit one message instead)."""
+        if self.thread is None or self.team in self.pace.unstreamed:
+            return None
+        await self.pace.bucket("message", self.team, self.channel).take()
+        try:
+            started = await self.client.chat_startStream(
+                channel=self.channel,
+                thread_ts=self.thread,
+                recipient_user_id=self.user,
+                recipient_team_id=self.team,
+            )
+        except SlackApiError as err:
+            if _code(err) in _NO_STREAMING:
+                self.pace.unstreamed.add(self.team)
+                log.warning("workspace %s does not stream (%s): editing", self.team, _code(err))
+            else:
+                log.info("could not start a streamed message: %s", _code(err))
+            return None
+        self._status_on = False
+        return SlackStream(self, Message(channel=str(started["channel"]), ts=str(started["ts"])))
+
+    async def status(self, text: str) -> bool:
+        """The assistant thread's status ("" clears it); False outside assistant threads."""
+        if not self.assistant or self.thread is None:
+            return False
+        if text and not self.pace.bucket("assistant.threads.setStatus", self.team).spare():
+            return True  # a nicety the budget has no room for
+        if text or self._status_on:
+            with refusals():
+                await self.client.assistant_threads_setStatus(
+                    channel_id=self.channel,
+                    thread_ts=self.thread,
+                    status=text.replace("**", "").replace("`", ""),
+                )
+            self._status_on = bool(text)
+        return True
+
+    async def title(self, text: str) -> None:
+        """The assistant thread's title (best effort; only assistant threads have one)."""
+        if self.assistant and self.thread is not None:
+            with contextlib.suppress(SlackApiError):
+                await self.client.assistant_threads_setTitle(
+                    channel_id=self.channel, thread_ts=self.thread, title=text[:255]
+                )
+
+    async def suggest(self, title: str, prompts: Sequence[tuple[str, str]]) -> None:
+        """Prompts to start from, offered in a new assistant thread (best effort)."""
+        if self.thread is not None:
+            with contextlib.suppress(SlackApiError):
+                await self.client.assistant_threads_setSuggestedPrompts(
+                    channel_id=self.channel,
+                    thread_ts=self.thread,
+                    title=title,
+                    prompts=[{"title": t, "message": m} for t, m in prompts[:4]],
+                )
+
+    # -- links and tidying ------------------------------------------------------------------
 
     async def links(self, sessions: Sequence[Session]) -> Mapping[int, str]:
         """Links to the sessions' threads: built from the workspace URL, else asked of Slack."""
@@ -237,20 +425,26 @@ class SlackSurface:
         return {sid: link for sid, link in found if link}
 
     async def close(self, session: Session, notice: Closed) -> None:
-        """Remove the bot's messages (and their files) from the thread; the parent becomes
-        ``notice``."""
+        """Remove the bot's messages (and their files) from the thread and leave ``notice``:
+        as the parent where the bot posted it, else (a direct message) in the thread."""
         channel, thread = session.key.channel, session.key.thread
         with refusals():
-            ours = [m async for m in self._replies(channel, thread) if m["ts"] != thread]
-            for message in ours:
+            mine = [m async for m in self._replies(channel, thread)]
+            for message in (m for m in mine if m["ts"] != thread):
                 for file in message.get("files") or []:
                     with contextlib.suppress(SlackApiError):
                         await self.client.files_delete(file=file["id"])
+                await self.pace.bucket("chat.delete", self.team).take()
                 with contextlib.suppress(SlackApiError):
                     await self.client.chat_delete(channel=channel, ts=message["ts"])
-            await self.client.chat_update(
-                channel=channel, ts=thread, text=notice.summary, blocks=blocks(notice)
-            )
+            if any(m["ts"] == thread for m in mine):
+                await self.client.chat_update(
+                    channel=channel, ts=thread, text=notice.summary, blocks=blocks(notice)
+                )
+            else:
+                await self.client.chat_postMessage(
+                    channel=channel, thread_ts=thread, text=notice.summary, blocks=blocks(notice)
+                )
 
     async def _replies(self, channel: str, thread: str) -> AsyncIterator[dict[str, Any]]:
         """The bot's messages in a thread, page by page."""
@@ -265,3 +459,91 @@ class SlackSurface:
             cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
             if cursor is None:
                 return
+
+
+class SlackStream:
+    """One answer streamed into a thread with Slack's ``chat.*Stream`` methods.
+
+    The answer's pieces are appended at most once per ``edit_interval`` and only while the
+    workspace's ``chat.appendStream`` budget has room (else they wait for the next append or
+    the stop), up to the surface's limit. :meth:`stop` goes out at once: the rest of the text
+    (an open fence closed) and the result's buttons. When the result reads otherwise than the
+    streamed text (a version's card, a long snippet's preview and file, a failure), one
+    ``chat.update`` replaces the text with it; the buttons were live before that.
+    """
+
+    def __init__(self, surface: SlackSurface, message: Message) -> None:
+        self.surface = surface
+        self.client = surface.client
+        self.message = message
+        self._shown = ""  # what Slack shows
+        self._held = ""  # not sent yet
+        self._open = True  # False once Slack ended the stream (after ~5 minutes)
+        self._stalled = False  # an append was refused: the rest goes with the stop
+        self._throttle = Throttle(surface.edit_interval)
+        self._throttle.restart()
+        self._pump: asyncio.Task[None] | None = None
+        self._sending = False
+
+    def append(self, delta: str) -> None:
+        room = self.surface.limit - len(self._shown) - len(self._held)
+        if not self._open or room <= 0:
+            return
+        self._held += delta[:room]
+        if not self._stalled and (self._pump is None or self._pump.done()):
+            self._pump = asyncio.create_task(self._appends())
+
+    async def _appends(self) -> None:
+        bucket = self.surface.pace.bucket("chat.appendStream", self.surface.team)
+        while self._held and self._open and not self._stalled:
+            await asyncio.sleep(self._throttle.remaining())
+            self._throttle.restart()
+            if not bucket.spare():
+                continue  # held until the next turn of the pace, or the stop
+            chunk, self._held = self._held, ""
+            self._sending = True
+            try:
+                await self.client.chat_appendStream(
+                    channel=self.message.channel, ts=self.message.ts, markdown_text=chunk
+                )
+                self._shown += chunk
+            except SlackApiError as err:
+                log.info("could not append to a streamed message: %s", _code(err))
+                if _code(err) in _ENDED:  # the stop's update shows the result
+                    self._open = False
+                else:
+                    self._held, self._stalled = chunk + self._held, True
+            finally:
+                self._sending = False
+
+    async def _quiet(self) -> None:
+        pump, self._pump = self._pump, None
+        if pump is not None and not pump.done():
+            if not self._sending:
+                pump.cancel()
+            await asyncio.wait([pump])
+
+    async def stop(self, view: View) -> None:
+        await self._quiet()
+        rest, self._held = self._held, ""
+        text = self._shown + rest
+        closed = close_open_fence(text)
+        if closed != text:  # an open fence is closed
+            rest += ("" if text.endswith("\n") else "\n") + closed.rsplit("\n", 1)[1]
+        ended = False
+        if self._open:
+            self._open = False
+            try:
+                await self.client.chat_stopStream(
+                    channel=self.message.channel,
+                    ts=self.message.ts,
+                    markdown_text=rest or None,
+                    blocks=_buttons(view) or None,
+                )
+                self._shown, ended = self._shown + rest, True
+            except SlackApiError as err:  # it ended by itself (after ~5 minutes): update it
+                log.info("could not stop a streamed message: %s", _code(err))
+        if ended and self._shown.strip() == view.text.strip():
+            await self.surface.attach(self.message, view.file)
+        else:
+            await self.surface.edit(self.message, view, final=True)

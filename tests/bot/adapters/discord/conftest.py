@@ -31,6 +31,7 @@ THREAD = "POST /channels/{channel_id}/messages/{message_id}/threads"
 SEND = "POST /channels/{channel_id}/messages"
 EDIT = "PATCH /channels/{channel_id}/messages/{message_id}"
 EPHEMERAL = 64
+V2 = 1 << 15  # IS_COMPONENTS_V2
 
 
 @dataclass
@@ -77,7 +78,7 @@ async def connect(config: Config, engine: FakeEngine, fake: FakeDiscord) -> Bot:
     await app.start()  # probes the sandbox: Run and Test appear where bubblewrap works
     [adapter] = app.adapters
     assert isinstance(adapter, DiscordAdapter)
-    await adapter.client.login("test-token")  # setup_hook: buttons, command sync
+    await adapter.client.login("test-token")  # setup_hook: the buttons (no command sync)
     gateway = fake.gateway(adapter.client)
     gateway.guild_create()
     return Bot(app=app, fake=fake, adapter=adapter, gateway=gateway, engine=engine)
@@ -111,6 +112,8 @@ async def connected(config: Config, fake: FakeEngine) -> AsyncIterator[Connect]:
     await settle()
     for bot in bots:
         await bot.app.aclose()
+    for bot in bots:  # every message sent was one Discord accepts
+        assert bot.fake.refused == []
 
 
 @pytest.fixture
@@ -130,9 +133,18 @@ def needs_sandbox(app: App) -> None:
         pytest.skip("no working sandbox here (bubblewrap missing, or namespaces refused)")
 
 
+def _walk(components: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [d for c in components for d in [c, *_walk(c.get("components") or [])]]
+
+
 def components(call: Call) -> list[str]:
-    rows = (call.json or {}).get("components") or []
-    return [item["custom_id"] for row in rows for item in row["components"]]
+    """The custom ids of a message's buttons, in order (in a V2 layout, wherever they are)."""
+    return [c["custom_id"] for c in _walk(call.body.get("components") or []) if c["type"] == 2]
+
+
+def layout(call: Call) -> list[int]:
+    """The component types of a message, depth first (17 container, 10 text, 13 file, …)."""
+    return [c["type"] for c in _walk(call.body.get("components") or [])]
 
 
 def fences_balanced(text: str) -> bool:

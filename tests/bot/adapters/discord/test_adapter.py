@@ -17,7 +17,6 @@ from engines import FakeEngine
 from storage import SessionKey
 from tests.fakes.discord_fakes import (
     ALICE,
-    APP_ID,
     BOB,
     BOT,
     CHANNEL_ID,
@@ -32,12 +31,8 @@ from ...conftest import fenced
 from .conftest import EDIT, SEND, THREAD, Bot, Connect, message_id
 
 
-async def test_setup_publishes_commands(bot: Bot) -> None:
-    sync = bot.fake.calls_to("PUT /applications/{application_id}/commands")
-    assert [c["name"] for c in sync[0].json] == ["code", "snippets"]
-    code = sync[0].json[0]
-    assert [o["name"] for o in code["options"]] == ["prompt", "language", "model"]
-    assert code["contexts"] == [0]  # servers only: DMs are off by default
+async def test_start_does_not_publish_the_commands(bot: Bot) -> None:
+    assert not [c for c in bot.fake.calls if c.path.endswith("/commands")]  # `discord sync` does
 
 
 async def test_reply_makes_the_next_version_from_the_current_code(
@@ -198,8 +193,7 @@ async def test_start_runs_in_the_background_through_discord_api_url(
             await asyncio.wait_for(server.identified.wait(), 5)
             assert [(m, p) for m, p, _ in server.requests] == [
                 ("GET", "/users/@me"),
-                ("GET", "/oauth2/applications/@me"),
-                ("PUT", f"/applications/{APP_ID}/commands"),  # synced in setup_hook
+                ("GET", "/oauth2/applications/@me"),  # no command sync at start
                 ("GET", "/gateway/bot"),  # the gateway URL comes from the proxy too
             ]
             assert {auth for _, _, auth in server.requests} == {"Bot test-token"}

@@ -23,10 +23,12 @@ from .conftest import (
     SEND,
     TESTS_SYSTEM,
     THREAD,
+    V2,
     Bot,
     Connect,
     components,
     fences_balanced,
+    layout,
     message_id,
     scripted,
 )
@@ -63,15 +65,33 @@ async def test_code_defers_opens_a_thread_and_posts_the_version(
     assert app.metrics.events.labels(platform="discord", kind="code")._value.get() == 1
 
 
-async def test_a_long_version_is_sent_as_a_file_with_a_preview(bot: Bot, fake: FakeEngine) -> None:
+async def test_a_version_up_to_4000_characters_is_one_card(bot: Bot, fake: FakeEngine) -> None:
     code = "\n".join(f"def f{i}(x):\n    return x + {i}  # {'pad' * 10}" for i in range(60))
+    assert 3000 < len(code) < 3900  # past a plain message's 2,000
+    fake.responder = lambda r: fenced(code, "rust")
+    _, thread_id = await bot.code("many functions", language="rust")
+
+    final = bot.final(thread_id)
+    assert final.files == [] and final.json["flags"] & V2
+    assert f"```rust\n{code}\n```" in final.content
+    # a container (grey: no run yet) holding the text, then the buttons in a row
+    container = final.json["components"][0]
+    assert container["type"] == 17 and container["accent_color"] == discord.Colour.greyple().value
+    assert layout(final)[:3] == [17, 10, 1]
+
+
+async def test_a_longer_version_is_sent_as_a_file_component(bot: Bot, fake: FakeEngine) -> None:
+    code = "\n".join(f"def f{i}(x):\n    return x + {i}  # {'pad' * 10}" for i in range(80))
     fake.responder = lambda r: fenced(code, "rust")
     _, thread_id = await bot.code("many functions", language="rust")
 
     final = bot.final(thread_id)
     assert final.files == [("snippet.rs", code)]
-    assert len(final.content) <= 2000 and fences_balanced(final.content)
+    assert len(final.content) <= 4000 and fences_balanced(final.content)
     assert "```rust\ndef f0(x):" in final.content and "more lines in the file" in final.content
+    assert layout(final)[:3] == [17, 10, 13]  # the file shown in the card, under the preview
+    [file] = [c for c in final.json["components"][0]["components"] if c["type"] == 13]
+    assert file["file"]["url"] == "attachment://snippet.rs"
 
 
 async def test_missing_thread_permission_is_refused_before_anything_is_posted(
@@ -338,7 +358,7 @@ async def test_test_button_posts_the_model_written_tests_and_their_result(
     asked = fake.requests[-1].messages
     assert asked[0].content.startswith(TESTS_SYSTEM) and "return a + b" in asked[-1].content
     result = calls[-1]
-    assert result.key == ORIGINAL and len(result.content) <= 2000
+    assert result.key == ORIGINAL and len(result.content) <= 4000
     assert result.content.startswith("✅ Tests of version 1 of #1 passed · exit 0")
     assert "test_adds (test_snippet.AddTest" in result.content and "OK" in result.content
     assert f"**The tests**\n```python\n{PASSING_TESTS}\n```" in result.content  # short: inline
@@ -358,7 +378,7 @@ async def test_failing_tests_then_fix_makes_the_next_version_from_the_failure(
     assert "AssertionError: -1 != 3" in result.content
     assert result.files == [("test_snippet.py", FAILING_TESTS)]  # too long to show inline
     assert "`test_snippet.py`, attached." in result.content
-    assert len(result.content) <= 2000 and fences_balanced(result.content)
+    assert len(result.content) <= 4000 and fences_balanced(result.content)
     assert components(result) == ["ct:fix:1:1"]
 
     await bot.click(message_id(result), "ct:fix:1:1")

@@ -1,10 +1,5 @@
-"""The Slack adapter end to end: signed requests to the real web app, a fake Slack on loopback.
-
-Requests are signed with slack_sdk's SignatureVerifier and posted to ``/slack/events`` of
-``bot.server.make_web_app``; the adapter's Web API client talks to :class:`FakeSlack`, which
-records every call. The composition root is the real one, with a scripted FakeEngine (or the
-loopback OpenAI-compatible server).
-"""
+"""The Slack adapter end to end: signed requests to the real web app, a fake Slack on loopback
+(the harness is in :mod:`tests.bot.adapters.slack.harness`)."""
 
 from __future__ import annotations
 
@@ -14,224 +9,27 @@ import dataclasses
 import itertools
 import json
 import re
-import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from slack_sdk.signature import SignatureVerifier
 
-from bot.adapters.slack import SlackAdapter
-from bot.app import App, build
-from bot.config import Config
-from bot.server import make_web_app
 from bot.values import Caller
-from engines import EngineUnavailable, FakeEngine, GenerationRequest, create_engine
+from engines import EngineUnavailable, FakeEngine, GenerationRequest
 from storage import SessionKey
+from tests.bot.adapters.slack.harness import (
+    TOKEN,
+    Bot,
+    config,
+    event_body,
+    fences_balanced,
+    reply,
+    running,
+    sign,
+)
 from tests.bot.conftest import fenced
 from tests.fakes.openai_server import OpenAIServer
-from tests.fakes.slack_api import BOT_ID, BOT_USER, TEAM, FakeSlack, Posted
-
-SECRET = "test-signing-secret"
-TOKEN = "xoxb-test-token"
-_ids = itertools.count(1)
-
-
-@dataclass
-class Bot:
-    app: App
-    adapter: SlackAdapter
-    http: TestClient[Any, Any]
-    slack: FakeSlack
-
-    async def post(
-        self, body: str, content_type: str, *, retry: int | None = None, secret: str = SECRET
-    ) -> tuple[int, str, float]:
-        stamp = str(int(time.time()))
-        headers = {
-            "Content-Type": content_type,
-            "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": sign(body, stamp, secret),
-        }
-        if retry is not None:
-            headers["X-Slack-Retry-Num"] = str(retry)
-            headers["X-Slack-Retry-Reason"] = "http_timeout"
-        began = time.perf_counter()
-        response = await self.http.post("/slack/events", data=body, headers=headers)
-        text = await response.text()
-        return response.status, text, time.perf_counter() - began
-
-    async def command(
-        self, name: str, text: str, *, user: str = "U1", channel: str = "C1", team: str = TEAM
-    ) -> tuple[int, str, float]:
-        form = {
-            "token": "legacy",
-            "team_id": team,
-            "channel_id": channel,
-            "user_id": user,
-            "command": name,
-            "text": text,
-            "api_app_id": "A1",
-            "response_url": self.slack.response_url(f"{user}-{next(_ids)}"),
-            "trigger_id": f"trigger-{next(_ids)}",
-        }
-        return await self.post(urlencode(form), "application/x-www-form-urlencoded")
-
-    async def event(
-        self, event: dict[str, Any], *, event_id: str | None = None, retry: int | None = None
-    ) -> int:
-        body = event_body(event, event_id=event_id or f"Ev{next(_ids)}")
-        status, _, _ = await self.post(json.dumps(body), "application/json", retry=retry)
-        return status
-
-    async def interact(self, payload: dict[str, Any]) -> tuple[int, str]:
-        body = urlencode({"payload": json.dumps(payload)})
-        status, text, _ = await self.post(body, "application/x-www-form-urlencoded")
-        return status, text
-
-    async def click(
-        self,
-        action_id: str,
-        message: Posted,
-        *,
-        user: str = "U1",
-        value: str | None = None,
-        settle: bool = True,
-    ) -> None:
-        """Press a button of ``message`` (or, with ``value``, one it does not show)."""
-        if value is None:
-            value = next(
-                e["value"]
-                for b in message.blocks
-                if b["type"] == "actions"
-                for e in b["elements"]
-                if e["action_id"] == action_id
-            )
-        status, _ = await self.interact(
-            {
-                "type": "block_actions",
-                "team": {"id": TEAM},
-                "user": {"id": user},
-                "api_app_id": "A1",
-                "channel": {"id": message.channel},
-                "container": {"type": "message", "message_ts": message.ts},
-                "message": {"ts": message.ts, "thread_ts": message.thread_ts},
-                "trigger_id": "t",
-                "response_url": self.slack.response_url(f"click-{next(_ids)}"),
-                "actions": [
-                    {"action_id": action_id, "block_id": "b", "type": "button", "value": value}
-                ],
-            }
-        )
-        assert status == 200
-        if settle:
-            await self.settle()
-
-    async def settle(self) -> None:
-        await self.adapter.drain()
-
-    async def start_session(self, text: str = "say hi", *, user: str = "U1") -> Posted:
-        status, _, _ = await self.command("/code", text, user=user)
-        assert status == 200
-        await self.settle()
-        return self.slack.top_level("C1")[-1]
-
-    def count(self, kind: str) -> float:
-        return float(self.app.metrics.events.labels(platform="slack", kind=kind)._value.get())
-
-    def needs_sandbox(self) -> None:
-        if not self.app.runs.can_run:
-            pytest.skip(f"no sandbox here: {self.app.runs._disabled}")
-
-
-def sign(body: str, stamp: str, secret: str = SECRET) -> str:
-    return SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body) or ""
-
-
-def event_body(event: dict[str, Any], *, event_id: str, team: str = TEAM) -> dict[str, Any]:
-    return {
-        "token": "legacy",
-        "team_id": team,
-        "api_app_id": "A1",
-        "type": "event_callback",
-        "event_id": event_id,
-        "event_time": int(time.time()),
-        "event": event,
-        "authorizations": [{"team_id": team, "user_id": BOT_USER, "is_bot": True}],
-    }
-
-
-def reply(parent: Posted, text: str, *, user: str = "U1", **extra: Any) -> dict[str, Any]:
-    ts = f"1800000000.{next(_ids):06d}"
-    return {
-        "type": "message",
-        "channel": parent.channel,
-        "user": user,
-        "text": text,
-        "ts": ts,
-        "thread_ts": parent.ts,
-        "channel_type": "channel",
-        **extra,
-    }
-
-
-def fences_balanced(markdown: str) -> bool:
-    return sum(1 for line in markdown.splitlines() if line.startswith("```")) % 2 == 0
-
-
-def config(tmp_path: Path, slack: FakeSlack, **slack_settings: Any) -> Config:
-    settings = {"slack_signing_secret": SECRET, **slack_settings}
-    return Config(
-        db_path=tmp_path / "ct.db",
-        model="fake:echo",
-        rate_limit_per_minute=0,
-        edit_interval=0.05,
-        slack_bot_token=TOKEN,
-        slack_api_url=slack.base_url,
-        **settings,
-    )
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-def engine() -> FakeEngine:
-    return FakeEngine(lambda request: fenced("print('hi')", note="Here it is."))
-
-
-@contextlib.asynccontextmanager
-async def running(
-    config: Config, slack: FakeSlack, engine: FakeEngine | None
-) -> AsyncIterator[Bot]:
-    """The real app and web app with a started Slack adapter (edits paced at 0.05 s)."""
-    factory = (lambda spec: engine) if engine is not None else create_engine
-    app = await build(config, engine_factory=factory)
-    await app.start()
-    [adapter] = app.adapters
-    assert isinstance(adapter, SlackAdapter)
-    await adapter.start()
-    try:
-        server = TestServer(make_web_app(app), host="127.0.0.1")
-        async with TestClient(server) as http:
-            yield Bot(app=app, adapter=adapter, http=http, slack=slack)
-    finally:
-        await adapter.aclose()
-        await app.aclose()
-
-
-@pytest.fixture
-async def bot(tmp_path: Path, slack: FakeSlack, engine: FakeEngine) -> AsyncIterator[Bot]:
-    async with running(config(tmp_path, slack), slack, engine) as bot:
-        yield bot
-
+from tests.fakes.slack_api import BOT_ID, BOT_USER, TEAM, FakeSlack
 
 # -- starting a session -------------------------------------------------------------------------
 
@@ -264,15 +62,17 @@ async def test_code_command_acks_at_once_then_parent_thread_and_code(
     assert bot.count("command_code") == 1
 
 
-async def test_streaming_edits_one_message_about_once_per_interval(
+async def test_without_native_streaming_one_message_is_edited_about_once_per_interval(
     bot: Bot, engine: FakeEngine
 ) -> None:
+    bot.slack.fail("chat.startStream", "unknown_method")  # an older workspace: remembered
     code = "\n".join(f"line_{i} = {i}" for i in range(40))
     engine.responder = lambda r: fenced(code, note="Streaming.")
     engine.chunk_size, engine.delay = 8, 0.6
     parent = await bot.start_session()
 
     [version] = bot.slack.thread("C1", parent.ts)
+    assert len(bot.slack.calls_to("chat.startStream")) == 1
     posts = [c for c in bot.slack.calls_to("chat.postMessage") if c.params.get("thread_ts")]
     updates = [c for c in bot.slack.calls_to("chat.update") if c.params["ts"] == version.ts]
     assert len(posts) == 1 and len(updates) >= 3  # one message, edited while it streamed
@@ -283,6 +83,11 @@ async def test_streaming_edits_one_message_about_once_per_interval(
     assert min(gaps) >= 0.05 * 0.8  # the throttle (edit_interval=0.05 in these tests)
     assert len(updates) < len(code) / engine.chunk_size  # far fewer edits than chunks
     assert f"```python\n{code}\n```" in version.body()
+    engine.delay = 0.0
+    await bot.event(reply(parent, "again"))
+    await bot.settle()
+    assert len(bot.slack.calls_to("chat.startStream")) == 1  # not asked again in the workspace
+    assert len(bot.slack.thread("C1", parent.ts)) == 2
 
 
 async def test_mention_starts_a_session_the_same_way(bot: Bot) -> None:
@@ -593,10 +398,11 @@ async def test_snippets_show_and_run(bot: Bot) -> None:
         await bot.settle()
     shown, ran, bad, usage = (body for _, body in bot.slack.responses)
     assert all(r["response_type"] == "ephemeral" for r in (shown, ran, bad, usage))
-    assert "```python\nprint('hi')\n```" in shown["blocks"][0]["text"]
+    [section] = [b for b in shown["blocks"] if b["type"] != "actions"]  # mrkdwn, no tag
+    assert section["type"] == "section" and "```\nprint('hi')\n```" in section["text"]["text"]
     if bot.app.runs.can_run:
         assert ran["text"] == "Run of version 1 of #1 passed"
-        assert "```text\nhi\n```" in ran["blocks"][0]["text"]
+        assert "```\nhi\n```" in ran["blocks"][0]["text"]["text"]
     else:
         assert ran["text"] == bot.app.runs._disabled
     assert "Give a snippet number" in bad["text"]
@@ -868,8 +674,14 @@ METHOD_SCOPES = {
     "chat_update": "chat:write",
     "chat_delete": "chat:write",
     "chat_postEphemeral": "chat:write",
+    "chat_startStream": "chat:write",
+    "chat_appendStream": "chat:write",
+    "chat_stopStream": "chat:write",
+    "assistant_threads_setStatus": "assistant:write",
+    "assistant_threads_setTitle": "assistant:write",
+    "assistant_threads_setSuggestedPrompts": "assistant:write",
     "chat_getPermalink": None,
-    "conversations_replies": "channels:history",  # groups:history for private channels
+    "conversations_replies": "channels:history",  # groups:history, im:history elsewhere
     "views_open": None,
     "files_upload_v2": "files:write",
     "files_delete": "files:write",
@@ -884,13 +696,18 @@ def test_manifest_has_exactly_what_the_adapter_uses() -> None:
     called = set(re.findall(r"self\.client\.(\w+)\(", source))
     assert called == set(METHOD_SCOPES)
     needed = {scope for scope in METHOD_SCOPES.values() if scope}
-    needed |= {"commands", "app_mentions:read", "groups:history"}  # commands, events
+    needed |= {"commands", "app_mentions:read", "groups:history", "im:history"}  # and events
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == needed
     commands = {c["command"] for c in manifest["features"]["slash_commands"]}
     assert commands == set(re.findall(r'bolt\.command\("(/\w+)"\)', source))
     events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
-    assert events == {"app_mention", "message.channels", "message.groups"}
+    handled = set(re.findall(r'bolt\.event\("(\w+)"\)', source))
+    assert handled == {"app_mention", "message", "assistant_thread_started"}
+    messages = {"message.channels", "message.groups", "message.im"}  # "message" in each place
+    assert events == {"app_mention", "assistant_thread_started", *messages}
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
+    assert manifest["features"]["assistant_view"]["assistant_description"]
+    assert manifest["features"]["app_home"]["messages_tab_enabled"] is True
 
 
 async def test_diff_revert_and_download_from_the_thread_and_snippets(

@@ -1,20 +1,34 @@
-"""Block Kit rendering of views and Slack's refusals, without a workspace."""
+"""Block Kit rendering of views, markdown as mrkdwn, the blocks Slack takes, Slack's refusals
+and the rate budget, without a workspace (or against the fake Web API alone)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
 
 import pytest
+from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.adapters.slack.surface import LIMIT, blocks, escape, refusals
+from bot.adapters.slack.pace import Bucket, Limit
+from bot.adapters.slack.surface import (
+    LIMIT,
+    SlackSurface,
+    blocks,
+    escape,
+    mrkdwn,
+    private_blocks,
+    refusals,
+)
 from bot.languages import Languages
 from bot.present import PlatformRefused, words
 from bot.values import Action, RunReport
 from sandbox import RunResult
 from storage import Session, SessionKey, Version
-from tests.fakes.slack_api import TEAM
+from tests.fakes.slack_api import TEAM, FakeSlack, block_errors
 
 KEY = SessionKey(platform="slack", workspace=TEAM, channel="C1", thread="1.1")
 SESSION = Session(
@@ -127,3 +141,106 @@ def test_slack_errors_become_platform_refusals(error: str, reason: str, wait: fl
         raise _error(error, 429 if wait else 200, **{"Retry-After": "7"})
     assert (refused.value.reason, refused.value.retry_after) == (reason, wait)
     assert words.explain(refused.value)
+
+
+# -- mrkdwn for one person's eyes ------------------------------------------------------------------
+
+
+def test_markdown_becomes_mrkdwn_minimally() -> None:
+    assert mrkdwn("**Your snippets** (2):") == "*Your snippets* (2):"
+    assert (
+        mrkdwn("see [the thread](https://x.test/a?b=1)") == "see <https://x.test/a?b=1|the thread>"
+    )
+    assert mrkdwn("<@U1> asked & got a &lt;b&gt; · `x<y && **z**`") == (
+        "<@U1> asked &amp; got a &lt;b&gt; · `x&lt;y &amp;&amp; **z**`"
+    )  # people's text came escaped; code is escaped here and keeps its asterisks
+    code = "```python\nif a < b and c:\n    print('**')\n```\nDone."
+    assert mrkdwn(code) == "```\nif a &lt; b and c:\n    print('**')\n```\nDone."
+    inner = "````markdown\n```\nquoted\n```\n````"  # a longer fence around a shorter one
+    assert mrkdwn(inner) == "```\n`\u200b``\nquoted\n`\u200b``\n```"
+    assert mrkdwn("```text\nunclosed") == "```\nunclosed\n```"
+
+
+def test_private_views_are_sections_of_mrkdwn_within_slacks_limits() -> None:
+    actions = (Action(kind="run", session_id=3, number=1), Action(kind="delete", session_id=3))
+    card = words.shown(
+        SESSION, VERSION, PYTHON, link="https://x.test/t", limit=LIMIT, actions=actions
+    )
+    shown = private_blocks(card)
+    assert [b["type"] for b in shown] == ["section", "actions"] and block_errors(
+        shown, "ephemeral"
+    ) == []
+    text = shown[0]["text"]
+    assert text["type"] == "mrkdwn" and "*Version 1 of #3" in text["text"]
+    assert "```\nprint(1)\n```" in text["text"] and "<https://x.test/t|the thread>" in text["text"]
+    assert blocks(card)[0]["type"] == "markdown"  # in a channel message the markdown block stays
+
+    long = "\n".join(f"line {i} < {i + 1}" for i in range(400))
+    view = words.problem(ValueError("x"), request=long, limit=LIMIT)
+    sections = private_blocks(view)
+    assert len(sections) > 1 and block_errors(sections, "response_url") == []
+    assert all(fences_balanced(b["text"]["text"]) for b in sections)
+    assert "line 0 &lt; 1" in sections[0]["text"]["text"]
+
+
+def test_the_fake_refuses_what_slack_refuses() -> None:
+    markdown = [{"type": "markdown", "text": "**hi**"}]
+    assert block_errors(markdown, "message") == []
+    assert block_errors(markdown, "ephemeral") and block_errors(markdown, "response_url")
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}
+    assert block_errors([section])
+    assert block_errors([{"type": "markdown", "text": "x" * 7000}] * 2)  # 12,000 a message
+    assert block_errors([{"type": "divider"}] * 51)
+    button = {
+        "type": "button",
+        "action_id": "a",
+        "value": "v",
+        "text": {"type": "plain_text", "text": "b" * 76},
+    }
+    assert block_errors([{"type": "actions", "elements": [button]}])
+    context = {"type": "context", "elements": [{"type": "mrkdwn", "text": "x"}] * 11}
+    assert block_errors([context])
+
+
+async def test_an_ephemeral_markdown_block_is_refused_and_tell_sends_sections() -> None:
+    async with FakeSlack() as slack:
+        client = AsyncWebClient(token="xoxb-test", base_url=slack.base_url)
+        with pytest.raises(SlackApiError) as refused:
+            await client.chat_postEphemeral(
+                channel="C1", user="U1", text="x", blocks=[{"type": "markdown", "text": "**x**"}]
+            )
+        assert refused.value.response["error"] == "invalid_blocks"
+        respond = AsyncRespond(response_url=slack.response_url("r"))
+        answer = await respond(text="x", blocks=[{"type": "markdown", "text": "x"}])
+        assert answer.status_code == 400 and slack.responses == []
+        assert [method for method, _ in slack.invalid] == ["chat.postEphemeral", "response_url"]
+        slack.invalid.clear()
+
+        surface = SlackSurface(client=client, team=TEAM, channel="C1", user="U1", thread="1.1")
+        await surface.tell(words.problem(ValueError("x"), request="**keep** me"))
+        [told] = slack.ephemerals
+        assert [b["type"] for b in told["blocks"]] == ["section"]
+        assert "```\n**keep** me\n```" in told["blocks"][0]["text"]["text"]
+        surface.respond = AsyncRespond(response_url=slack.response_url("r"))
+        await surface.tell(words.snippet_list([SESSION], {3: "https://x.test/t"}, limit=LIMIT))
+        [(_, listed)] = slack.responses
+        assert listed["blocks"][0]["type"] == "section" and "<https://x.test/t|t>" in str(listed)
+        assert slack.invalid == []
+
+
+# -- the rate budget -------------------------------------------------------------------------------
+
+
+async def test_a_bucket_spares_tokens_only_beyond_what_results_need() -> None:
+    now = [0.0]
+    bucket = Bucket(Limit(per_minute=60, burst=4), clock=lambda: now[0])
+    assert [bucket.spare(keep=2) for _ in range(4)] == [True, True, False, False]
+    assert bucket.spare() and bucket.spare() and not bucket.spare()  # results take the rest
+    now[0] = 1.0  # one token a second
+    assert bucket.spare() and not bucket.spare()
+    now[0] = 100.0
+    assert [bucket.spare() for _ in range(5)] == [True] * 4 + [False]  # at most the burst
+    fast = Bucket(Limit(per_minute=600, burst=1))  # ten a second, on the real clock
+    began = time.monotonic()
+    await asyncio.gather(fast.take(), fast.take(), fast.take())  # in turn
+    assert 0.15 <= time.monotonic() - began < 0.5 and not fast.spare()
