@@ -178,12 +178,45 @@ async def m005_run_inputs(conn: aiosqlite.Connection) -> None:
     await conn.execute("ALTER TABLE runs ADD COLUMN args TEXT NOT NULL DEFAULT '[]'")
 
 
+async def m006_search(conn: aiosqlite.Connection) -> None:
+    """Full-text search over every version's request, note and code (FTS5, trigram tokens, so
+    that any substring of three or more characters is found through the index), kept in step
+    with ``versions`` by triggers; existing versions are indexed here."""
+    await conn.execute(
+        """
+        CREATE VIRTUAL TABLE versions_search USING fts5(
+            request, note, code, content='versions', content_rowid='id', tokenize='trigram'
+        )
+        """
+    )
+    await conn.execute(
+        """
+        CREATE TRIGGER versions_search_add AFTER INSERT ON versions
+        BEGIN
+            INSERT INTO versions_search (rowid, request, note, code)
+            VALUES (NEW.id, NEW.request, NEW.note, NEW.code);
+        END
+        """
+    )
+    await conn.execute(
+        """
+        CREATE TRIGGER versions_search_drop AFTER DELETE ON versions
+        BEGIN
+            INSERT INTO versions_search (versions_search, rowid, request, note, code)
+            VALUES ('delete', OLD.id, OLD.request, OLD.note, OLD.code);
+        END
+        """
+    )
+    await conn.execute("INSERT INTO versions_search (versions_search) VALUES ('rebuild')")
+
+
 MIGRATIONS: Sequence[Migration] = (
     m001_initial,
     m002_runs,
     m003_version_touches_session,
     m004_failures,
     m005_run_inputs,
+    m006_search,
 )
 
 

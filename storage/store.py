@@ -69,10 +69,16 @@ _FAILURE_COLUMNS = "id, session_id, request, message, created_at"
 _LIST_FILTERS = ("owner", "platform", "workspace")
 
 _HAS_VERSION = "EXISTS (SELECT 1 FROM versions AS v WHERE v.session_id = s.id)"
-# The title, or the request of any version (the first prompt and every later feedback).
+# The title, or any version's request, note or code: through the trigram index for three
+# characters or more (m006_search), by a scan for shorter text, which trigrams cannot match.
 _MATCHES = (
+    "(s.title LIKE ? ESCAPE '\\' OR s.id IN (SELECT v.session_id FROM versions_search AS f"
+    " JOIN versions AS v ON v.id = f.rowid WHERE versions_search MATCH ?))"
+)
+_MATCHES_SHORT = (
     "(s.title LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM versions AS v"
-    " WHERE v.session_id = s.id AND v.request LIKE ? ESCAPE '\\'))"
+    " WHERE v.session_id = s.id AND (v.request LIKE ? ESCAPE '\\'"
+    " OR v.note LIKE ? ESCAPE '\\' OR v.code LIKE ? ESCAPE '\\')))"
 )
 
 
@@ -97,9 +103,12 @@ def _list_query(
     params: list[Any] = [value for value in given.values() if value is not None]
     if with_versions:
         where.append(_HAS_VERSION)
-    if search:
+    if search and len(search) >= 3:
         where.append(_MATCHES)
-        params += [_like_pattern(search)] * 2
+        params += [_like_pattern(search), '"' + search.replace('"', '""') + '"']
+    elif search:
+        where.append(_MATCHES_SHORT)
+        params += [_like_pattern(search)] * 4
     sql = _SESSION_SELECT
     if where:
         sql += "WHERE " + " AND ".join(where) + "\n"
@@ -310,9 +319,10 @@ class Store:
     ) -> list[Session]:
         """Sessions matching every filter given, most recently updated first (ties: newest id).
 
-        ``search`` keeps sessions whose title or any version's request contains the text
-        (case-insensitive for ASCII; ``%`` and ``_`` match themselves); ``with_versions`` leaves
-        out sessions without a version yet (a failed first ask, a non-code answer).
+        ``search`` keeps sessions whose title or any version's request, note or code contains
+        the text (case-insensitive for ASCII; ``%`` and ``_`` match themselves);
+        ``with_versions`` leaves out sessions without a version yet (a failed first ask, a
+        non-code answer).
         """
         if limit < 0:
             raise ValueError(f"limit must be >= 0, not {limit}")

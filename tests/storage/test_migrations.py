@@ -48,7 +48,7 @@ async def test_blank_database_gets_the_schema(conn: aiosqlite.Connection) -> Non
 
     assert await migrate(conn) == len(MIGRATIONS)
 
-    assert await schema_version(conn) == len(MIGRATIONS) == 5
+    assert await schema_version(conn) == len(MIGRATIONS) == 6
     tables = {str(r[0]) for r in await rows(conn, "SELECT name FROM sqlite_schema")}
     assert {"sessions", "versions", "runs", "failures"} <= tables
     assert await columns(conn, "sessions") == [
@@ -97,6 +97,8 @@ async def test_blank_database_gets_the_schema(conn: aiosqlite.Connection) -> Non
         ("failures_latest_only", "failures"),
         ("failures_touch_session", "failures"),
         ("versions_clear_failures", "versions"),
+        ("versions_search_add", "versions"),
+        ("versions_search_drop", "versions"),
         ("versions_touch_session", "versions"),
     ]
 

@@ -268,6 +268,27 @@ async def test_list_sessions_searches_titles_and_requests(store: Store) -> None:
     assert set(await ids("")) == {fizz, csv}  # no text: no filter
 
 
+async def test_search_finds_notes_and_code_through_the_index_and_forgets_deleted(
+    store: Store,
+) -> None:
+    plot = await new_session(store, "draw a chart")
+    await store.add_version(
+        plot, request="draw it", code="import matplotlib.pyplot as plt\nplt.savefig('a.png')",
+        note="Uses Matplotlib's pyplot.", model="fake",
+        prompt_tokens=None, completion_tokens=None, latency_ms=1,
+    )  # fmt: skip
+
+    async def ids(text: str) -> list[int]:
+        return [s.id for s in await store.list_sessions(owner="alice", search=text)]
+
+    assert await ids("savefig") == [plot]  # code
+    assert await ids("MATPLOTLIB'S") == [plot]  # note, any case, a quote inside
+    assert await ids('"a.png"') == []  # quotes are text, not FTS syntax
+    assert await ids("plt") == [plot]
+    await store.delete_session(plot)
+    assert await ids("savefig") == []
+
+
 async def test_list_sessions_can_leave_out_sessions_without_versions(store: Store) -> None:
     empty = await new_session(store, "empty")
     full = await new_session(store, "full")
