@@ -217,7 +217,9 @@ def _session_row(s: Session) -> dict[str, Any]:
 
 @snippets.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option("--search", metavar="TEXT", help="Only sessions whose title or requests say this.")
+@click.option(
+    "--search", metavar="TEXT", help="Only sessions whose title, requests, notes or code say this."
+)
 @click.option("--limit", default=50, show_default=True, help="How many sessions to list.")
 def snippets_list(as_json: bool, search: str | None, limit: int) -> None:
     """List your sessions, newest first.

@@ -91,7 +91,7 @@ COMMAND_HELP = {
     "snippets.show": "Show a version of one of your snippets.",
     "snippets.run": "Run a version of one of your snippets.",
     "snippets.delete": "Delete one of your snippets and its thread's session.",
-    "snippets.search": "Find your snippets by their title or requests.",
+    "snippets.search": "Find your snippets by their title, requests, notes or code.",
     "snippets.diff": "What changed between two versions (default: the last two).",
     "search.text": "Words in the title or a request",
     "diff.old": "From this version (default: the one before)",
