@@ -97,20 +97,10 @@ async def _app() -> AsyncIterator[App]:
 
 
 def _caller() -> Caller:
-    """The terminal user: the caller ``chat`` uses (``console_caller``), so the sessions are
-    theirs. Built here rather than imported from the console adapter, which imports rich
-    (35 ms); a test keeps the two equal."""
-    import getpass
+    """The terminal user, whose sessions the CLI shows (the caller ``chat`` uses too)."""
+    from bot.adapters import console_caller
 
-    from bot.values import Caller
-
-    return Caller(
-        platform="console",
-        workspace="local",
-        user=getpass.getuser(),
-        channel="terminal",
-        trusted=True,
-    )
+    return console_caller()
 
 
 def _first_run_notice(config: Config, env: Mapping[str, str] | None = None) -> str | None:

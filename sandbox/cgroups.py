@@ -84,7 +84,8 @@ def _keyed(text: str) -> dict[str, str]:
     return dict(line.split(None, 1) for line in text.splitlines() if " " in line)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (another uid's counts: it is there, just not ours)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -437,7 +438,7 @@ def _remove_stale(directory: str, prefix: str, *, version: Version, nested: bool
         return
     for name in names:
         pid = _owner_pid(name, prefix)
-        if pid is None or pid == os.getpid() or _alive(pid):
+        if pid is None or pid == os.getpid() or pid_alive(pid):
             continue
         path = os.path.join(directory, name)
         if nested:

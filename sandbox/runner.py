@@ -47,7 +47,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from typing import Any, Literal
 
-from sandbox.cgroups import Cgroups, RunCgroup
+from sandbox.cgroups import Cgroups, RunCgroup, pid_alive
 from sandbox.command import CommandBuilder, Programs, SandboxFile
 from sandbox.environment import RunEnvironment, missing_package
 from sandbox.limits import DEFAULT_COMPILE_LIMITS, DEFAULT_LIMITS, Limits
@@ -517,19 +517,9 @@ def private_scratch(parent: str) -> str:
     os.chmod(path, 0o711)
     for entry in os.scandir(path):
         owner = entry.name.split("-", 1)[0]
-        if owner.isdigit() and int(owner) != os.getpid() and not _alive(int(owner)):
+        if owner.isdigit() and int(owner) != os.getpid() and not pid_alive(int(owner)):
             shutil.rmtree(entry.path, ignore_errors=True)
     return path
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _write_sources(directory: str, data: Mapping[str, bytes], uid: int | None) -> None:

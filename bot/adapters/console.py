@@ -11,7 +11,6 @@ bot themselves, so they are a trusted caller (any model reference).
 from __future__ import annotations
 
 import asyncio
-import getpass
 import itertools
 import shlex
 import signal
@@ -27,6 +26,7 @@ from rich.markdown import Markdown
 from rich.spinner import Spinner
 from rich.syntax import Syntax
 
+from bot.adapters import console_caller
 from bot.codeblocks import close_open_fence, fence
 from bot.core import SessionService
 from bot.errors import UserError
@@ -45,16 +45,6 @@ from bot.values import Caller
 from storage import Session, SessionKey
 
 __all__ = ["ConsoleChat", "ConsoleSurface", "console_caller"]
-
-
-def console_caller() -> Caller:
-    return Caller(
-        platform="console",
-        workspace="local",
-        user=getpass.getuser(),
-        channel="terminal",
-        trusted=True,
-    )
 
 
 class ConsoleSurface:
@@ -168,7 +158,7 @@ class _Waiting:
 def _style(view: View) -> str:
     if isinstance(view, RunCard):
         return "green" if view.passed else "yellow"
-    return "bold red" if view.actions and view.actions[0].kind == "retry" else ""
+    return "bold red" if isinstance(view, FailureCard) else ""
 
 
 class ConsoleChat:
