@@ -13,6 +13,9 @@ With ``--numpy`` (the default) a run environment with numpy is prepared in a tem
 is timed bare (the venv's python) and sandboxed. Goal: within 50 ms of bare. Skipped, with the
 reason, where pip cannot get numpy.
 
+The *artifact* row is Python writing a 1 MiB ``plot.png``, which the sandbox returns (it is
+checked): what keeping the work dir and reading it back cost on top of the run itself.
+
 C is compile + run in both columns. Needs a working sandbox (bwrap); prints why not otherwise.
 
     python -m bench.sandbox [--runs 40] [--no-numpy]
@@ -42,6 +45,8 @@ PROGRAMS = {
     "c": '#include <stdio.h>\nint main(void) { puts("1"); return 0; }\n',
 }
 NUMPY = "import numpy\nprint(numpy.ones(3).sum())\n"
+#: a run that makes a file: the sandbox returns it as an artifact (read after the run)
+ARTIFACT = "open('plot.png', 'wb').write(bytes(1 << 20))\n"
 
 
 async def _bare_step(argv: Sequence[str], cwd: str) -> None:
@@ -111,6 +116,8 @@ async def sandboxed(sandbox: Sandbox, language: str, code: str) -> float:
     elapsed = time.perf_counter() - started
     if result.status != "ok":
         raise RuntimeError(f"sandboxed {language} failed: {result}")
+    if code == ARTIFACT and [item.size for item in result.artifacts] != [1 << 20]:
+        raise RuntimeError(f"the artifact did not come back: {result}")
     return elapsed
 
 
@@ -193,6 +200,14 @@ async def main(runs: int, numpy: bool) -> None:
     await fallback.check()
     print(f"{runs} runs each, interleaved; milliseconds, p50/p99 (p50 - bare)")
     await python_columns(runs, cgroup, fallback)
+    figures = await measure(
+        runs,
+        {
+            "bare": lambda: bare("python", ARTIFACT),
+            "sandbox": lambda: sandboxed(cgroup, "python", ARTIFACT),
+        },
+    )
+    report("artifact", figures)
     for language in ("javascript", "c"):
         if (missing := TOOLCHAINS[language].missing()) is not None:
             print(f"{language:<11} skipped: {missing}")

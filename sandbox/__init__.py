@@ -3,8 +3,9 @@
 :class:`Sandbox` runs one snippet (or its unit tests) and returns a :class:`RunResult`;
 :class:`SandboxPool` bounds how many run at once and queues the rest. What is isolated is listed
 in :mod:`sandbox.command`, the limits and their defaults in :mod:`sandbox.limits`, the languages
-in :mod:`sandbox.toolchains`, the memory cgroups in :mod:`sandbox.cgroups`, and the prepared
-packages (``codethread sandbox setup``) in :mod:`sandbox.environment`.
+in :mod:`sandbox.toolchains`, the memory cgroups in :mod:`sandbox.cgroups`, the files a run
+makes (:class:`Artifact`) in :mod:`sandbox.artifacts`, and the prepared packages
+(``codethread sandbox setup``) in :mod:`sandbox.environment`.
 
 This package never imports ``bot``, ``engines`` or ``storage``. Its names are imported on
 first use (PEP 562), so that reading the ``[sandbox]`` settings (``sandbox.environment``) costs
@@ -17,6 +18,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sandbox.artifacts import MAX_ARTIFACT_BYTES, MAX_ARTIFACTS, Artifact
     from sandbox.cgroups import Cgroups
     from sandbox.environment import RunEnvironment, Settings, SetupError, prepare
     from sandbox.limits import DEFAULT_COMPILE_LIMITS, DEFAULT_LIMITS, Limits
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from sandbox.toolchains import TOOLCHAINS, Toolchain
 
 _MODULES = {
+    "sandbox.artifacts": ("MAX_ARTIFACTS", "MAX_ARTIFACT_BYTES", "Artifact"),
     "sandbox.cgroups": ("Cgroups",),
     "sandbox.environment": ("RunEnvironment", "Settings", "SetupError", "prepare"),
     "sandbox.limits": ("DEFAULT_COMPILE_LIMITS", "DEFAULT_LIMITS", "Limits"),
@@ -40,7 +43,10 @@ __all__ = [
     "DEFAULT_COMPILE_LIMITS",
     "DEFAULT_LIMITS",
     "FIXABLE",
+    "MAX_ARTIFACTS",
+    "MAX_ARTIFACT_BYTES",
     "TOOLCHAINS",
+    "Artifact",
     "Cgroups",
     "LimitHit",
     "Limits",

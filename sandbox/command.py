@@ -19,7 +19,9 @@ descriptors that carry data into the sandbox. What the sandbox gets, and nothing
 - a new ``/proc`` (only its own processes) and a minimal ``/dev``, read-only but for a small
   ``/dev/shm``; a size-capped private tmpfs on ``/tmp`` holding the work dir ``/tmp/work``,
   and a read-only root;
-- its files as sealed memfds copied in by bwrap (``--file``), stdin as a sealed memfd;
+- its files as sealed memfds copied in by bwrap (``--file``), mode 0444 (programs 0555): the
+  snippet's user owns them, so only a deliberate ``chmod`` makes one writable (harmless: the
+  work dir is the run's own); stdin as a sealed memfd;
 - the seccomp filter of :mod:`sandbox.seccomp`;
 - bwrap's own init as pid 1 (it reaps orphans; when the program exits it exits too, and the
   kernel ends everything left in the pid namespace);
@@ -256,7 +258,7 @@ class CommandBuilder:
                     source = str(item.fd)
                 else:
                     source = data_fd(item.name.rsplit("/", 1)[-1], item.data or b"")
-                chain += ["--perms", "0755" if item.executable else "0644"]
+                chain += ["--perms", "0555" if item.executable else "0444"]
                 chain += ["--file", source, f"{WORK_DIR}/{item.name}"]
             path = SANDBOX_PATH
             if environment is not None and environment.python_dir is not None:

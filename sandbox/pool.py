@@ -60,7 +60,7 @@ class SandboxPool:
         *,
         stdin: str = "",
         args: Sequence[str] = (),
-        files: Mapping[str, str] | None = None,
+        files: Mapping[str, bytes | str] | None = None,
         limits: Limits | None = None,
         on_queued: OnQueued | None = None,
     ) -> RunResult:

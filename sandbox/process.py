@@ -22,6 +22,9 @@
 - stdout and stderr are read as they come; the first ``limits.output`` bytes of each are kept,
   the rest is read and discarded (so the command never blocks on a full pipe and the pipes
   reach EOF), and past ``limits.output_kill`` bytes the tree is killed;
+- with ``collect_besides``, the work dir is opened from the host once bwrap has set the
+  sandbox up and before the program is released, and read once nothing of the sandbox is left
+  (:mod:`sandbox.artifacts`): the files the run made come back in the outcome;
 - every 50 ms after the first 50 ms: the inodes in the sandbox's ``/tmp`` and ``/dev/shm``
   are counted (``statvfs`` through ``/proc/PID/root``), and above ``limits.inodes`` the tree is
   killed; without a cgroup, the resident memory of all the run's processes is summed from
@@ -36,17 +39,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import resource
+import select
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Literal
 
+from sandbox.artifacts import Artifact, Collected, WorkDir
 from sandbox.cgroups import RunCgroup
+from sandbox.command import WORK_DIR
 from sandbox.limits import Limits
 from sandbox.reaper import reap
 
@@ -59,6 +66,7 @@ DRAIN_GRACE = 2.0  # seconds to wait for pipes to reach EOF once the process is 
 SWEEP_TIMEOUT = 2.0
 _CHUNK = 65536
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,6 +89,8 @@ class Outcome:
     peak_rss_kb: int | None
     accounted: bool = False  # a memory cgroup counted the run
     oom_kills: int = 0  # processes the kernel's OOM killer ended at the run's memory limit
+    artifacts: tuple[Artifact, ...] = ()  # files the run made (see sandbox.artifacts)
+    artifacts_left: int = 0  # more such files, past the caps
 
 
 class _Stream:
@@ -278,6 +288,7 @@ async def supervise(
     cgroup: RunCgroup | None = None,
     release_fd: int = -1,
     on_started: Callable[[], None] | None = None,
+    collect_besides: Collection[str] | None = None,
 ) -> Outcome:
     """Run ``argv`` (a setpriv/bwrap chain) with an empty environment; see the module doc.
 
@@ -288,6 +299,10 @@ async def supervise(
     ``sweep_uid``: a uid reserved for this run, whose every host process is killed after a run
     that did not end by itself (and whose limits ``prlimit`` sets inside). ``on_started`` is
     called once the process exists (to close descriptors only the child needed).
+    ``collect_besides``: the names of the run's input files; given, the work dir is opened
+    before the program is released (:class:`~sandbox.artifacts.WorkDir`) and the files the run
+    made there besides these come back in :attr:`Outcome.artifacts`, read once nothing of the
+    sandbox is left (whether the program ended by itself or was killed).
 
     Raises OSError when the command cannot be started or placed in its cgroup.
     """
@@ -334,6 +349,25 @@ async def supervise(
     # a run under another uid sets them itself (prlimit inside): see sandbox.limits
     rlimits = [] if sweep_uid is not None else limits.rlimits(address_space=cgroup is None)
     failure: list[OSError] = []
+    work = WorkDir(WORK_DIR) if collect_besides is not None else None
+    holding: list[asyncio.Task[None]] = []
+
+    def release() -> None:
+        try:
+            os.write(release_fd, b"go")
+        except BrokenPipeError:
+            pass  # bwrap ended in set-up (or was killed meanwhile): its outcome says why
+        except OSError as error:
+            failure.append(error)
+            run.kill("wall_time")
+
+    async def hold_then_release(init_pid: int, init_fd: int) -> None:
+        assert work is not None
+        try:
+            await work.hold(init_pid, init_fd)
+        except OSError as error:  # the run goes on, without artifacts
+            _log.debug("work dir of sandbox %d not held: %s", init_pid, error)
+        release()
 
     def on_output(stream: _Stream) -> None:
         stream.read_available()
@@ -357,10 +391,14 @@ async def supervise(
                     resource.prlimit(status.init_pid, which, value)
                 if cgroup is not None and cgroup.spawner is None:
                     cgroup.admit(status.init_pid)
-                os.write(release_fd, b"go")
             except OSError as error:
                 failure.append(error)
                 run.kill("wall_time")
+                return
+            if work is None or status.init_fd is None:
+                release()
+            else:  # bwrap may still be setting the sandbox up: wait for it off the loop
+                holding.append(loop.create_task(hold_then_release(status.init_pid, status.init_fd)))
 
     for stream in streams:
         loop.add_reader(stream.fd, on_output, stream)
@@ -379,7 +417,16 @@ async def supervise(
                 await asyncio.gather(*(stream.eof.wait() for stream in streams))
         for stream in streams:
             stream.read_available()
+        found = Collected()
+        if work is not None and work.held and _ended(status.init_fd):
+            assert collect_besides is not None
+            if not work.nothing_made(collect_besides):
+                found = await asyncio.to_thread(work.collect, collect_besides)
     finally:
+        for task in holding:
+            task.cancel()  # its thread stops soon; what it opens then is closed at once
+        if work is not None:
+            work.close()
         loop.remove_reader(run.pidfd)
         loop.remove_reader(status_fd)
         for stream in streams:
@@ -422,7 +469,18 @@ async def supervise(
         peak_rss_kb=peak,
         accounted=cgroup is not None,
         oom_kills=oom_kills,
+        artifacts=found.artifacts,
+        artifacts_left=found.left,
     )
+
+
+def _ended(pidfd: int | None) -> bool:
+    """Whether the process of ``pidfd`` has ended (so has everything in its pid namespace)."""
+    if pidfd is None:
+        return False
+    waiting = select.poll()
+    waiting.register(pidfd, select.POLLIN)
+    return bool(waiting.poll(0))
 
 
 async def _watch(run: _Run, limits: Limits, cgroup: RunCgroup | None) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from sandbox.artifacts import Artifact
+
 __all__ = ["FIXABLE", "LimitHit", "RunResult", "RunStatus"]
 
 #: ok: exit 0; failed: non-zero exit; compile_error: the compile step failed;
@@ -31,6 +33,10 @@ class RunResult:
     compile_ms: int = 0
     message: str = ""  # a human explanation for unavailable / limit statuses
     cpu_ms: int | None = None  # user + system CPU time of the run step's processes
+    # files the run made in its work dir, by name (see sandbox.artifacts); the run step's
+    # only, whatever its status: a program that crashed after writing a plot still made it
+    artifacts: tuple[Artifact, ...] = ()
+    artifacts_left: int = 0  # more such files, past MAX_ARTIFACTS / MAX_ARTIFACT_BYTES
 
     @property
     def passed(self) -> bool:

@@ -27,7 +27,10 @@ Guarantees:
   (:mod:`sandbox.cgroups`; ``cgroups=None`` turns that off), else under the fallback limits;
 - when the call returns, no process of the run is left (see :mod:`sandbox.process`);
 - a run that failed on a package the run environment lacks says how to add it
-  (:func:`sandbox.environment.missing_package`).
+  (:func:`sandbox.environment.missing_package`);
+- the files a run (or the run step of a compiled language) made in its work dir come back as
+  :attr:`RunResult.artifacts`, capped (:mod:`sandbox.artifacts`), whether it passed, failed
+  or hit a limit; a compile step's and a tests run's are not collected.
 
 What the sandbox isolates is listed in :mod:`sandbox.command`; limits in :mod:`sandbox.limits`.
 """
@@ -43,7 +46,7 @@ import secrets
 import shutil
 import stat
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import ExitStack
 from typing import Any, Literal
 
@@ -229,11 +232,17 @@ class Sandbox:
         *,
         stdin: str = "",
         args: Sequence[str] = (),
-        files: Mapping[str, str] | None = None,
+        files: Mapping[str, bytes | str] | None = None,
         limits: Limits | None = None,
     ) -> RunResult:
-        """Run ``code`` as a ``language`` program with ``stdin`` and command-line ``args``;
-        ``files`` go next to it (read-only inputs such as a CSV)."""
+        """Run ``code`` as a ``language`` program with ``stdin`` and command-line ``args``.
+
+        ``files`` go next to it: inputs such as a CSV or an image (``str`` is written as
+        UTF-8), mode 0444. They belong to the snippet's user inside, so a deliberate ``chmod``
+        could still change one; harmless, as the work dir is private to the run. The files the
+        run makes beside them come back in :attr:`RunResult.artifacts`
+        (:mod:`sandbox.artifacts`).
+        """
         return await self._execute(
             language, code, stdin=stdin, args=args, files=files, limits=limits
         )
@@ -256,7 +265,7 @@ class Sandbox:
         *,
         stdin: str = "",
         args: Sequence[str] = (),
-        files: Mapping[str, str] | None = None,
+        files: Mapping[str, bytes | str] | None = None,
         tests: str | None = None,
         limits: Limits | None = None,
     ) -> RunResult:
@@ -272,7 +281,8 @@ class Sandbox:
         if (missing := toolchain.missing()) is not None:
             return _unavailable(missing)
         argv = toolchain.run
-        sources = {toolchain.source_name(code): code}
+        source = toolchain.source_name(code)
+        data = {source: code.encode()}
         if tests is not None:
             if toolchain.test is None:
                 testable = [name for name, chain in self.toolchains.items() if chain.test]
@@ -281,13 +291,17 @@ class Sandbox:
                     f"(only for {', '.join(testable)})."
                 )
             argv = toolchain.test.argv
-            sources[toolchain.test.file] = tests
-        for name, text in (files or {}).items():
+            data[toolchain.test.file] = tests.encode()
+        for name, content in (files or {}).items():
             _check_name(name)
-            if name in sources:
+            if name in data:
                 raise ValueError(f"File name {name!r} is taken by the snippet itself.")
-            sources[name] = text
-        data = {name: text.encode() for name, text in sources.items()}
+            if isinstance(content, str):
+                data[name] = content.encode()
+            elif isinstance(content, bytes):
+                data[name] = content
+            else:
+                raise TypeError(f"File {name!r}: bytes or str, not {type(content).__name__}.")
         stdin_bytes = stdin.encode()
         given = sum(map(len, data.values())) + len(stdin_bytes) + sum(len(a) for a in args)
         if given > MAX_INPUT:
@@ -297,11 +311,10 @@ class Sandbox:
             raise ValueError(f"At most {MAX_FILES} files may be given.")
 
         run_limits = (limits or self.limits).raised_to(toolchain.run_minimums)
-        stem = next(iter(sources)).rsplit(".", 1)[0]
-        source = next(iter(sources))
+        stem = source.rsplit(".", 1)[0]
         try:
             result = await self._lease_and_run(
-                toolchain, data, argv, run_limits, stdin_bytes, source, stem
+                toolchain, data, argv, run_limits, stdin_bytes, source, stem, tests is None
             )
         except OSError as error:  # the host could not start a process (EAGAIN, ENOMEM…)
             return _unavailable(f"The sandbox could not be started ({error}).")
@@ -323,11 +336,12 @@ class Sandbox:
         stdin: bytes,
         source: str,
         stem: str,
+        collect: bool,
     ) -> RunResult:
         async with self.users.lease() as uid:
             if toolchain.compile is not None:
                 return await self._compile_and_run(
-                    toolchain, data, source, stem, argv, run_limits, uid, stdin
+                    toolchain, data, source, stem, argv, run_limits, uid, stdin, collect
                 )
             outcome = await self._step(
                 _format(argv, source, stem),
@@ -336,6 +350,7 @@ class Sandbox:
                 files=[SandboxFile(name=name, data=blob) for name, blob in data.items()],
                 stdin=stdin,
                 toolchain=toolchain,
+                collect_besides=data.keys() if collect else None,
             )
             return self._result(outcome, run_limits, toolchain.language, list(data))
 
@@ -349,6 +364,7 @@ class Sandbox:
         run_limits: Limits,
         uid: int | None,
         stdin: bytes,
+        collect: bool,
     ) -> RunResult:
         assert toolchain.compile is not None
         compile_limits = self.compile_limits.raised_to(toolchain.compile_minimums)
@@ -385,8 +401,8 @@ class Sandbox:
                     message=message,
                 )
             with ExitStack() as stack:
-                artifacts = _collect(directory, stack, run_limits.disk)
-                if isinstance(artifacts, str):
+                outputs = _collect(directory, stack, run_limits.disk)
+                if isinstance(outputs, str):
                     return RunResult(
                         status="compile_error",
                         exit_code=None,
@@ -395,15 +411,16 @@ class Sandbox:
                         duration_ms=0,
                         compile_output=compile_output,
                         compile_ms=compile_ms,
-                        message=artifacts,
+                        message=outputs,
                     )
                 outcome = await self._step(
                     _format(argv, source, stem),
                     limits=run_limits,
                     uid=uid,
-                    files=artifacts,
+                    files=outputs,
                     stdin=stdin,
                     toolchain=toolchain,
+                    collect_besides={item.name for item in outputs} if collect else None,
                 )
         finally:
             await asyncio.to_thread(shutil.rmtree, directory, True)
@@ -423,6 +440,7 @@ class Sandbox:
         host_work_dir: str | None = None,
         stdin: bytes = b"",
         toolchain: Toolchain | None = None,
+        collect_besides: Collection[str] | None = None,
     ) -> Outcome:
         assert self._builder is not None
         cgroups = self.cgroups
@@ -454,6 +472,7 @@ class Sandbox:
                     cgroup=cgroup,
                     release_fd=command.release_fd,
                     on_started=command.close_child_ends,
+                    collect_besides=collect_besides,
                 )
         finally:
             # a cgroup still emptying is waited for off the loop
@@ -488,6 +507,8 @@ class Sandbox:
             limit_hit=verdict.limit_hit,
             truncated=max(outcome.stdout_size, outcome.stderr_size) > limits.output,
             message=message,
+            artifacts=outcome.artifacts,
+            artifacts_left=outcome.artifacts_left,
         )
 
 

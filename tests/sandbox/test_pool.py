@@ -27,7 +27,7 @@ class GatedSandbox(Sandbox):
         *,
         stdin: str = "",
         args: Sequence[str] = (),
-        files: Mapping[str, str] | None = None,
+        files: Mapping[str, bytes | str] | None = None,
         limits: Limits | None = None,
     ) -> RunResult:
         self.order.append(code)
