@@ -1,11 +1,12 @@
-"""aiosqlite store of sessions, their versions, runs and failed turns: schema, migrations, SQL.
+"""aiosqlite store of sessions and their versions, runs, files, failures: schema, migrations, SQL.
 
 Typical use::
 
     async with await Store.open(path) as store:
         session = await store.create_session(key=key, owner=..., language=..., model=..., title=...)
         version = await store.add_version(session.id, request=..., code=..., ...)
-        run = await store.add_run(version.id, kind="run", status="ok", ...)
+        run = await store.add_run(version.id, kind="run", status="ok", ..., artifacts=[...])
+        file = await store.add_file(session.id, "data.csv", b"a,b\n1,2\n")
         failure = await store.add_failure(session.id, request=..., message=...)
         retry = await store.take_failure(session.id)  # None: already retried
 """
@@ -17,10 +18,12 @@ from .migrations import migrate
 from .records import (
     Failure,
     Run,
+    RunArtifact,
     RunKind,
     RunLimit,
     RunStatus,
     Session,
+    SessionFile,
     SessionKey,
     Version,
     VersionStatus,
@@ -30,11 +33,13 @@ from .store import Store
 __all__ = [
     "Failure",
     "Run",
+    "RunArtifact",
     "RunKind",
     "RunLimit",
     "RunStatus",
     "Session",
     "SessionExists",
+    "SessionFile",
     "SessionGone",
     "SessionKey",
     "Store",

@@ -5,8 +5,8 @@ file, a full disk) propagates as the ``sqlite3`` exception it is::
 
     StoreError
     ├── SessionExists    create_session() on a (platform, workspace, channel, thread) in use
-    ├── SessionGone      add_version() or add_failure() for a session id that does not exist
-    │                    (never did, or was deleted meanwhile)
+    ├── SessionGone      add_version(), add_failure() or add_file() for a session id that
+    │                    does not exist (never did, or was deleted meanwhile)
     └── VersionNotFound  add_run() for a version id that does not exist (or was deleted)
 
 :func:`storage.migrate` also raises a plain :class:`StoreError` for a database whose schema is

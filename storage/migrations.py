@@ -4,7 +4,9 @@ Each schema version is one small function ``mNNN_what(conn)`` in :data:`MIGRATIO
 is ``MIGRATIONS[N - 1]``. Names and bodies of released migrations never change: a schema change
 is a new function appended to the list (e.g. ``m002_runs`` adding the sandbox's ``runs`` table).
 Every migration runs in its own ``BEGIN IMMEDIATE`` transaction together with the
-``user_version`` bump, so a failure leaves the database at the previous version.
+``user_version`` bump, so a failure leaves the database at the previous version; the version is
+read again under that lock, so connections migrating one fresh database at once (two processes
+starting together) apply each migration exactly once.
 
 Migrations use one ``conn.execute`` per statement (never ``executescript``, which commits).
 """
@@ -210,6 +212,59 @@ async def m006_search(conn: aiosqlite.Connection) -> None:
     await conn.execute("INSERT INTO versions_search (versions_search) VALUES ('rebuild')")
 
 
+async def m007_files(conn: aiosqlite.Connection) -> None:
+    """Files the user attached to a session (``files``), and the files a run produced
+    (``artifacts``), both stored whole as BLOBs and unique by name within their owner.
+
+    Deleting a session deletes its files, and through its versions and their runs the
+    artifacts. Attaching a file (or replacing one of the same name, an upsert that fires the
+    UPDATE trigger) bumps its session's ``updated_at`` like a new version or a failure does;
+    an artifact leaves it alone, as its run does. The ``UNIQUE`` indexes, led by the owner's
+    id, also serve the cascades and the by-name listing of artifacts.
+    """
+    await conn.execute(
+        """
+        CREATE TABLE files (
+            id         INTEGER PRIMARY KEY AUTOINCREMENT,
+            session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+            name       TEXT NOT NULL,
+            size       INTEGER NOT NULL,
+            data       BLOB NOT NULL,
+            created_at REAL NOT NULL,
+            UNIQUE (session_id, name)
+        )
+        """
+    )
+    await conn.execute(
+        """
+        CREATE TRIGGER files_touch_session AFTER INSERT ON files
+        BEGIN
+            UPDATE sessions SET updated_at = NEW.created_at WHERE id = NEW.session_id;
+        END
+        """
+    )
+    await conn.execute(
+        """
+        CREATE TRIGGER files_replaced_touch_session AFTER UPDATE ON files
+        BEGIN
+            UPDATE sessions SET updated_at = NEW.created_at WHERE id = NEW.session_id;
+        END
+        """
+    )
+    await conn.execute(
+        """
+        CREATE TABLE artifacts (
+            id     INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            name   TEXT NOT NULL,
+            size   INTEGER NOT NULL,
+            data   BLOB NOT NULL,
+            UNIQUE (run_id, name)
+        )
+        """
+    )
+
+
 MIGRATIONS: Sequence[Migration] = (
     m001_initial,
     m002_runs,
@@ -217,6 +272,7 @@ MIGRATIONS: Sequence[Migration] = (
     m004_failures,
     m005_run_inputs,
     m006_search,
+    m007_files,
 )
 
 
@@ -235,21 +291,25 @@ async def migrate(
     (written by a later release), rather than guessing at its schema. Must be called outside
     a transaction.
     """
-    current = await schema_version(conn)
+    current = await schema_version(conn)  # no lock taken when there is nothing to do
+    while current < len(migrations):
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Read again under the write lock: another connection (a second process opening
+            # the same fresh database) may have applied this migration since the last read.
+            current = await schema_version(conn)
+            if current < len(migrations):
+                await migrations[current](conn)
+                current += 1
+                # PRAGMA takes no bound parameters; ``current`` is an int we produced.
+                await conn.execute(f"PRAGMA user_version = {current:d}")
+            await conn.commit()
+        except BaseException:
+            await conn.rollback()
+            raise
     if current > len(migrations):
         raise StoreError(
             f"The database schema is version {current}, newer than this release knows "
             f"({len(migrations)}); upgrade codethread."
         )
-    for number, migration in enumerate(migrations[current:], start=current + 1):
-        await conn.execute("BEGIN IMMEDIATE")
-        try:
-            await migration(conn)
-            # PRAGMA takes no bound parameters; ``number`` is an int we produced.
-            await conn.execute(f"PRAGMA user_version = {int(number)}")
-            await conn.commit()
-        except BaseException:
-            await conn.rollback()
-            raise
-        current = number
     return current

@@ -8,10 +8,12 @@ from typing import Literal
 __all__ = [
     "Failure",
     "Run",
+    "RunArtifact",
     "RunKind",
     "RunLimit",
     "RunStatus",
     "Session",
+    "SessionFile",
     "SessionKey",
     "Version",
     "VersionStatus",
@@ -85,6 +87,32 @@ class Run:
     created_at: float
     stdin: str = ""  # what the run read on standard input
     args: tuple[str, ...] = ()  # its command-line arguments
+    # The names of the files it produced, sorted; their bytes only from list_artifacts(), so
+    # that showing a result does not load every file it wrote.
+    artifacts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunArtifact:
+    """A file a run produced (a plot, a CSV), kept whole with the run."""
+
+    id: int
+    run_id: int
+    name: str  # unique within its run
+    size: int  # len(data), in bytes
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionFile:
+    """A file the user attached to a session, for its snippets' runs to read."""
+
+    id: int
+    session_id: int
+    name: str  # unique within its session: attaching the same name again replaces it
+    size: int  # len(data), in bytes
+    data: bytes
+    created_at: float  # when it was attached (or last replaced)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

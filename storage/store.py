@@ -1,10 +1,17 @@
-"""The session store: sessions keyed by their thread, their numbered versions, runs, failures.
+"""The session store: sessions keyed by their thread, their numbered versions, runs, failures,
+attached files and the files runs produced.
 
 One :class:`Store` owns one aiosqlite connection (one worker thread). Every statement runs
 under the store's asyncio lock, and every write is either one statement (atomic by itself, such
 as ``INSERT … RETURNING``) or an explicit ``BEGIN IMMEDIATE`` transaction, so tasks sharing a
 store never see each other's half-done writes, and processes sharing the file (WAL mode,
 ``busy_timeout``) serialize their writers. All values are bound parameters.
+
+Deleted content (``secure_delete``) is overwritten with zeros in the database file rather than
+left in free pages. In WAL mode the frames that once wrote it stay in the ``-wal`` file until
+writes after a checkpoint overwrite them, or the file is emptied (the last connection closing
+deletes it; ``PRAGMA wal_checkpoint(TRUNCATE)`` empties it at once). The search index
+(m006_search) drops a deleted version's trigrams only when FTS5 merges its segments.
 """
 
 from __future__ import annotations
@@ -28,10 +35,12 @@ from .migrations import migrate
 from .records import (
     Failure,
     Run,
+    RunArtifact,
     RunKind,
     RunLimit,
     RunStatus,
     Session,
+    SessionFile,
     SessionKey,
     Version,
     VersionStatus,
@@ -58,11 +67,15 @@ FROM versions
 
 _RUN_SELECT = """
 SELECT id, version_id, kind, status, exit_code, stdout, stderr, duration_ms, peak_memory_kb,
-       limit_hit, compile_output, tests, created_at, stdin, args
+       limit_hit, compile_output, tests, created_at, stdin, args,
+       (SELECT json_group_array(a.name) FROM artifacts AS a WHERE a.run_id = runs.id)
+           AS artifacts
 FROM runs
 """
 
 _FAILURE_COLUMNS = "id, session_id, request, message, created_at"
+_FILE_COLUMNS = "id, session_id, name, size, data, created_at"
+_ARTIFACT_COLUMNS = "id, run_id, name, size, data"
 
 # The only columns list_sessions() may filter on; SQL text is built from these constant names,
 # never from values.
@@ -133,6 +146,26 @@ def _prepare_path(path: str | Path) -> str:
     return str(file)
 
 
+async def _use_wal(conn: aiosqlite.Connection) -> None:
+    """``PRAGMA journal_mode = WAL``, retried while another connection is switching the same
+    new file (for BUSY_TIMEOUT_MS at most).
+
+    The switch reads the header, then asks for the exclusive lock while still reading; SQLite
+    does not wait from inside a read (two such waiters would deadlock) but fails SQLITE_BUSY at
+    once, busy_timeout or not. A file already in WAL mode needs no lock: the first try returns.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            await conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as err:
+            busy = err.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() >= deadline:
+                raise
+        await asyncio.sleep(0.005)
+
+
 def _session(row: sqlite3.Row) -> Session:
     return Session(
         id=row["id"],
@@ -186,6 +219,24 @@ def _run(row: sqlite3.Row) -> Run:
         created_at=row["created_at"],
         stdin=row["stdin"],
         args=tuple(json.loads(row["args"])),
+        artifacts=tuple(sorted(json.loads(row["artifacts"]))),  # as list_artifacts() orders
+    )
+
+
+def _file(row: sqlite3.Row) -> SessionFile:
+    return SessionFile(
+        id=row["id"],
+        session_id=row["session_id"],
+        name=row["name"],
+        size=row["size"],
+        data=row["data"],
+        created_at=row["created_at"],
+    )
+
+
+def _artifact(row: sqlite3.Row) -> RunArtifact:
+    return RunArtifact(
+        id=row["id"], run_id=row["run_id"], name=row["name"], size=row["size"], data=row["data"]
     )
 
 
@@ -225,8 +276,12 @@ class Store:
         conn = await aiosqlite.connect(target, isolation_level=None)
         try:
             conn.row_factory = sqlite3.Row
-            await conn.execute("PRAGMA journal_mode = WAL")
+            # busy_timeout first, so that everything after it (the WAL switch included) waits
+            # for another process opening the same database, not fails "database is locked".
             await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+            await _use_wal(conn)
+            # Users delete snippets and files expecting them gone: zero what a delete frees.
+            await conn.execute("PRAGMA secure_delete = ON")
             await conn.execute("PRAGMA foreign_keys = ON")
             await conn.execute("PRAGMA synchronous = NORMAL")
             await migrate(conn)
@@ -352,7 +407,8 @@ class Store:
         return deleted
 
     async def delete_session(self, session_id: int) -> bool:
-        """Delete a session and (by cascade) its versions, runs and failures; False if none."""
+        """Delete a session and (by cascade) its versions, runs, failures, files and the runs'
+        artifacts; False if none."""
         async with self._transaction() as conn:
             cursor = await conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
             deleted = cursor.rowcount
@@ -451,13 +507,17 @@ class Store:
         tests: str = "",
         stdin: str = "",
         args: Sequence[str] = (),
+        artifacts: Sequence[tuple[str, bytes]] = (),
     ) -> Run:
-        """Record a run of a version. :class:`VersionNotFound` if there is no such version.
+        """Record a run of a version, with the files it produced as ``(name, data)`` pairs.
+        :class:`VersionNotFound` if there is no such version.
 
-        A value outside the schema's sets (``kind``, ``status``, ``limit_hit``) raises
-        ``sqlite3.IntegrityError`` and writes nothing. The session's ``updated_at`` is left as
+        The run and its artifacts are one transaction: a value outside the schema's sets
+        (``kind``, ``status``, ``limit_hit``) or two artifacts of one name raise
+        ``sqlite3.IntegrityError`` and write nothing. The session's ``updated_at`` is left as
         it is: running is not editing.
         """
+        produced = [(name, bytes(data)) for name, data in artifacts]
         now = self._clock()
         async with self._transaction() as conn:
             rows = list(
@@ -478,6 +538,11 @@ class Store:
             )  # fmt: skip
             run_id = cursor.lastrowid
             await cursor.close()
+            if produced:
+                await conn.executemany(
+                    "INSERT INTO artifacts (run_id, name, size, data) VALUES (?, ?, ?, ?)",
+                    [(run_id, name, len(data), data) for name, data in produced],
+                )
         assert run_id is not None
         return Run(
             id=run_id,
@@ -495,14 +560,73 @@ class Store:
             created_at=now,
             stdin=stdin,
             args=tuple(args),
+            artifacts=tuple(sorted(name for name, _ in produced)),
         )
 
     async def latest_run(self, version_id: int) -> Run | None:
-        """The version's most recent run, if any."""
+        """The version's most recent run, if any (with its artifacts' names, not their bytes)."""
         rows = await self._fetchall(
             _RUN_SELECT + "WHERE version_id = ? ORDER BY id DESC LIMIT 1", (version_id,)
         )
         return _run(rows[0]) if rows else None
+
+    async def list_artifacts(self, run_id: int) -> list[RunArtifact]:
+        """The files a run produced, by name ([] for a run without any, or no such run)."""
+        rows = await self._fetchall(
+            f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE run_id = ? ORDER BY name",
+            (run_id,),
+        )
+        return [_artifact(row) for row in rows]
+
+    # -- files ------------------------------------------------------------------------------
+
+    async def add_file(self, session_id: int, name: str, data: bytes) -> SessionFile:
+        """Attach ``data`` to the session as ``name`` and bump the session's ``updated_at``.
+
+        A file of that name already there is replaced: it keeps its id and counts as attached
+        now (the end of :meth:`list_files`). One upsert statement, so of two attaching one name
+        at once the later wins and no duplicate is left. :class:`SessionGone` if there is no
+        such session.
+        """
+        data = bytes(data)
+        now = self._clock()
+        try:
+            rows = await self._fetchall(
+                """
+                INSERT INTO files (session_id, name, size, data, created_at)
+                VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (session_id, name) DO UPDATE
+                SET size = excluded.size, data = excluded.data, created_at = excluded.created_at
+                RETURNING id
+                """,
+                (session_id, name, len(data), data, now),
+            )
+        except sqlite3.IntegrityError as err:
+            if "FOREIGN KEY" in str(err):
+                raise SessionGone(session_id) from None
+            raise
+        return SessionFile(
+            id=rows[0]["id"], session_id=session_id, name=name, size=len(data), data=data,
+            created_at=now,
+        )  # fmt: skip
+
+    async def list_files(self, session_id: int) -> list[SessionFile]:
+        """The session's files in the order they were attached (a replaced one as of then)."""
+        rows = await self._fetchall(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE session_id = ? ORDER BY created_at, id",
+            (session_id,),
+        )
+        return [_file(row) for row in rows]
+
+    async def delete_file(self, session_id: int, name: str) -> bool:
+        """Remove the session's file ``name``; False if it has none of that name."""
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM files WHERE session_id = ? AND name = ?", (session_id, name)
+            )
+            deleted = cursor.rowcount
+            await cursor.close()
+        return deleted > 0
 
     # -- failures ---------------------------------------------------------------------------
 

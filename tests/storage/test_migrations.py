@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiosqlite
 import pytest
@@ -48,9 +50,9 @@ async def test_blank_database_gets_the_schema(conn: aiosqlite.Connection) -> Non
 
     assert await migrate(conn) == len(MIGRATIONS)
 
-    assert await schema_version(conn) == len(MIGRATIONS) == 6
+    assert await schema_version(conn) == len(MIGRATIONS) == 7
     tables = {str(r[0]) for r in await rows(conn, "SELECT name FROM sqlite_schema")}
-    assert {"sessions", "versions", "runs", "failures"} <= tables
+    assert {"sessions", "versions", "runs", "failures", "files", "artifacts"} <= tables
     assert await columns(conn, "sessions") == [
         "id", "platform", "workspace", "channel", "thread", "owner", "language", "model",
         "title", "created_at", "updated_at",
@@ -96,6 +98,8 @@ async def test_blank_database_gets_the_schema(conn: aiosqlite.Connection) -> Non
     assert sorted(triggers) == [
         ("failures_latest_only", "failures"),
         ("failures_touch_session", "failures"),
+        ("files_replaced_touch_session", "files"),
+        ("files_touch_session", "files"),
         ("versions_clear_failures", "versions"),
         ("versions_search_add", "versions"),
         ("versions_search_drop", "versions"),
@@ -113,6 +117,24 @@ async def test_blank_database_gets_the_schema(conn: aiosqlite.Connection) -> Non
     # Every column but the key is NOT NULL (notnull is column 3 of table_info).
     not_null = {str(r[1]) for r in await rows(conn, "PRAGMA table_info(failures)") if r[3]}
     assert not_null == {"session_id", "request", "message", "created_at"}
+
+    await check_files_schema(conn)
+
+
+async def check_files_schema(conn: aiosqlite.Connection) -> None:
+    """m007_files: attached files per session, artifacts per run, unique by name in each."""
+    for table, owner, parent, extra in [
+        ("files", "session_id", "sessions", ["created_at"]),
+        ("artifacts", "run_id", "runs", []),
+    ]:
+        assert await columns(conn, table) == ["id", owner, "name", "size", "data", *extra]
+        indexes = await rows(conn, f"PRAGMA index_list({table})")
+        assert [await index_columns(conn, str(r[1])) for r in indexes] == [[owner, "name"]]
+        assert all(r[2] for r in indexes)  # unique, and it serves the cascade
+        keys = await rows(conn, f"PRAGMA foreign_key_list({table})")
+        assert [(r[2], r[3], r[4], r[6]) for r in keys] == [(parent, owner, "id", "CASCADE")]
+        not_null = {str(r[1]) for r in await rows(conn, f"PRAGMA table_info({table})") if r[3]}
+        assert not_null == {owner, "name", "size", "data", *extra}
 
 
 async def test_migrate_is_idempotent(conn: aiosqlite.Connection) -> None:
@@ -156,6 +178,63 @@ async def test_a_v1_database_with_data_migrates_to_the_latest_keeping_it(
         " VALUES (1, 'again', 'server down', 4.0)"
     )
     assert await rows(conn, "SELECT session_id, request FROM failures") == [(1, "again")]
+
+
+async def test_a_v6_database_with_data_gets_files_and_artifacts(
+    conn: aiosqlite.Connection,
+) -> None:
+    assert await migrate(conn, migrations=MIGRATIONS[:6]) == 6
+    await conn.execute(
+        "INSERT INTO sessions (platform, workspace, channel, thread, owner, language, model,"
+        " title, created_at, updated_at)"
+        " VALUES ('slack', 'T1', 'C1', 't1', 'alice', 'python', 'fake', 'title', 1.0, 2.0)"
+    )
+    await conn.execute(
+        "INSERT INTO versions (session_id, number, request, code, note, model, prompt_tokens,"
+        " completion_tokens, latency_ms, status, created_at)"
+        " VALUES (1, 1, 'make it', 'print(1)', '', 'fake', 3, 4, 5, 'ok', 2.0)"
+    )
+    await conn.execute(
+        "INSERT INTO runs (version_id, kind, status, exit_code, stdout, stderr, duration_ms,"
+        " peak_memory_kb, limit_hit, compile_output, created_at)"
+        " VALUES (1, 'run', 'ok', 0, '1', '', 12, 9000, NULL, '', 3.0)"
+    )
+    await conn.commit()
+    before = {t: await rows(conn, f"SELECT * FROM {t}") for t in ("sessions", "versions", "runs")}
+
+    assert await migrate(conn) == 7
+
+    assert {t: await rows(conn, f"SELECT * FROM {t}") for t in before} == before
+    await check_files_schema(conn)
+    await conn.execute("PRAGMA foreign_keys = ON")
+    await conn.execute(
+        "INSERT INTO files (session_id, name, size, data, created_at)"
+        " VALUES (1, 'in.csv', 3, X'610a62', 5.0)"
+    )
+    assert await rows(conn, "SELECT updated_at FROM sessions") == [(5.0,)]  # attaching touches
+    await conn.execute(
+        "INSERT INTO artifacts (run_id, name, size, data) VALUES (1, 'out.png', 1, X'89')"
+    )
+    await conn.execute("DELETE FROM sessions")
+    assert await rows(conn, "SELECT COUNT(*) FROM files") == [(0,)]
+    assert await rows(conn, "SELECT COUNT(*) FROM artifacts") == [(0,)]
+
+
+async def test_connections_migrating_one_new_file_at_once_apply_each_step_once(
+    tmp_path: Path,
+) -> None:
+    """Two processes starting together: the second waits for the first's migration, then finds
+    nothing left to do (not "table sessions already exists")."""
+    path = tmp_path / "fresh.db"
+    conns = [await aiosqlite.connect(path, isolation_level=None) for _ in range(4)]
+    try:
+        for each in conns:
+            await each.execute("PRAGMA busy_timeout = 5000")
+        assert await asyncio.gather(*(migrate(each) for each in conns)) == [7] * 4
+        assert await schema_version(conns[0]) == 7
+    finally:
+        for each in conns:
+            await each.close()
 
 
 async def test_partial_database_gets_only_the_missing_migrations(

@@ -1,8 +1,9 @@
-"""Store: sessions, versions, runs, failures, scoping, atomic numbering, persistence."""
+"""Store: sessions, versions, runs, failures, files, scoping, atomic numbering, persistence."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import sqlite3
 import stat
 from collections.abc import AsyncIterator
@@ -14,8 +15,10 @@ import pytest
 from storage import (
     Failure,
     Run,
+    RunArtifact,
     Session,
     SessionExists,
+    SessionFile,
     SessionGone,
     SessionKey,
     Store,
@@ -147,6 +150,17 @@ async def test_data_persists_across_close_and_reopen(db_path: Path) -> None:
     assert session is not None
     assert session.key == key() and session.version_count == 1
     assert latest is not None and latest.code == "x = 'kept'"
+
+
+async def test_processes_opening_one_new_database_at_once_all_succeed(db_path: Path) -> None:
+    """busy_timeout is set before journal_mode, and migrate() re-reads the version under its
+    lock, so none of them fails "database is locked" or re-runs a migration."""
+    for attempt in range(3):
+        path = db_path.with_name(f"fresh{attempt}.db")
+        stores = await asyncio.gather(*(Store.open(path) for _ in range(6)))
+        for opened in stores:
+            await opened.close()
+        assert raw(path, "PRAGMA user_version") == [(7,)]
 
 
 async def test_memory_database_and_close_twice() -> None:
@@ -622,3 +636,189 @@ async def test_a_run_keeps_its_input_and_arguments(store: Store) -> None:
     )  # fmt: skip
     assert (run.stdin, run.args) == ("a,b\n1,2\n", ("--sum", "3"))
     assert await store.latest_run(version.id) == run
+
+
+# -- files -----------------------------------------------------------------------------------
+
+
+async def test_files_are_attached_listed_in_order_and_deleted(store: Store) -> None:
+    session_id = await new_session(store)
+    other = await new_session(store, "t2")
+    await store.add_file(other, "data.csv", b"not this one")
+
+    csv = await store.add_file(session_id, "data.csv", b"a,b\n1,2\n")
+    empty = await store.add_file(session_id, "empty.txt", b"")
+
+    assert csv == SessionFile(
+        id=csv.id, session_id=session_id, name="data.csv", size=8, data=b"a,b\n1,2\n",
+        created_at=csv.created_at,
+    )  # fmt: skip
+    assert (empty.size, empty.data) == (0, b"")
+    assert await store.list_files(session_id) == [csv, empty]
+    assert await store.delete_file(session_id, "data.csv") is True
+    assert await store.delete_file(session_id, "data.csv") is False
+    assert await store.delete_file(session_id, "missing") is False
+    assert await store.list_files(session_id) == [empty]
+    assert [f.data for f in await store.list_files(other)] == [b"not this one"]
+    assert await store.list_files(9999) == []
+
+
+async def test_a_file_of_the_same_name_is_replaced(store: Store, db_path: Path) -> None:
+    session_id = await new_session(store)
+    first = await store.add_file(session_id, "in.txt", b"old")
+    second = await store.add_file(session_id, "b.txt", b"b")
+
+    replaced = await store.add_file(session_id, "in.txt", b"new and longer")
+
+    assert replaced.id == first.id and replaced.created_at > second.created_at
+    assert (replaced.size, replaced.data) == (14, b"new and longer")
+    assert await store.list_files(session_id) == [second, replaced]  # attached again, last
+    assert raw(db_path, "SELECT COUNT(*) FROM files") == [(2,)]
+
+
+async def test_attaching_or_replacing_a_file_touches_the_session(store: Store) -> None:
+    session_id = await new_session(store)
+    for _ in range(2):  # the insert, then the upsert's update
+        attached = await store.add_file(session_id, "in.txt", b"x")
+        session = await store.get_session(session_id)
+        assert session is not None and session.updated_at == attached.created_at
+
+
+async def test_file_bytes_are_kept_exactly(store: Store) -> None:
+    session_id = await new_session(store)
+    data = bytes(range(256)) * 3 + b"\x00" + random.Random(7).randbytes(100_000)
+    name = "dir/ünï 😀'; DROP TABLE files; --.bin"
+
+    await store.add_file(session_id, name, data)
+
+    (found,) = await store.list_files(session_id)
+    assert (found.name, found.size, found.data) == (name, len(data), data)
+    assert type(found.data) is bytes
+
+
+async def test_file_for_a_missing_session(store: Store, db_path: Path) -> None:
+    with pytest.raises(SessionGone) as caught:
+        await store.add_file(404, "in.txt", b"x")
+    assert caught.value.session_id == 404
+    assert raw(db_path, "SELECT COUNT(*) FROM files") == [(0,)]
+
+
+async def test_files_survive_a_restart(db_path: Path) -> None:
+    async with await Store.open(db_path) as store:
+        session_id = await new_session(store)
+        attached = await store.add_file(session_id, "in.txt", b"kept")
+
+    async with await Store.open(db_path) as store:
+        assert await store.list_files(session_id) == [attached]
+
+
+# -- artifacts -------------------------------------------------------------------------------
+
+
+async def test_artifacts_are_stored_with_their_run(store: Store) -> None:
+    version_id = await add_version_id(store, await new_session(store))
+    png = b"\x89PNG\r\n\x1a\n" + random.Random(3).randbytes(5000)
+
+    run = await add_run(
+        store, version_id, artifacts=[("plot.png", png), ("out.csv", b"a\n"), ("empty", b"")]
+    )
+    bare = await add_run(store, version_id)
+
+    assert run.artifacts == ("empty", "out.csv", "plot.png")
+    assert bare.artifacts == ()
+    assert await store.latest_run(version_id) == bare
+    assert await store.list_artifacts(bare.id) == []
+    listed = await store.list_artifacts(run.id)
+    assert listed == [
+        RunArtifact(id=listed[0].id, run_id=run.id, name="empty", size=0, data=b""),
+        RunArtifact(id=listed[1].id, run_id=run.id, name="out.csv", size=2, data=b"a\n"),
+        RunArtifact(id=listed[2].id, run_id=run.id, name="plot.png", size=len(png), data=png),
+    ]
+    assert await store.list_artifacts(9999) == []
+
+
+async def test_latest_run_names_its_artifacts(store: Store) -> None:
+    version_id = await add_version_id(store, await new_session(store))
+    await add_run(store, version_id, artifacts=[("old.txt", b"1")])
+
+    run = await add_run(store, version_id, artifacts=[("b.txt", b"2"), ("a 'quoted\".txt", b"3")])
+
+    latest = await store.latest_run(version_id)
+    assert latest == run
+    assert latest.artifacts == ("a 'quoted\".txt", "b.txt")
+
+
+async def test_a_run_with_two_artifacts_of_one_name_writes_nothing(
+    store: Store, db_path: Path
+) -> None:
+    version_id = await add_version_id(store, await new_session(store))
+
+    with pytest.raises(sqlite3.IntegrityError):
+        await add_run(store, version_id, artifacts=[("out.txt", b"1"), ("out.txt", b"2")])
+
+    assert await store.latest_run(version_id) is None
+    assert raw(db_path, "SELECT COUNT(*) FROM artifacts") == [(0,)]
+    assert (await add_run(store, version_id, artifacts=[("out.txt", b"1")])).artifacts == (
+        "out.txt",
+    )
+
+
+async def test_deleting_a_session_deletes_its_files_and_artifacts(
+    store: Store, db_path: Path
+) -> None:
+    doomed = await new_session(store, "t1")
+    kept = await new_session(store, "t2")
+    for session_id in (doomed, kept):
+        await store.add_file(session_id, "in.txt", b"x")
+        run = await add_run(
+            store, await add_version_id(store, session_id), artifacts=[("out.txt", b"y")]
+        )
+    kept_run = run.id
+
+    await store.delete_session(doomed)
+
+    assert await store.list_files(doomed) == []
+    assert raw(db_path, "SELECT session_id FROM files") == [(kept,)]
+    assert raw(db_path, "SELECT run_id FROM artifacts") == [(kept_run,)]
+
+
+# -- secure delete ---------------------------------------------------------------------------
+
+
+def file_bytes(db_path: Path) -> bytes:
+    """The database and its WAL as they are on disk, after a checkpoint that empties the WAL."""
+    assert raw(db_path, "PRAGMA wal_checkpoint(TRUNCATE)")[0][0] == 0  # not busy: it ran
+    wal = db_path.with_name(db_path.name + "-wal")
+    return db_path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+
+async def test_deleted_content_is_overwritten_in_the_file(store: Store, db_path: Path) -> None:
+    session_id = await new_session(store)
+    doomed_session = await new_session(store, "t2")
+    small = b"small-secret-d41d8cd98f00b204"  # lives in its row
+    large = random.Random(11).randbytes(30_000)  # spills onto overflow pages
+    old = b"replaced-secret-9e107d9d372bb682"
+    snippet = "print('snippet-secret-e4d909c290d0fb1c')"
+    await store.add_file(session_id, "small.txt", small)
+    await store.add_file(session_id, "large.bin", large)
+    await store.add_file(session_id, "replaced.txt", old)
+    await store.add_file(session_id, "kept.txt", b"kept-marker-0cc175b9c0f1b6a8")
+    await store.add_version(
+        doomed_session, request="r", code=snippet, note="", model="m",
+        prompt_tokens=None, completion_tokens=None, latency_ms=1,
+    )  # fmt: skip
+    await store.add_file(doomed_session, "doomed.bin", large[::-1])
+    chunks = [large[i : i + 32] for i in range(0, len(large), 1000)]
+    reversed_chunks = [large[::-1][i : i + 32] for i in range(0, len(large), 1000)]
+    secrets = [small, old, snippet.encode(), *chunks, *reversed_chunks]
+    before = file_bytes(db_path)
+    assert all(secret in before for secret in secrets)  # the check can see them
+
+    await store.delete_file(session_id, "small.txt")
+    await store.delete_file(session_id, "large.bin")
+    await store.add_file(session_id, "replaced.txt", b"new")
+    await store.delete_session(doomed_session)
+
+    after = file_bytes(db_path)
+    assert b"kept-marker-0cc175b9c0f1b6a8" in after
+    assert [secret for secret in secrets if secret in after] == []
