@@ -416,13 +416,35 @@ def models(as_json: bool, server: bool) -> None:
 
 @main.command()
 @click.option(
-    "--port", default=8080, show_default=True, help="Port of /healthz, /metrics and /slack/events."
+    "--port",
+    default=8080,
+    show_default=True,
+    help="Port of /livez, /readyz, /metrics and /slack/events.",
 )
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
-def serve(port: int, host: str) -> None:
-    """Run the chat adapters whose credentials are set, with /healthz and /metrics."""
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    envvar="CODETHREAD_LOG_LEVEL",
+    help="Least severe log lines written (env CODETHREAD_LOG_LEVEL).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    envvar="CODETHREAD_LOG_FORMAT",
+    help="Plain lines, or one JSON object a line with session and job ids.",
+)
+def serve(port: int, host: str, log_level: str, log_format: str) -> None:
+    """Run the chat adapters whose credentials are set, with /livez, /readyz and /metrics."""
+    from bot import logs
     from bot.config import check_db_path, load_config
     from bot.server import serve as run_server
+
+    logs.setup(level=log_level, format="json" if log_format == "json" else "text")
 
     async def go() -> None:
         config = load_config()

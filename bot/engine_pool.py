@@ -99,6 +99,10 @@ class EnginePool:
         with contextlib.suppress(EngineError):  # the engine records why in its readiness
             await engine.start()
 
+    def queues(self) -> dict[str, int]:
+        """Requests waiting in each started engine, by model name."""
+        return {spec.name: engine.pending for spec, engine in self._engines.items()}
+
     def status(self) -> list[ModelStatus]:
         default = self.resolve(None)
         specs = dict.fromkeys([*self.catalog, default, *self._engines])

@@ -1,9 +1,17 @@
 """``codethread serve``: one asyncio process running every configured adapter.
 
-One aiohttp application hosts ``GET /healthz``, ``GET /metrics`` and (with Slack in HTTP mode)
-``POST /slack/events``. Adapters whose credentials are not set are skipped, and the log says so.
-``/healthz`` answers 200 when the default model is ready and 503 while it loads or after it
-failed, with the readiness of every started model in the JSON body.
+One aiohttp application hosts ``GET /livez``, ``GET /readyz`` (and ``/healthz``, its older
+name), ``GET /metrics`` and (with Slack in HTTP mode) ``POST /slack/events``. Adapters whose
+credentials are not set are skipped, and the log says so. ``/livez`` answers 200 while the
+process answers; ``/readyz`` 200 when the database, every adapter and the default model are
+ready, else 503, with each check and its reason in the JSON body (see :mod:`bot.health`).
+
+The server is exposed to the internet (Slack posts to it), so it bounds what a client that
+sends nothing valid can hold: a request's headers must arrive within
+:data:`HEADER_SECONDS` of the connection (aiohttp closes an idle connection after its
+keep-alive timeout, which it arms at connect), its body within :data:`BODY_SECONDS`, bodies
+are capped at :data:`MAX_BODY` bytes (Slack's payloads are a few KiB), and at most
+:data:`MAX_CONNECTIONS` connections are open at once (more are closed at accept).
 """
 
 from __future__ import annotations
@@ -13,33 +21,89 @@ import contextlib
 import errno
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from bot.app import App, build
 from bot.config import Config
 from bot.errors import UserError
+from bot.health import Readiness
 
 __all__ = ["make_web_app", "serve"]
 
 log = logging.getLogger("codethread")
 
 APP_KEY = web.AppKey("codethread", App)
+READY_KEY = web.AppKey("readiness", Readiness)
 DRAIN_SECONDS = 5.0  # on shutdown, how long answers in flight may take to finish
+HEADER_SECONDS = 10.0
+BODY_SECONDS = 10.0
+MAX_BODY = 1024 * 1024
+MAX_CONNECTIONS = 512
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-async def _healthz(request: web.Request) -> web.Response:
+async def _livez(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
+    checks = await request.app[READY_KEY].checks()
+    ready = all(check.ok for check in checks)
     statuses = app.engines.status()
-    default = next(st for st in statuses if st.default)
-    state = default.readiness.state if default.readiness else "loading"
     body = {
-        "status": "ok" if state == "ready" else state,
-        "default_model": default.spec.name,
+        "status": "ok" if ready else "not ready",
+        "checks": {check.name: {"ok": check.ok, "detail": check.detail} for check in checks},
+        "default_model": next(st for st in statuses if st.default).spec.name,
         "models": {st.spec.name: str(st.readiness) for st in statuses if st.readiness},
     }
-    return web.json_response(body, status=200 if state == "ready" else 503)
+    return web.json_response(body, status=200 if ready else 503)
+
+
+@web.middleware
+async def _bounded_body(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A body must arrive whole within :data:`BODY_SECONDS` (read here, so later reads get
+    it from memory); one over :data:`MAX_BODY` is a 413, never read further."""
+    if (request.content_length or 0) > MAX_BODY:
+        return web.json_response({"error": "request body too large"}, status=413)
+    if request.can_read_body:
+        try:
+            async with asyncio.timeout(BODY_SECONDS):
+                await request.read()
+        except TimeoutError:
+            return web.json_response({"error": "request body too slow"}, status=408)
+    return await handler(request)
+
+
+class _Capped(RequestHandler):
+    """Closes a connection at accept when :data:`MAX_CONNECTIONS` are open already."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        manager = self._manager
+        if manager is not None and len(manager.connections) >= MAX_CONNECTIONS:
+            transport.close()
+            return
+        super().connection_made(transport)
+
+
+class _Server(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _Capped(self, loop=self._loop, **self._kwargs)
+
+
+class _Runner(web.AppRunner):
+    """An app runner whose connections are capped (aiohttp has no setting for it: the
+    server the app makes becomes a :class:`_Server`, which adds nothing but the cap)."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _Server
+        return server
 
 
 async def _metrics(request: web.Request) -> web.Response:
@@ -48,29 +112,40 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 def make_web_app(app: App) -> web.Application:
-    """``/healthz``, ``/metrics`` and the adapters' routes (Slack's ``/slack/events``)."""
-    web_app = web.Application()
+    """``/livez``, ``/readyz``, ``/metrics`` and the adapters' routes (``/slack/events``)."""
+    web_app = web.Application(client_max_size=MAX_BODY, middlewares=[_bounded_body])
     web_app[APP_KEY] = app
-    web_app.router.add_get("/healthz", _healthz)
+    web_app[READY_KEY] = Readiness(app)
+    pool = app.runs.pool
+    app.metrics.watch(
+        engines=app.engines.queues,
+        sandbox=(lambda: (pool.active, pool.waiting)) if pool is not None else None,
+    )
+    web_app.router.add_get("/livez", _livez)
+    web_app.router.add_get("/readyz", _readyz)
+    web_app.router.add_get("/healthz", _readyz)
     web_app.router.add_get("/metrics", _metrics)
     for adapter in app.adapters:
         web_app.router.add_routes(adapter.routes())
     return web_app
 
 
+def runner(web_app: web.Application) -> web.AppRunner:
+    """The runner ``serve`` uses: header and idle timeouts, capped connections, no access log
+    (a request's path and agent are the client's words)."""
+    return _Runner(web_app, keepalive_timeout=HEADER_SECONDS, lingering_time=1.0, access_log=None)
+
+
 async def serve(config: Config, *, host: str, port: int) -> None:
     """Run until SIGINT or SIGTERM."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     app = await build(config)
     adapters = app.adapters
-    runner: web.AppRunner | None = None
+    site_runner: web.AppRunner | None = None
     try:
-        runner = web.AppRunner(make_web_app(app))
-        await runner.setup()
+        site_runner = runner(make_web_app(app))
+        await site_runner.setup()
         try:
-            await web.TCPSite(runner, host, port).start()
+            await web.TCPSite(site_runner, host, port).start()
         except OSError as err:  # the port is taken, a privileged port, an unknown address
             if err.errno == errno.EADDRINUSE:
                 raise UserError(
@@ -78,7 +153,7 @@ async def serve(config: Config, *, host: str, port: int) -> None:
                     "serve?). Stop that server or pick another --port."
                 ) from None
             raise UserError(f"Cannot listen on {host}:{port}: {err.strerror or err}.") from None
-        log.info("listening on http://%s:%d (/healthz, /metrics)", host, port)
+        log.info("listening on http://%s:%d (/livez, /readyz, /metrics)", host, port)
         for adapter in adapters:
             await adapter.start()
             log.info("%s adapter started", adapter.name)
@@ -100,8 +175,8 @@ async def serve(config: Config, *, host: str, port: int) -> None:
         for adapter in adapters:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(adapter.drain(), DRAIN_SECONDS)
-        if runner is not None:
-            await runner.cleanup()
+        if site_runner is not None:
+            await site_runner.cleanup()
         await app.aclose()
 
 

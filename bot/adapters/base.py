@@ -6,11 +6,12 @@ import abc
 import asyncio
 import logging
 from collections.abc import Coroutine
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 from aiohttp import web
 
-__all__ = ["ChatAdapter", "Jobs"]
+__all__ = ["AdapterHealth", "ChatAdapter", "Jobs"]
 
 log = logging.getLogger("codethread.adapters")
 
@@ -50,6 +51,18 @@ class Jobs:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
+@dataclass(frozen=True, slots=True)
+class AdapterHealth:
+    """Where an adapter's connection stands, for ``/readyz``: ``failed`` is for good (a login
+    the platform refused), with the reason and its fix."""
+
+    state: Literal["starting", "connected", "failed"] = "starting"
+    reason: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.state}: {self.reason}" if self.reason else self.state
+
+
 class ChatAdapter(abc.ABC):
     """A platform connection run inside the server's event loop.
 
@@ -60,6 +73,8 @@ class ChatAdapter(abc.ABC):
     """
 
     name: ClassVar[str]
+    #: set by the adapter as its connection comes up or fails
+    health: AdapterHealth = AdapterHealth()
 
     def routes(self) -> list[web.RouteDef]:
         return []
