@@ -28,10 +28,11 @@ import hashlib
 import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot import files, logs
 from bot.codeblocks import Extraction, extract_code
 from bot.diffs import unified_diff
 from bot.engine_pool import EnginePool, ModelStatus
@@ -46,6 +47,7 @@ from bot.errors import (
     UnknownModelRef,
     UserError,
 )
+from bot.files import as_text
 from bot.languages import Language, Languages
 from bot.limits import AccessPolicy, RateLimiter, check_prompt
 from bot.metrics import Metrics
@@ -53,6 +55,7 @@ from bot.prompts import PromptBudget, build_messages, language_reminder
 from bot.session_queue import SessionQueue, Ticket
 from bot.values import (
     Action,
+    Attached,
     Caller,
     Comparison,
     Done,
@@ -60,12 +63,14 @@ from bot.values import (
     Loading,
     NonCode,
     Progress,
+    Refusal,
     Reply,
     Started,
+    Upload,
     Waiting,
 )
 from engines import ChatMessage, EngineError, GenerationRequest, ModelSpec, Usage
-from storage import Session, SessionGone, SessionKey, Store, Version
+from storage import Session, SessionFile, SessionGone, SessionKey, Store, Version
 
 __all__ = ["ServiceSettings", "SessionService", "StartCheck", "TurnStream"]
 
@@ -396,49 +401,87 @@ class SessionService:
 
     # -- turns -------------------------------------------------------------------------------
 
-    def open(self, caller: Caller, key: SessionKey, checked: StartCheck) -> TurnStream:
-        """Start a session in the thread ``key`` (already posted) and make its version 1.
+    def open(
+        self,
+        caller: Caller,
+        key: SessionKey,
+        checked: StartCheck,
+        *,
+        uploads: Sequence[Upload] = (),
+    ) -> TurnStream:
+        """Start a session in the thread ``key`` (already posted) and make its version 1,
+        with ``uploads`` (files that came with the first message) stored first, so that
+        version 1 sees them.
 
         Takes the thread's line at once: a reply that arrives while the session is being
         stored waits for this first turn.
         """
-        ticket = self._queue.join(key)
-        return TurnStream(self._queue, ticket, self._open(caller, key, checked, ticket))
+        ticket = self._queue.join(key, opening=True)
+        return TurnStream(
+            self._queue, ticket, self._open(caller, key, checked, tuple(uploads), ticket)
+        )
 
     async def _open(
-        self, caller: Caller, key: SessionKey, checked: StartCheck, ticket: Ticket
+        self,
+        caller: Caller,
+        key: SessionKey,
+        checked: StartCheck,
+        uploads: tuple[Upload, ...],
+        ticket: Ticket,
     ) -> AsyncGenerator[Reply]:
         request = self._admit(caller, checked.prompt)
         await ticket.wait()
         session = await self._create(caller, key, checked)
+        if uploads:
+            yield await self._attach(session, uploads)
         async with contextlib.aclosing(self._turn(session, request, None)) as events:
             async for event in events:
                 yield event
 
-    def reply(self, caller: Caller, key: SessionKey, text: str) -> TurnStream:
+    def reply(
+        self, caller: Caller, key: SessionKey, text: str, *, uploads: Sequence[Upload] = ()
+    ) -> TurnStream:
         """A message in the thread ``key``: the next version when the thread is a session.
 
-        Raises :class:`NotASession` from the stream (before any event) when it is not; the
-        adapter decides whether that is worth a word (a mention) or silence (any message).
+        ``uploads`` (files posted with the message) are stored with the session first; a
+        message of files only stores them and ends after :class:`Attached`. Raises
+        :class:`NotASession` from the stream (before any event) when the thread is not a
+        session; the adapter decides whether that is worth a word (a mention) or silence.
         """
         ticket = self._queue.join(key)
-        return TurnStream(self._queue, ticket, self._reply(caller, key, text, ticket))
+        return TurnStream(self._queue, ticket, self._reply(caller, key, text, uploads, ticket))
 
     async def _reply(
-        self, caller: Caller, key: SessionKey, text: str, ticket: Ticket
+        self, caller: Caller, key: SessionKey, text: str, uploads: Sequence[Upload], ticket: Ticket
     ) -> AsyncGenerator[Reply]:
         session = await self.store.find_session(key)
+        waited = False
+        if session is None and self._queue.opening(key):
+            # the turn opening the thread is ahead, its session not stored yet
+            yield Waiting(position=ticket.ahead)
+            await ticket.wait()
+            waited = True
+            session = await self.store.find_session(key)
         if session is None:
             raise NotASession()
-        request = self._admit(caller, text)
-        async with contextlib.aclosing(self._queued(session.id, ticket, request, None)) as events:
+        text, files = as_text(text, uploads)
+        request = self._admit(caller, text) if text.strip() or not files else None
+        queued = self._queued(session.id, ticket, request, None, files, waited=waited)
+        async with contextlib.aclosing(queued) as events:
             async for event in events:
                 yield event
 
     def turn(
-        self, session: Session, caller: Caller, text: str, *, base: int | None = None
+        self,
+        session: Session,
+        caller: Caller,
+        text: str,
+        *,
+        base: int | None = None,
+        uploads: Sequence[Upload] = (),
     ) -> TurnStream:
-        """The next version of ``session`` from ``text``.
+        """The next version of ``session`` from ``text`` (and ``uploads``, stored first; files
+        without text are only stored).
 
         Refusals (empty or oversized text, rate limit, allow-lists) raise :class:`UserError`
         here, before the turn takes a place in line. Engine failures end the stream with
@@ -448,9 +491,12 @@ class SessionService:
         """
         if not self.visible(caller, session):
             raise SessionNotFound(session.id)
-        request = self._admit(caller, text)
+        text, files = as_text(text, uploads)
+        request = self._admit(caller, text) if text.strip() or not files else None
         ticket = self._queue.join(session.key)
-        return TurnStream(self._queue, ticket, self._queued(session.id, ticket, request, base))
+        return TurnStream(
+            self._queue, ticket, self._queued(session.id, ticket, request, base, files)
+        )
 
     async def retry(
         self, caller: Caller, session_id: int, failure: int | None = None
@@ -473,19 +519,82 @@ class SessionService:
                 yield event
 
     async def _queued(
-        self, session_id: int, ticket: Ticket, request: str, base: int | None
+        self,
+        session_id: int,
+        ticket: Ticket,
+        request: str | None,
+        base: int | None,
+        uploads: Sequence[Upload] = (),
+        *,
+        waited: bool = False,
     ) -> AsyncGenerator[Reply]:
-        if ticket.ahead:
+        if ticket.ahead and not waited:
             yield Waiting(position=ticket.ahead)
         await ticket.wait()
         session = await self.store.get_session(session_id)
         if session is None:
             raise SessionNotFound(session_id)  # deleted while this turn waited
+        if uploads:
+            yield await self._attach(session, uploads)
+        if request is None:
+            return
         async with contextlib.aclosing(self._turn(session, request, base)) as events:
             async for event in events:
                 yield event
 
+    async def answered(self, key: SessionKey, request: str, since: float) -> Version | None:
+        """The version a request made at or after ``since`` in thread ``key``, if it was
+        stored (a durable turn whose process died after storing it must not ask again)."""
+        session = await self.store.find_session(key)
+        if session is None:
+            return None
+        latest = await self.store.get_version(session.id)
+        if latest is None or latest.created_at < since or latest.request != request.strip():
+            return None
+        return latest
+
+    # -- files -----------------------------------------------------------------------------
+
+    async def attach(self, session: Session, caller: Caller, uploads: Sequence[Upload]) -> Attached:
+        """Store ``uploads`` with ``session`` now (``/attach``: not a turn, no line)."""
+        if not self.visible(caller, session):
+            raise SessionNotFound(session.id)
+        return await self._attach(session, uploads)
+
+    async def _attach(self, session: Session, uploads: Sequence[Upload]) -> Attached:
+        stored = await self.store.list_files(session.id)
+        kept: list[SessionFile] = []
+        refused: list[tuple[str, Refusal]] = []
+        for upload in uploads:
+            reason = files.refusal(upload, stored)
+            if reason is not None or upload.data is None:
+                refused.append((upload.name, reason or "too_big"))
+                continue
+            item = await self.store.add_file(session.id, files.safe_name(upload.name), upload.data)
+            stored = [other for other in stored if other.name != item.name] + [item]
+            kept.append(item)
+        return Attached(session=session, stored=tuple(kept), refused=tuple(refused))
+
+    async def files(self, session_id: int, caller: Caller) -> tuple[Session, list[SessionFile]]:
+        """A session's files, for anyone who can see the session."""
+        session = await self.get(session_id, caller)
+        return session, await self.store.list_files(session.id)
+
     async def _turn(
+        self, session: Session, request: str, base: int | None
+    ) -> AsyncGenerator[Reply]:
+        """One answer, counted in the in-flight gauge while it is written; what is logged
+        meanwhile names the session."""
+        logs.session_id.set(session.id)
+        self.metrics.in_flight.inc()
+        try:
+            async with contextlib.aclosing(self._answer(session, request, base)) as events:
+                async for event in events:
+                    yield event
+        finally:
+            self.metrics.in_flight.dec()
+
+    async def _answer(
         self, session: Session, request: str, base: int | None
     ) -> AsyncGenerator[Reply]:
         language = self.language(session.language)
@@ -515,11 +624,12 @@ class SessionService:
             context_window=engine.context_window,
             reserve_for_answer=min(spec.max_new_tokens, engine.context_window // 2),
         )
+        attached = files.describe(await self.store.list_files(session.id))
         try:
             messages = build_messages(
                 language=language,
                 history=history,
-                request=request,
+                request=f"{request}\n\n{attached}" if attached else request,
                 budget=budget,
                 count_tokens=engine.count_tokens,  # real counts where the engine has them
                 available=self._packages(language.name) if self._packages else None,
@@ -570,6 +680,9 @@ class SessionService:
             )
         latency_ms = round((time.perf_counter() - began) * 1000)
         self.metrics.observe_answer(model=spec.name, seconds=latency_ms / 1000)
+        self.metrics.count_tokens(
+            model=spec.name, prompt=usage.prompt_tokens, completion=usage.completion_tokens
+        )
         if other is not None:  # never stored as this session's language
             self.metrics.turns.labels(outcome="non_code").inc()
             yield NonCode(session=session, text=answer.strip(), language=other.label)

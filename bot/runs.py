@@ -72,13 +72,14 @@ class RunService:
         return self.can_run and language in TESTABLE
 
     def version_actions(self, session: Session, version: Version) -> tuple[Action, ...]:
-        """The buttons under a version. The latest: Run and Test where they work, Diff (from
-        the one before), Download, Delete session. An older one (shown again): Run, Revert
-        to it, Download."""
+        """The buttons under a version. The latest: Run, Run with input… and Test where they
+        work, Diff (from the one before), Download, Delete session. An older one (shown
+        again): Run, Run with input…, Revert to it, Download."""
         ref = {"session_id": session.id, "number": version.number}
         actions = []
         if self.can_run:
             actions.append(Action(kind="run", **ref))
+            actions.append(Action(kind="input", **ref))
         if version.number < session.version_count:
             actions.append(Action(kind="revert", **ref))
             actions.append(Action(kind="download", **ref))
@@ -104,12 +105,19 @@ class RunService:
         args: Sequence[str] = (),
         on_queued: OnQueued | None = None,
     ) -> RunReport:
-        """Run a version (the latest by default) with ``stdin`` and command-line ``args``,
-        and store the result with them."""
+        """Run a version (the latest by default) with ``stdin``, command-line ``args`` and the
+        session's files beside it; store the result with them and the files it made."""
         session, version, pool = await self._target(session_id, caller, number, scoped)
+        stored = await self.sessions.store.list_files(session.id)
+        attached = {item.name: item.data for item in stored}
         try:
             result = await pool.run(
-                session.language, version.code, stdin=stdin, args=args, on_queued=on_queued
+                session.language,
+                version.code,
+                stdin=stdin,
+                args=args,
+                files=attached,
+                on_queued=on_queued,
             )
         except ValueError as err:  # input over the sandbox's limits
             raise UserError(str(err)) from None
@@ -322,6 +330,7 @@ class RunService:
                 tests=tests,
                 stdin=stdin,
                 args=args,
+                artifacts=[(item.name, item.data) for item in result.artifacts],
             )
         except VersionNotFound:
             raise UserError("The session was deleted while its code ran.") from None

@@ -22,6 +22,7 @@ class Ticket:
     key: Hashable
     ahead: int  # turns in line before this one when it joined
     _turn: asyncio.Future[None]
+    opening: bool = False  # the turn that creates the thread's session
 
     async def wait(self) -> None:
         """Until every earlier turn of the session has left the line."""
@@ -31,17 +32,30 @@ class Ticket:
 class SessionQueue:
     def __init__(self) -> None:
         self._lines: dict[Hashable, deque[asyncio.Future[None]]] = {}
+        self._opening: dict[Hashable, int] = {}  # opening turns in each line
 
-    def join(self, key: Hashable) -> Ticket:
+    def join(self, key: Hashable, *, opening: bool = False) -> Ticket:
+        """A place at the end of ``key``'s line; ``opening``: this turn creates the thread's
+        session (a reply behind it waits for the session rather than finding none)."""
         line = self._lines.setdefault(key, deque())
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if not line:
             turn.set_result(None)
         line.append(turn)
-        return Ticket(key, len(line) - 1, turn)
+        if opening:
+            self._opening[key] = self._opening.get(key, 0) + 1
+        return Ticket(key, len(line) - 1, turn, opening)
+
+    def opening(self, key: Hashable) -> bool:
+        """Whether a turn that creates ``key``'s session is in its line."""
+        return key in self._opening
 
     def leave(self, ticket: Ticket) -> None:
         """Leave the line (done, failed or cancelled); the next turn may go."""
+        if ticket.opening:
+            self._opening[ticket.key] -= 1
+            if not self._opening[ticket.key]:
+                del self._opening[ticket.key]
         line = self._lines[ticket.key]
         line.remove(ticket._turn)
         if not line:

@@ -2,7 +2,8 @@
 
 An adapter turns a platform event into a :class:`Caller` (who asks, from where) and plain text;
 the core answers a turn with a stream of :data:`Reply` events, always ending with exactly one of
-:class:`Done`, :class:`NonCode` or :class:`Failed`. Which buttons a result offers is the core's
+:class:`Done`, :class:`NonCode` or :class:`Failed` (a message of files only ends after
+:class:`Attached`). Which buttons a result offers is the core's
 decision too: each result names its :class:`Action` s, and the presenter only shows them.
 """
 
@@ -12,11 +13,12 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from sandbox import RunResult
-from storage import Session, Version
+from storage import Session, SessionFile, Version
 
 __all__ = [
     "Action",
     "ActionKind",
+    "Attached",
     "Caller",
     "Comparison",
     "Done",
@@ -24,9 +26,11 @@ __all__ = [
     "Loading",
     "NonCode",
     "Progress",
+    "Refusal",
     "Reply",
     "RunReport",
     "Started",
+    "Upload",
     "Waiting",
 ]
 
@@ -46,7 +50,9 @@ class Caller:
     trusted: bool = False
 
 
-ActionKind = Literal["run", "test", "fix", "diff", "revert", "download", "delete", "retry"]
+ActionKind = Literal[
+    "run", "input", "test", "fix", "diff", "revert", "download", "delete", "retry"
+]  # fmt: skip
 _KINDS: frozenset[str] = frozenset(get_args(ActionKind))
 
 
@@ -54,7 +60,8 @@ _KINDS: frozenset[str] = frozenset(get_args(ActionKind))
 class Action:
     """One thing a result offers to do next (a button), and exactly what it acts on.
 
-    ``number`` is the version a Run, Test or Fix acts on; ``failure`` the stored failure a
+    ``number`` is the version a Run, Run with input (``input``: the surface asks for stdin
+    and arguments first), Test or Fix acts on; ``failure`` the stored failure a
     Retry sends again. :meth:`encode` gives the compact form platforms keep in a button
     (``run:12:3``), so that a button still works after a restart.
     """
@@ -148,7 +155,36 @@ class Failed:
     actions: tuple[Action, ...] = ()
 
 
-Reply = Waiting | Loading | Started | Progress | Done | NonCode | Failed
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Upload:
+    """A file someone gave a session: a thread attachment, or ``/attach PATH``.
+
+    ``data`` is None when the adapter did not fetch it because ``size`` is over the limit
+    (:data:`bot.files.MAX_FILE_BYTES`): the core refuses it by name without the download.
+    """
+
+    name: str
+    size: int
+    data: bytes | None
+
+
+#: why a file was not kept: over the size of one file, one file too many, over the total
+Refusal = Literal["too_big", "too_many", "too_much"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attached:
+    """Files were stored with the session (``stored``) or refused (``refused``: name, why).
+
+    A turn of files only, with no text, ends after this event: nothing was asked.
+    """
+
+    session: Session
+    stored: tuple[SessionFile, ...] = ()
+    refused: tuple[tuple[str, Refusal], ...] = ()
+
+
+Reply = Waiting | Loading | Started | Progress | Done | NonCode | Failed | Attached
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

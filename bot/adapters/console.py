@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import shlex
+import os
 import signal
 import time
 import uuid
@@ -30,7 +30,8 @@ from bot.adapters import console_caller
 from bot.codeblocks import close_open_fence, fence
 from bot.core import SessionService
 from bot.errors import UserError
-from bot.present import Presenter, words
+from bot.files import MAX_FILE_BYTES
+from bot.present import Presenter, attachments, words
 from bot.present.views import (
     Closed,
     FailureCard,
@@ -41,7 +42,8 @@ from bot.present.views import (
     View,
     Writing,
 )
-from bot.values import Caller
+from bot.run_options import parse_run
+from bot.values import Caller, Upload
 from storage import Session, SessionKey
 
 __all__ = ["ConsoleChat", "ConsoleSurface", "console_caller"]
@@ -52,8 +54,11 @@ class ConsoleSurface:
 
     limit = 100_000
 
-    def __init__(self, out: TextIO, *, interactive: bool) -> None:
+    def __init__(
+        self, out: TextIO, *, interactive: bool, out_dir: Path = Path("codethread-out")
+    ) -> None:
         self.interactive = interactive
+        self.out_dir = out_dir  # where files runs made are saved, one folder per version
         self.edit_interval = 0.1 if interactive else 0.0
         self.console = Console(
             file=out,
@@ -78,10 +83,20 @@ class ConsoleSurface:
 
     async def post(self, view: View) -> int:
         self._show(view)
+        await self._save(view)
         return next(self._ids)
 
     async def edit(self, handle: int, view: View) -> None:
         self._show(view)
+        await self._save(view)
+
+    async def _save(self, view: View) -> None:
+        """A run's files, under ``codethread-out/<session>-<version>/``; the paths said."""
+        if not isinstance(view, RunCard) or not view.outputs:
+            return
+        folder = self.out_dir / f"{view.session_id}-{view.number}"
+        paths = await asyncio.to_thread(_write_outputs, folder, view)
+        self.say(attachments.saved(paths), "dim")
 
     async def remove(self, handle: int) -> None:
         self._stop()
@@ -250,6 +265,8 @@ class ConsoleChat:
             "/diff": self._diff,
             "/revert": self._revert,
             "/run": self._run,
+            "/attach": self._attach,
+            "/files": self._files,
             "/test": self._test,
             "/fix": self._fix,
             "/repair": self._repair,
@@ -331,32 +348,36 @@ class ConsoleChat:
     async def _run(self, arg: str) -> None:
         """``/run [N] [--stdin FILE] [-- ARG…]``: the file is read here, by the person who
         runs the bot (the sandbox itself never sees their files)."""
-        usage = words.CONSOLE["usage"].format(usage="/run [N] [--stdin FILE] [-- ARG…]")
-        try:
-            words_ = shlex.split(arg)
-        except ValueError:
-            raise UserError(usage) from None
-        args: list[str] = []
-        if "--" in words_:
-            at = words_.index("--")
-            words_, args = words_[:at], words_[at + 1 :]
-        number, stdin = None, ""
-        while words_:
-            word = words_.pop(0)
-            if word == "--stdin" and words_:
-                name = words_.pop(0)
-                try:
-                    stdin = await asyncio.to_thread(_read_text, name)
-                except (OSError, UnicodeDecodeError) as err:
-                    problem = words.CONSOLE["unreadable"].format(path=name, err=err)
-                    raise UserError(problem) from None
-            elif word.isdigit() and number is None:
-                number = int(word)
-            else:
-                raise UserError(usage)
+        options = parse_run(arg, usage="/run [N] [--stdin FILE] [-- ARG…]")
+        stdin = ""
+        if options.stdin is not None:
+            try:
+                stdin = await asyncio.to_thread(_read_text, options.stdin)
+            except (OSError, UnicodeDecodeError) as err:
+                problem = words.CONSOLE["unreadable"].format(path=options.stdin, err=err)
+                raise UserError(problem) from None
         await self.presenter.run(
-            self.surface, self.caller, self._current().id, number=number, stdin=stdin, args=args
+            self.surface,
+            self.caller,
+            self._current().id,
+            number=options.number,
+            stdin=stdin,
+            args=options.args,
         )
+
+    async def _attach(self, arg: str) -> None:
+        """``/attach PATH``: a file of the person running the bot, read here, for the snippet."""
+        if not arg:
+            raise UserError(words.CONSOLE["usage"].format(usage="/attach PATH"))
+        session = self._current()
+        try:
+            upload = await asyncio.to_thread(_read_upload, arg)
+        except OSError as err:
+            raise UserError(words.CONSOLE["unreadable"].format(path=arg, err=err)) from None
+        await self.presenter.attach(self.surface, self.caller, session, [upload])
+
+    async def _files(self, _: str) -> None:
+        await self.presenter.files(self.surface, self.caller, self._current().id)
 
     async def _test(self, _: str) -> None:
         await self.presenter.test(self.surface, self.caller, self._current().id, number=None)
@@ -381,6 +402,24 @@ class ConsoleChat:
 
 def _read_text(name: str) -> str:
     return Path(name).expanduser().read_text()
+
+
+def _read_upload(name: str) -> Upload:
+    path = Path(name).expanduser()
+    with path.open("rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        data = file.read() if size <= MAX_FILE_BYTES else None
+    return Upload(name=path.name, size=size, data=data)
+
+
+def _write_outputs(folder: Path, view: RunCard) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for item in view.outputs:
+        path = folder / item.filename  # a run's names are plain (no "/", no leading dot)
+        path.write_bytes(item.payload)
+        paths.append(str(path))
+    return paths
 
 
 def _number(arg: str, usage: str) -> int | None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from bot.core import SessionService, StartCheck
 from bot.errors import UserError
-from bot.present import words
+from bot.present import attachments, words
 from bot.present.live import LiveMessage
 from bot.present.surface import Handle, StatusLine, Streams, Surface
 from bot.present.surface import Stream as Streamed
@@ -31,6 +31,7 @@ from bot.present.views import RequestPost, View
 from bot.runs import RunService
 from bot.values import (
     Action,
+    Attached,
     Caller,
     Done,
     Failed,
@@ -40,9 +41,11 @@ from bot.values import (
     Reply,
     RunReport,
     Started,
+    Upload,
     Waiting,
 )
 from engines import EngineError
+from storage import Session
 
 __all__ = ["Outcome", "Presenter"]
 
@@ -102,6 +105,8 @@ class Presenter:
             async with contextlib.aclosing(stream) as events:  # type: ignore[type-var]
                 async for event in events:
                     match event:
+                        case Attached():
+                            await surface.post(attachments.attached(event, escape=surface.escape))
                         case Waiting(position=position):
                             await _status_or_show(surface, live, words.waiting(position))
                         case Loading():
@@ -190,6 +195,8 @@ class Presenter:
         sid = action.session_id
         match action.kind:
             case "run":
+                await self.run(surface, caller, sid, number=action.number)
+            case "input":  # a surface that can ask for input does so before it gets here
                 await self.run(surface, caller, sid, number=action.number)
             case "test":
                 await self.test(surface, caller, sid, number=action.number)
@@ -385,6 +392,26 @@ class Presenter:
                     session, version, language, link=link, limit=surface.limit, actions=actions
                 )
             )
+        except Exception as err:
+            await self.fail(surface, err)
+
+    # -- files -------------------------------------------------------------------------------
+
+    async def attach(
+        self, surface: Surface[Handle], caller: Caller, session: Session, uploads: Sequence[Upload]
+    ) -> None:
+        """Files for a session outside a turn (``/attach``): stored now, said in the thread."""
+        try:
+            event = await self.sessions.attach(session, caller, uploads)
+            await surface.post(attachments.attached(event, escape=surface.escape))
+        except Exception as err:
+            await self.fail(surface, err)
+
+    async def files(self, surface: Surface[Handle], caller: Caller, session_id: int) -> None:
+        """``/files``: the session's files, for the caller."""
+        try:
+            session, items = await self.sessions.files(session_id, caller)
+            await surface.tell(attachments.file_list(session, items, escape=surface.escape))
         except Exception as err:
             await self.fail(surface, err)
 

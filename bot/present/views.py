@@ -3,7 +3,8 @@
 Every view carries its body as markdown (``text``, within the surface's
 :attr:`~bot.present.surface.Surface.limit`), a one-line ``summary`` (a notification, or the
 fallback text of a rich message), the :class:`~bot.values.Action` s it offers as buttons, and
-at most one file (a snippet or tests too long for a message). A surface turns these into Block
+at most one file (a snippet or tests too long for a message), and the files a run made
+(``outputs``). A surface turns these into Block
 Kit, discord.py messages or terminal output; it chooses layout, never words. The classes say
 what a view *is*, so a surface may style a kind (a status line small and grey, a failure red).
 """
@@ -30,14 +31,29 @@ __all__ = [
 ]
 
 
+#: names a platform shows inline as a picture
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Attachment:
-    """A file that goes with a message: a long snippet, long tests, a long answer."""
+    """A file that goes with a message: a long snippet, long tests, a long answer (text in
+    ``content``), or a file a run made (bytes in ``data``)."""
 
     filename: str
-    content: str
+    content: str = ""
     title: str
     language: str = ""  # the language's name, for a platform's highlighting of the file
+    data: bytes | None = None
+
+    @property
+    def payload(self) -> bytes:
+        return self.data if self.data is not None else self.content.encode()
+
+    @property
+    def image(self) -> bool:
+        """A picture (a plot a run saved): shown inline where the platform can."""
+        return self.filename.lower().endswith(IMAGE_SUFFIXES)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,6 +62,13 @@ class View:
     summary: str
     actions: tuple[Action, ...] = ()
     file: Attachment | None = None
+    #: files a run made, after ``file`` (images shown inline where the platform can)
+    outputs: tuple[Attachment, ...] = ()
+
+    @property
+    def files(self) -> tuple[Attachment, ...]:
+        """Every file of the message: ``file`` first, then the outputs."""
+        return ((self.file,) if self.file else ()) + self.outputs
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,9 +102,15 @@ class VersionCard(View):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunCard(View):
-    """A sandboxed run or test: summary, outputs, the tests; Fix when the code failed."""
+    """A sandboxed run or test: summary, outputs, the tests; Fix when the code failed.
+
+    ``outputs`` are the files the run made; ``session_id`` and ``number`` say whose (the
+    terminal saves them under ``codethread-out/<session>-<version>/``).
+    """
 
     passed: bool = False
+    session_id: int = 0
+    number: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

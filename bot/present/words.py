@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from bot.codeblocks import close_open_fence, fence, tail
 from bot.errors import UserError
 from bot.languages import Language
+from bot.present import attachments as files
 from bot.present.views import (
     ActionLook,
     Attachment,
@@ -40,6 +41,7 @@ __all__ = [
     "HELP",
     "MENTION_HELP",
     "NAME_A_MODEL",
+    "RUN_FORM",
     "SNIPPETS_HELP",
     "SNIPPET_NUMBER",
     "SUGGESTIONS_TITLE",
@@ -93,6 +95,9 @@ COMMAND_HELP = {
     "snippets.delete": "Delete one of your snippets and its thread's session.",
     "snippets.search": "Find your snippets by their title, requests, notes or code.",
     "snippets.diff": "What changed between two versions (default: the last two).",
+    "snippets.files": "The files a snippet was given (post files in its thread to add).",
+    "run.stdin": "Text the program reads on standard input",
+    "run.args": "Command-line arguments, quoted like a shell",
     "search.text": "Words in the title or a request",
     "diff.old": "From this version (default: the one before)",
     "diff.new": "To this version (default: the latest)",
@@ -118,7 +123,8 @@ CONSOLE = {
 }
 SNIPPETS_HELP = (
     "`/snippets` lists your snippets here · `/snippets search TEXT` · `/snippets show ID [N]` · "
-    "`/snippets diff ID [A] [B]` · `/snippets run ID` · `/snippets delete ID`"
+    "`/snippets diff ID [A] [B]` · `/snippets run ID [N] [--stdin TEXT] [-- ARG…]` · "
+    "`/snippets files ID` · `/snippets delete ID`"
 )
 MENTION_HELP = (
     "Tell me what the code should do, e.g. `@codethread python parse a CSV and sum column 3`, "
@@ -155,6 +161,16 @@ CODE_FORM = {
     "prompt": "What should the code do?",
     "placeholder": "e.g. parse a CSV file and sum the third column",
 }
+#: the form behind Run with input… (Slack's and Discord's modal)
+RUN_FORM = {
+    "title": "Run with input",
+    "submit": "Run",
+    "close": "Cancel",
+    "stdin": "Standard input",
+    "stdin_placeholder": "What the program reads from stdin (optional)",
+    "args": "Arguments",
+    "args_placeholder": "e.g. data.csv --verbose (quoted like a shell)",
+}
 HELP = """\
 Type what the code should do; each later line changes the current version.
   /new                start another snippet        /snippets       list yours
@@ -163,6 +179,7 @@ Type what the code should do; each later line changes the current version.
   /test               model-written unit tests
   /fix                next version from a failure  /repair         test and fix until it passes
   /diff [A] [B]       what changed (last two)      /revert N       back to version N
+  /attach PATH        give the snippet a file      /files          its files
   /retry              send a failed request again  /help, /quit
 Esc-Enter: a new line · Ctrl-C: cancel the answer · Ctrl-C twice or Ctrl-D: leave"""
 
@@ -205,6 +222,11 @@ def explain(error: BaseException) -> str:
     if isinstance(error, PlatformRefused):
         if error.reason in _REFUSALS:
             return _REFUSALS[error.reason]
+        if error.reason == "download_failed":
+            return (
+                f"I couldn't download `{error.detail}` from the chat platform, so nothing of "
+                "that message was kept; post it again."
+            )
         if error.reason == "rate_limited":
             wait = f"; try again in {error.retry_after:.0f} s" if error.retry_after else ""
             return f"The chat platform is rate-limiting me{wait}."
@@ -460,6 +482,8 @@ def run_card(
         parts.append(given)
     if result.message:
         parts.append(result.message)
+    if made := files.made_line(result):
+        parts.append(made)
     file = None
     if report.tests:
         filename = tests_filename(language)
@@ -499,7 +523,10 @@ def run_card(
         summary=summary,
         actions=report.actions,
         file=file,
+        outputs=files.outputs(report),
         passed=result.passed,
+        session_id=report.session.id,
+        number=report.version.number,
     )
 
 
@@ -624,6 +651,7 @@ def shown(
 
 _LOOKS = {
     "run": ActionLook(kind="run", label="Run", emoji="▶️", style="primary"),
+    "input": ActionLook(kind="input", label="Run with input…", emoji="⌨️"),
     "test": ActionLook(kind="test", label="Test", emoji="🧪"),
     "fix": ActionLook(kind="fix", label="Fix", emoji="🛠️", style="primary"),
     "retry": ActionLook(kind="retry", label="Retry", emoji="🔁", style="primary"),
@@ -636,6 +664,7 @@ _LOOKS = {
 
 _COMMANDS = {
     "run": "/run",
+    "input": "/run --stdin FILE -- ARG…",
     "test": "/test",
     "fix": "/fix",
     "retry": "/retry",
@@ -651,7 +680,9 @@ def commands(actions: Sequence[Action]) -> str:
     named = [
         _COMMANDS[a.kind] + (f" {a.number}" if a.kind in ("run", "revert") and a.number else "")
         for a in actions
-        if a.kind != "download"  # the terminal has the code on screen and `snippets export`
+        # the terminal has the code on screen and `snippets export`; /run's options are in
+        # /help
+        if a.kind not in ("download", "input")
     ]
     return f"Next: {' · '.join(named)}" if named else ""
 

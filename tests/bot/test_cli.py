@@ -36,9 +36,10 @@ def run_cli(tmp_path: Path, openai_server: OpenAIServer):  # type: ignore[no-unt
 
     openai_server.handler = handler
 
-    async def run(*args: str, stdin: str = "", user: str = "alice") -> Result:
+    async def run(*args: str, stdin: str = "", user: str = "alice", cwd: Path = ROOT) -> Result:
         env = {
             "PATH": os.environ["PATH"],
+            "PYTHONPATH": str(ROOT),
             "HOME": str(tmp_path),
             "USER": user,
             "LOGNAME": user,
@@ -50,7 +51,7 @@ def run_cli(tmp_path: Path, openai_server: OpenAIServer):  # type: ignore[no-unt
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", *args,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=env,
+            stderr=asyncio.subprocess.PIPE, cwd=cwd, env=env,
         )  # fmt: skip
         out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), 60)
         assert proc.returncode is not None
@@ -197,3 +198,38 @@ async def test_run_with_input_and_arguments_in_the_terminal(
     assert chat.code == 0, chat.out + chat.err
     assert "3 ['--top', 'two words']" in chat.out
     assert "With arguments `--top 'two words'` and 6 bytes (3 lines) on stdin" in chat.out
+
+
+async def test_attach_a_file_run_with_it_and_get_the_files_it_made(
+    run_cli, tmp_path: Path, openai_server: OpenAIServer
+) -> None:  # type: ignore[no-untyped-def]
+    from sandbox import Sandbox
+
+    if reason := await Sandbox().check():
+        pytest.skip(reason)
+    code = (
+        "import csv\n"
+        "rows = list(csv.reader(open('data.csv')))[1:]\n"
+        "print(sum(int(r[1]) for r in rows))\n"
+        "open('plot.png', 'wb').write(bytes(range(200)))"
+    )
+    seen: list[str] = []
+
+    def handler(body: dict[str, Any]) -> ScriptedReply:
+        seen.append(body["messages"][-1]["content"])
+        return ScriptedReply(text=f"```python\n{code}\n```")
+
+    openai_server.handler = handler
+    (tmp_path / "data.csv").write_text("fruit,qty\napple,3\npear,4\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    script = f"sum the quantities\n/attach {tmp_path / 'data.csv'}\n/files\nuse ints\n/run\n"
+    chat = await run_cli("chat", stdin=script, cwd=work)
+    assert chat.code == 0, chat.out + chat.err
+    assert "Attached `data.csv` (25 B) to #1" in chat.out
+    assert "`data.csv` · 25 B" in chat.out
+    assert "fruit,qty" in seen[-1]  # the second turn was told of the file
+    assert "**stdout**\n```text\n7\n```" in chat.out
+    saved = work / "codethread-out" / "1-2" / "plot.png"
+    assert f"Saved {saved.relative_to(work)}" in chat.out
+    assert saved.read_bytes() == bytes(range(200))

@@ -162,6 +162,6 @@ async def test_a_version_offers_run_and_test_only_where_they_work(
     session, version = await app.service.show(session_id, caller=CALLER)
     assert version is not None
     kinds = [a.kind for a in app.runs.version_actions(session, version)]
-    assert kinds == ["run", "download", "delete"]  # no tests for Bash
+    assert kinds == ["run", "input", "download", "delete"]  # no tests for Bash
     report = await app.runs.run(session_id, CALLER)
     assert report.result.passed and report.actions == ()  # nothing to fix

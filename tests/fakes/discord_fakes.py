@@ -1,14 +1,18 @@
 """Discord without the internet, driving real discord.py objects (pinned: discord.py 2.7).
 
 - :class:`RecordingHTTP` is a ``discord.http.HTTPClient`` whose ``request`` records every REST
-  call (sends, edits, thread creation, uploads) and answers with realistic payloads instead of
-  reaching Discord; ``fail_next`` makes a route answer with an error such as 403. Attachments
-  a test sends (``FakeGateway.message(files=…)``) are served by its ``get_from_cdn``.
+  call (sends, edits, thread creation, uploads with their bytes: ``Call.uploads``) and answers
+  with realistic payloads instead of reaching Discord; ``fail_next`` makes a route answer with
+  an error such as 403. Attachments a test sends (``FakeGateway.message(files=…)``) are
+  served, once :meth:`FakeDiscord.serve_cdn` has started it, by a CDN on 127.0.0.1 that
+  discord.py's own ``get_from_cdn`` downloads from (else from memory); each download is
+  recorded as a ``cdn`` call.
 - Messages are checked as Discord checks them (:func:`check_message`): Components V2 rules
   (no ``content`` with the flag, a flag never removed, 4,000 characters of text, 40
-  components, five buttons a row, ``attachment://`` files that were uploaded) and 2,000
-  characters of plain ``content``; a message Discord would refuse is answered with 400 and
-  recorded in ``FakeDiscord.refused``, which the tests' fixtures require to stay empty.
+  components, five buttons a row, ``attachment://`` files and gallery items that were
+  uploaded, ten files and 10 MiB a message) and 2,000 characters of plain ``content``; a
+  message Discord would refuse is answered with 400 (413 past 10 MiB) and recorded in
+  ``FakeDiscord.refused``, which the tests' fixtures require to stay empty.
 - Ids are snowflakes of the current time, so an interaction's token expires as Discord's
   does: 15 minutes after it was made (``age=`` makes an older one), and webhook calls with an
   expired token are answered 401.
@@ -17,7 +21,9 @@
   below do so before each event, so the tasks discord.py spawns for it inherit it.
 - :class:`FakeGateway` injects gateway events through the connection state's ``parse_*``
   methods, from raw payloads as Discord sends them: a guild with a text channel, thread
-  creation, messages, slash commands, autocomplete and button clicks.
+  creation, messages, slash commands, autocomplete, button clicks and modal submits
+  (a modal sent as an interaction's answer, callback type 9, is kept in
+  ``FakeDiscord.modals`` by the interaction's token).
 
 Typical use::
 
@@ -25,11 +31,13 @@ Typical use::
     app = await build(config_with_a_discord_token, discord_http=fake.http)
     [adapter] = app.adapters
     await adapter.client.login("token")            # setup_hook: the buttons
+    await fake.serve_cdn()                         # attachments from 127.0.0.1
     gateway = fake.gateway(adapter.client)
     gateway.guild_create()
-    token = await gateway.slash("code", prompt="add two numbers")
+    token = gateway.slash("code", prompt="add two numbers")
     await settle()
     assert fake.calls_to("POST /channels/{channel_id}/messages/{message_id}/threads")
+    await fake.aclose()
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ import asyncio
 import datetime
 import itertools
 import json
+import mimetypes
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -45,9 +54,11 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+import aiohttp
 import discord
 from aiohttp import web
 from discord.http import HTTPClient, Route
+from discord.utils import MISSING
 from discord.webhook.async_ import AsyncWebhookAdapter, async_context
 
 __all__ = [
@@ -64,6 +75,7 @@ __all__ = [
     "FakeWebhooks",
     "RecordingHTTP",
     "check_message",
+    "gallery",
     "http_error",
     "interaction_payload",
     "settle",
@@ -85,6 +97,9 @@ BOB = {"id": "100000000000000002", "username": "bob", "discriminator": "0", "ava
 OTHER_BOT = {**BOB, "id": "100000000000000003", "username": "otherbot", "bot": True}
 ALL_PERMISSIONS = str(discord.Permissions.all().value)
 V2 = 1 << 15  # IS_COMPONENTS_V2
+MAX_FILES = 10  # attachments in one message
+MAX_UPLOAD = 10 * 1024 * 1024  # bytes of attachments in one message (a server without boosts)
+Uploads = Sequence[tuple[str, bytes]]  # files sent with a message: (filename, bytes)
 TOKEN_LIFE = datetime.timedelta(minutes=15)
 APP_INFO = {
     "id": str(APP_ID),
@@ -115,6 +130,7 @@ class Call:
     files: list[tuple[str, str]] = field(default_factory=list)  # (filename, text)
     at: float = 0.0  # loop time
     response: Any = None  # what the fake answered
+    uploads: list[tuple[str, bytes]] = field(default_factory=list)  # (filename, exact bytes)
 
     @property
     def key(self) -> str:
@@ -149,11 +165,20 @@ def texts(components: Iterable[dict[str, Any]]) -> list[str]:
 
 
 def check_message(
-    body: dict[str, Any], uploads: Sequence[str], *, was: dict[str, Any] | None = None
+    body: dict[str, Any],
+    uploads: Sequence[str],
+    *,
+    was: dict[str, Any] | None = None,
+    size: int = 0,
 ) -> str | None:
     """Why Discord would refuse ``body`` (a send, or an edit of the message ``was``), or None.
 
-    ``uploads`` are the files sent along; an edit also keeps the attachments it lists."""
+    ``uploads`` are the names of the files sent along (``size`` bytes together); an edit also
+    keeps the attachments it lists."""
+    if len(uploads) > MAX_FILES:
+        return f"a message holds at most {MAX_FILES} attachments"
+    if size > MAX_UPLOAD:
+        return "Request entity too large"
     flags = body.get("flags")
     v2 = bool((flags if flags is not None else (was or {}).get("flags") or 0) & V2)
     if was is not None and was.get("flags", 0) & V2 and flags is not None and not flags & V2:
@@ -181,7 +206,26 @@ def check_message(
         url = file["file"]["url"]
         if not url.startswith("attachment://") or url[len("attachment://") :] not in attached:
             return f"a file component refers to {url}, which is not attached"
+    for gallery in (c for c in components if c.get("type") == 12):
+        items = gallery.get("items") or []
+        if not 1 <= len(items) <= 10:
+            return "a media gallery holds 1 to 10 items"
+        for item in items:
+            url = item["media"]["url"]
+            local = url.startswith("attachment://")
+            if local and url[len("attachment://") :] not in attached:
+                return f"a media gallery refers to {url}, which is not attached"
     return None
+
+
+def gallery(call: Call) -> list[str]:
+    """The media URLs of a message's galleries, in order."""
+    return [
+        item["media"]["url"]
+        for c in _walk(call.body.get("components") or [])
+        if c.get("type") == 12
+        for item in c.get("items") or []
+    ]
 
 
 def http_error(status: int, message: str, code: int = 0) -> discord.HTTPException:
@@ -213,6 +257,9 @@ class FakeDiscord:
         self.threads: dict[int, dict[str, Any]] = {}
         self.interactions: dict[str, dict[str, Any]] = {}  # token -> interaction payload
         self.originals: dict[str, dict[str, Any]] = {}  # token -> original response
+        self.modals: dict[str, dict[str, Any]] = {}  # token -> the modal sent as its answer
+        self.cdn_base = "https://cdn.discordapp.com"  # 127.0.0.1 once serve_cdn has started
+        self._cdn: web.AppRunner | None = None
         self.http = RecordingHTTP(self, latency=latency)
         self.webhooks = FakeWebhooks(self, latency=latency)
         self._failures: dict[str, deque[Exception]] = {}
@@ -226,13 +273,44 @@ class FakeDiscord:
         self._last_id = max(self._last_id + 1, made)
         return self._last_id
 
-    def check(
-        self, body: dict[str, Any], uploads: Sequence[tuple[str, str]], was: Any = None
-    ) -> None:
-        """Answer 400, as Discord would, for a message it refuses."""
-        reason = check_message(body, [name for name, _ in uploads], was=was)
+    async def serve_cdn(self) -> None:
+        """Serve attachments from 127.0.0.1 from now on (what ``Attachment.read`` downloads
+        with discord.py's own HTTP code); :meth:`aclose` stops it."""
+        if self._cdn is not None:
+            return
+        app = web.Application()
+        app.router.add_get("/attachments/{file_id}/{name}", self._serve)
+        self._cdn = web.AppRunner(app)
+        await self._cdn.setup()
+        site = web.TCPSite(self._cdn, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.cdn_base = f"http://127.0.0.1:{port}"
+
+    async def _serve(self, request: web.Request) -> web.Response:
+        data = self.cdn.get(f"{self.cdn_base}{request.path}")
+        response = (
+            web.Response(status=404, text="Not Found")
+            if data is None
+            else web.Response(body=data, content_type="application/octet-stream")
+        )
+        response.force_close()  # no keep-alive: settle() waits for every task of the loop
+        return response
+
+    async def aclose(self) -> None:
+        await self.http.close()
+        if self._cdn is not None:
+            await self._cdn.cleanup()
+            self._cdn = None
+
+    def check(self, body: dict[str, Any], uploads: Uploads, was: Any = None) -> None:
+        """Answer 400 (413 for too many bytes), as Discord would, for a message it refuses."""
+        size = sum(len(data) for _, data in uploads)
+        reason = check_message(body, [name for name, _ in uploads], was=was, size=size)
         if reason is not None:
             self.refused.append(reason)
+            if size > MAX_UPLOAD:
+                raise http_error(413, reason, 40005)
             raise http_error(400, f"Invalid Form Body: {reason}", 50035)
 
     def gateway(self, client: discord.Client) -> FakeGateway:
@@ -260,15 +338,16 @@ class FakeDiscord:
             if c.via == "rest" and c.params.get("channel_id") == str(channel_id)
         ]
 
-    def record(self, via: str, route: Route, body: Any, files: list[tuple[str, str]]) -> Call:
+    def record(self, via: str, route: Route, body: Any, uploads: Uploads) -> Call:
         call = Call(
             via=via,
             method=route.method,
             path=route.path,
             params=_route_params(route.path, route.url),
             json=body,
-            files=files,
+            files=[(name, data.decode(errors="replace")) for name, data in uploads],
             at=asyncio.get_running_loop().time(),
+            uploads=list(uploads),
         )
         self.calls.append(call)
         self._new_call.set()
@@ -278,7 +357,7 @@ class FakeDiscord:
         return call
 
     def message(
-        self, channel_id: int | str, body: dict[str, Any], files: Sequence[tuple[str, str]] = ()
+        self, channel_id: int | str, body: dict[str, Any], files: Uploads = ()
     ) -> dict[str, Any]:
         """A message payload as Discord returns it for a message the bot sent."""
         self.check(body, files)
@@ -313,7 +392,7 @@ class FakeDiscord:
         return int(self.message(channel_id, body)["id"])
 
     def edit(
-        self, message_id: int | str, body: dict[str, Any], files: Sequence[tuple[str, str]] = ()
+        self, message_id: int | str, body: dict[str, Any], files: Uploads = ()
     ) -> dict[str, Any]:
         payload = self.messages[int(message_id)]
         self.check(body, files, was=payload)
@@ -328,32 +407,37 @@ class FakeDiscord:
         return payload
 
     def _attachments(
-        self, files: Sequence[tuple[str, str]], content_type: str = "text/plain; charset=utf-8"
+        self, files: Sequence[tuple[str, bytes | str]], content_type: str | None = None
     ) -> list[dict[str, Any]]:
-        """Attachment payloads for ``files`` (name, text), which the fake's CDN then serves."""
+        """Attachment payloads for ``files`` (name, bytes or text), which the fake's CDN then
+        serves; the content type is guessed from the name unless given."""
         out = []
-        for name, text in files:
+        for name, content in files:
+            data = content.encode() if isinstance(content, str) else content
             file_id = str(self.next_id())
-            url = f"https://cdn.discordapp.com/attachments/{file_id}/{name}"
-            self.cdn[url] = text.encode()
+            url = f"{self.cdn_base}/attachments/{file_id}/{name}"
+            self.cdn[url] = data
+            guessed = mimetypes.guess_type(name)[0] or "application/octet-stream"
+            if guessed.startswith("text/"):
+                guessed += "; charset=utf-8"
             out.append(
                 {
                     "id": file_id,
                     "filename": name,
-                    "size": len(text.encode()),
+                    "size": len(data),
                     "url": url,
                     "proxy_url": url.replace("cdn.discordapp.com", "media.discordapp.net"),
-                    "content_type": content_type,
+                    "content_type": content_type or guessed,
                 }
             )
         return out
 
 
-def _files(files: Iterable[discord.File] | None) -> list[tuple[str, str]]:
+def _files(files: Iterable[discord.File] | None) -> list[tuple[str, bytes]]:
     out = []
     for f in files or ():
         f.reset()
-        out.append((f.filename or "", f.fp.read().decode()))
+        out.append((f.filename or "", f.fp.read()))
         f.reset()
     return out
 
@@ -378,8 +462,15 @@ class RecordingHTTP(HTTPClient):
         return await self.request(Route("GET", "/users/@me"))
 
     async def get_from_cdn(self, url: str) -> bytes:
-        """An attachment's bytes (``Attachment.read``), recorded as ``GET <url>``."""
+        """An attachment's bytes (``Attachment.read``), recorded as ``GET <url>``: downloaded
+        by discord.py itself from the loopback CDN, or else from memory."""
         self.fake.calls.append(Call("cdn", "GET", url, {}, None))
+        if url.startswith("http://127.0.0.1:"):
+            session = getattr(self, "_HTTPClient__session", MISSING)
+            if session is MISSING or session.closed:  # no static_login here: no session yet
+                connector = aiohttp.TCPConnector(force_close=True)
+                self._HTTPClient__session = aiohttp.ClientSession(connector=connector)
+            return await super().get_from_cdn(url)
         if url not in self.fake.cdn:
             raise http_error(404, "asset not found")
         return self.fake.cdn[url]
@@ -402,7 +493,7 @@ class RecordingHTTP(HTTPClient):
         call.response = self._answer(call, body or {}, uploads)
         return call.response
 
-    def _answer(self, call: Call, body: dict[str, Any], uploads: list[tuple[str, str]]) -> Any:
+    def _answer(self, call: Call, body: dict[str, Any], uploads: Uploads) -> Any:
         fake, p = self.fake, call.params
         match call.key:
             case "GET /users/@me":
@@ -485,7 +576,7 @@ class FakeWebhooks(AsyncWebhookAdapter):
         call.response = self._answer(call, body or {}, uploads)
         return call.response
 
-    def _answer(self, call: Call, body: dict[str, Any], uploads: list[tuple[str, str]]) -> Any:
+    def _answer(self, call: Call, body: dict[str, Any], uploads: Uploads) -> Any:
         fake, token = self.fake, call.params.get("webhook_token", "")
         interaction = fake.interactions.get(token, {})
         channel_id = interaction.get("channel_id", "0")
@@ -499,6 +590,10 @@ class FakeWebhooks(AsyncWebhookAdapter):
                 result: dict[str, Any] = {
                     "interaction": {"id": call.params["webhook_id"], "type": 2}
                 }
+                if kind == 9:  # a modal: the person sees the form
+                    if token in fake.originals or token in fake.modals:
+                        raise http_error(400, "Interaction has already been acknowledged", 40060)
+                    fake.modals[token] = data
                 if kind in (4, 5):  # a message, or "thinking…" that becomes one
                     flags = (data.get("flags") or 0) | (128 if kind == 5 else 0)
                     message = fake.message(channel_id, {**data, "flags": flags}, uploads)
@@ -574,10 +669,10 @@ class FakeGateway:
         author: dict[str, Any] = ALICE,
         guild: bool = True,
         kind: int = 0,
-        files: Sequence[tuple[str, str, str]] = (),
+        files: Sequence[tuple[str, str, bytes | str]] = (),
     ) -> dict[str, Any]:
-        """A message someone sent; ``files`` are its attachments (name, content type, text),
-        served by the fake's CDN."""
+        """A message someone sent; ``files`` are its attachments (name, content type, bytes
+        or text), served by the fake's CDN."""
         attachments = [
             a for name, kind, text in files for a in self.fake._attachments([(name, text)], kind)
         ]
@@ -700,6 +795,51 @@ class FakeGateway:
             message=message,
             age=age,
         )
+
+    def submit(
+        self,
+        token: str,
+        values: dict[str, str],
+        *,
+        user: dict[str, Any] = ALICE,
+        member_permissions: str = ALL_PERMISSIONS,
+    ) -> str:
+        """Submit the modal the interaction ``token`` was answered with, its text inputs
+        filled with ``values`` by custom id (as Discord sends them: each in its label)."""
+        opened = self.fake.interactions[token]
+        modal = self.fake.modals[token]
+        inputs = [c for c in _walk_modal(modal["components"]) if c.get("type") == 4]
+        ids = itertools.count(1)
+        components = [
+            {
+                "type": 18,
+                "id": next(ids),
+                "component": {
+                    "type": 4,
+                    "id": next(ids),
+                    "custom_id": c["custom_id"],
+                    "value": values.get(c["custom_id"], ""),
+                },
+            }
+            for c in inputs
+        ]
+        return self._interaction(
+            5,
+            {"custom_id": modal["custom_id"], "components": components},
+            user=user,
+            channel_id=int(opened["channel_id"]),
+            permissions=ALL_PERMISSIONS,
+            member_permissions=member_permissions,
+            message=opened.get("message"),
+        )
+
+
+def _walk_modal(components: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """A modal's components: labels hold one ``component``, rows several."""
+    for component in components:
+        yield component
+        inner = [component["component"]] if "component" in component else []
+        yield from _walk_modal([*inner, *(component.get("components") or [])])
 
 
 def interaction_payload(

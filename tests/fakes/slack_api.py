@@ -22,6 +22,20 @@ blocks, 12,000 characters of markdown a message): a message Slack would refuse i
 ``invalid_blocks`` (a ``response_url``: HTTP 400) and listed in :attr:`FakeSlack.invalid`, so
 it fails a test here.
 
+Files: what the bot uploads (``files.getUploadURLExternal``, the upload URL,
+``files.completeUploadExternal``) is kept as a :class:`SlackFile` in :attr:`FakeSlack.files`
+with its bytes, name, title, alt text, channel and thread (its bytes also in
+:attr:`FakeSlack.uploads`), and the message Slack posts for an upload holds its file objects.
+A file a person posts is :meth:`FakeSlack.add_file` (its file object goes in the event's
+``files``); its ``url_private``/``url_private_download`` are served on this server to the bot
+token only (anything else gets Slack's sign-in page and is listed in
+:attr:`FakeSlack.invalid`), and every download is in :attr:`FakeSlack.downloads`.
+
+Modals: ``views.open`` checks the view as Slack does (:func:`view_errors`; a trigger works
+once) and keeps it in :attr:`FakeSlack.views`; :meth:`FakeSlack.submission` builds the
+``view_submission`` payload a person's submit sends, and :meth:`FakeSlack.check_view_answer`
+checks the app's answer to it (errors must name input blocks of the view).
+
 Response URLs (slash commands, buttons) are ``slack.response_url(name)``; what the app posts
 there is in :attr:`FakeSlack.responses`. Socket Mode: ``apps.connections.open`` hands out a
 ``ws://127.0.0.1`` URL on this server; :meth:`FakeSlack.send_envelope` pushes an envelope to the
@@ -49,8 +63,10 @@ __all__ = [
     "Call",
     "FakeSlack",
     "Posted",
+    "SlackFile",
     "Tier",
     "block_errors",
+    "view_errors",
 ]
 
 TEAM = "T0TEAM"
@@ -101,6 +117,37 @@ class Posted:
         ]
 
 
+@dataclass(slots=True)
+class SlackFile:
+    """A file in the fake workspace: one the bot uploaded, or one a person posted."""
+
+    id: str
+    name: str
+    data: bytes = b""
+    title: str = ""
+    user: str = BOT_USER
+    length: int | None = None  # what files.getUploadURLExternal was told
+    alt_txt: str | None = None
+    snippet_type: str | None = None
+    uploaded: bool = False  # its bytes reached the upload URL
+    channel: str | None = None  # shared there by files.completeUploadExternal
+    thread_ts: str | None = None
+    mimetype: str = "application/octet-stream"
+
+
+_MIMETYPES = {
+    ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+    ".csv": "text/csv", ".txt": "text/plain", ".json": "application/json",
+    ".py": "text/x-python", ".html": "text/html",
+}  # fmt: skip
+
+
+def _mimetype(name: str) -> str:
+    suffix = name[name.rfind(".") :].lower() if "." in name else ""
+    return _MIMETYPES.get(suffix, "application/octet-stream")
+
+
+_SIGN_IN = "<!DOCTYPE html><html><head><title>Slack</title></head><body>Sign in</body></html>"
 _JSON_FIELDS = frozenset({"blocks", "attachments", "files", "view", "prompts"})
 
 
@@ -229,6 +276,66 @@ def block_errors(blocks: Any, surface: str = "message") -> list[str]:
     return errors
 
 
+def _input_errors(where: str, block: dict[str, Any]) -> list[str]:
+    errors = _text_errors(f"{where}.label", block.get("label"), 2000, ("plain_text",))
+    if "hint" in block:
+        errors += _text_errors(f"{where}.hint", block["hint"], 2000, ("plain_text",))
+    element = block.get("element")
+    if not isinstance(element, dict):
+        return [*errors, f"{where}: needs an element"]
+    if len(str(element.get("action_id", ""))) > 255:
+        errors.append(f"{where}: action_id longer than 255")
+    if "placeholder" in element:
+        errors += _text_errors(f"{where}.placeholder", element["placeholder"], 150, ("plain_text",))
+    kind = element.get("type")
+    if kind == "plain_text_input":
+        most = element.get("max_length", 3000)
+        if not isinstance(most, int) or not 1 <= most <= 3000:
+            errors.append(f"{where}: max_length must be 1 to 3000")
+        if len(str(element.get("initial_value", ""))) > 3000:
+            errors.append(f"{where}: initial_value longer than 3000")
+    elif kind == "static_select":
+        options = element.get("options") or []
+        if not 1 <= len(options) <= 100:
+            errors.append(f"{where}: takes 1 to 100 options")
+        for j, option in enumerate(options):
+            errors += _text_errors(f"{where}.options[{j}]", option.get("text"), 75, ("plain_text",))
+            if len(str(option.get("value", ""))) > 150:
+                errors.append(f"{where}.options[{j}]: value longer than 150")
+    else:
+        errors.append(f"{where}: an element these tests do not know ({kind})")
+    return errors
+
+
+def view_errors(view: Any) -> list[str]:
+    """What Slack would say is wrong with a modal ``view`` (``views.open``); empty when Slack
+    would take it."""
+    if not isinstance(view, dict) or view.get("type") != "modal":
+        return ["view: must be an object of type modal"]
+    errors = _text_errors("view.title", view.get("title"), 24, ("plain_text",))
+    for name in ("submit", "close"):
+        if name in view:
+            errors += _text_errors(f"view.{name}", view[name], 24, ("plain_text",))
+    if len(str(view.get("private_metadata", ""))) > 3000:
+        errors.append("view: private_metadata longer than 3000")
+    if len(str(view.get("callback_id", ""))) > 255:
+        errors.append("view: callback_id longer than 255")
+    blocks = view.get("blocks")
+    if not isinstance(blocks, list) or len(blocks) > 100:
+        return [*errors, "view: blocks must be an array of at most 100"]
+    inputs = [b for b in blocks if isinstance(b, dict) and b.get("type") == "input"]
+    if inputs and "submit" not in view:
+        errors.append("view: input blocks need a submit button")
+    ids = [b.get("block_id") for b in blocks if isinstance(b, dict) and b.get("block_id")]
+    if len(ids) != len(set(ids)):
+        errors.append("view: block_ids must be unique")
+    others = [b for b in blocks if b not in inputs]
+    errors += block_errors(others, "message")
+    for i, block in enumerate(inputs):
+        errors += _input_errors(f"view.blocks[{i}] (input)", block)
+    return errors
+
+
 def _decode(params: dict[str, Any]) -> dict[str, Any]:
     """Form-encoded calls carry structured fields as JSON strings; decode those."""
     return {
@@ -244,6 +351,7 @@ class FakeSlack:
         team: str = TEAM,
         bot_user: str = BOT_USER,
         bot_id: str = BOT_ID,
+        bot_token: str | None = None,
         workspace_url: str = "https://fake-team.slack.test/",
         latency: float = 0.0,
         limits: Mapping[str, Tier] | None = None,
@@ -251,9 +359,13 @@ class FakeSlack:
         self.team = team
         self.bot_user = bot_user
         self.bot_id = bot_id
+        #: the only token files are served to (None: any bot token, ``xoxb-…``)
+        self.bot_token = bot_token
         self.workspace_url = workspace_url
         #: seconds every Web API call waits before answering (for benchmarks)
         self.latency = latency
+        #: seconds a file download waits before answering
+        self.download_latency = 0.0
         #: seconds after which Slack ends a stream by itself (about 5 minutes)
         self.stream_lifetime = 300.0
         #: rate limits enforced with 429 + Retry-After (e.g. :data:`SLACK_RATE_LIMITS`)
@@ -267,7 +379,11 @@ class FakeSlack:
         self.messages: dict[tuple[str, str], Posted] = {}
         self.ephemerals: list[dict[str, Any]] = []
         self.responses: list[tuple[str, dict[str, Any]]] = []
-        self.uploads: dict[str, bytes] = {}
+        self.uploads: dict[str, bytes] = {}  # the bytes of each file the bot uploaded, by id
+        self.files: dict[str, SlackFile] = {}  # every file, the bot's and people's, by id
+        self.downloads: list[tuple[str, str | None]] = []  # (file id, token) of each download
+        self.views: list[dict[str, Any]] = []  # the modals opened, as Slack keeps them
+        self._triggers: set[str] = set()  # trigger ids used already
         self.port = 0
         self._ts = itertools.count(1)
         self._ids = itertools.count(1)
@@ -292,6 +408,8 @@ class FakeSlack:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_get("/files-pri/{file_id}/{name}", self._download)
+        app.router.add_get("/files-pri/{file_id}/download/{name}", self._download)
         app.router.add_post("/respond/{name}", self._respond)
         app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(
@@ -344,6 +462,82 @@ class FakeSlack:
             (m for m in self.messages.values() if m.channel == channel and m.thread_ts is None),
             key=lambda m: float(m.ts),
         )
+
+    def add_file(
+        self, name: str, data: bytes, *, user: str = "U1", size: int | None = None
+    ) -> dict[str, Any]:
+        """A file a person posts: kept here, served to the bot; its file object, as in a
+        message event's ``files`` (``size``: what Slack says, if not the bytes' length)."""
+        file_id = f"F{next(self._ids):08d}"
+        self.files[file_id] = SlackFile(
+            id=file_id,
+            name=name,
+            data=data,
+            title=name,
+            user=user,
+            length=len(data),
+            uploaded=True,
+            mimetype=_mimetype(name),
+        )
+        info = self.file_object(file_id)
+        if size is not None:
+            info["size"] = size
+        return info
+
+    def file_object(self, file_id: str) -> dict[str, Any]:
+        """Slack's file object for a file here (what events, files.info and messages hold)."""
+        file = self.files[file_id]
+        base = f"http://127.0.0.1:{self.port}/files-pri/{self.team}-{file_id}"
+        return {
+            "id": file_id,
+            "created": 1700000000,
+            "name": file.name,
+            "title": file.title or file.name,
+            "mimetype": file.mimetype,
+            "filetype": file.name.rsplit(".", 1)[-1].lower() if "." in file.name else "binary",
+            "user": file.user,
+            "size": len(file.data),
+            "mode": "hosted",
+            "is_external": False,
+            "url_private": f"{base}/{file.name}",
+            "url_private_download": f"{base}/download/{file.name}",
+        }
+
+    def submission(
+        self, view: Mapping[str, Any], values: Mapping[str, str], *, user: str = "U1"
+    ) -> dict[str, Any]:
+        """The ``view_submission`` a person's submit of an opened modal sends, with the text
+        typed into each plain-text input (by block id; the others left empty)."""
+        state: dict[str, Any] = {}
+        for block in view.get("blocks") or []:
+            if block.get("type") != "input":
+                continue
+            element = block["element"]
+            typed = values.get(block["block_id"])
+            state[block["block_id"]] = {
+                element["action_id"]: {"type": element["type"], "value": typed or None}
+            }
+        return {
+            "type": "view_submission",
+            "team": {"id": self.team, "domain": "fake-team"},
+            "user": {"id": user, "team_id": self.team},
+            "api_app_id": "A1",
+            "trigger_id": f"trigger-submit-{next(self._ids)}",
+            "view": {**view, "state": {"values": state}},
+            "response_urls": [],
+        }
+
+    def check_view_answer(self, view: Mapping[str, Any], answer: str) -> dict[str, Any]:
+        """The app's answer to a view submission, as Slack reads it ({} closes the form);
+        errors that do not name input blocks of ``view`` are refused (:attr:`invalid`)."""
+        body: dict[str, Any] = json.loads(answer) if answer.strip() else {}
+        if body.get("response_action") == "errors":
+            inputs = {b.get("block_id") for b in view.get("blocks") or [] if b["type"] == "input"}
+            errors = body.get("errors") or {}
+            wrong = [name for name in errors if name not in inputs]
+            if not errors or wrong:
+                self.invalid.append(("view_submission", [f"errors name no input: {wrong}"]))
+        return body
 
     def add_user_message(
         self, channel: str, user: str, text: str, thread_ts: str | None, ts: str | None = None
@@ -562,17 +756,60 @@ class FakeSlack:
         return {"messages": messages, "has_more": False}
 
     def _m_views_open(self, p: Mapping[str, Any]) -> dict[str, Any]:
-        if not p.get("trigger_id"):
+        trigger = p.get("trigger_id")
+        if not trigger:
             return {"error": "invalid_trigger_id"}
-        return {"view": {"id": f"V{next(self._ids)}", **p["view"]}}
+        if trigger in self._triggers:
+            return {"error": "exchanged_trigger_id"}
+        self._triggers.add(str(trigger))
+        if errors := view_errors(p.get("view")):
+            self.invalid.append(("views.open", errors))
+            return {"error": "invalid_arguments", "response_metadata": {"messages": errors}}
+        view = {"id": f"V{next(self._ids)}", "team_id": self.team, **p["view"]}
+        view.setdefault("private_metadata", "")
+        self.views.append(view)
+        return {"view": view}
+
+    def _m_files_info(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        if p.get("file") not in self.files:
+            return {"error": "file_not_found"}
+        return {"file": self.file_object(str(p["file"]))}
 
     def _m_files_getUploadURLExternal(self, p: Mapping[str, Any]) -> dict[str, Any]:
-        file_id = f"F{next(self._ids)}"
+        if not p.get("filename") or not str(p.get("length", "")).isdigit():
+            return {"error": "invalid_arguments"}
+        if len(str(p.get("alt_txt") or "")) > 1000:
+            self.invalid.append(("files.getUploadURLExternal", ["alt_txt longer than 1000"]))
+            return {"error": "invalid_arguments"}
+        file_id = f"F{next(self._ids):08d}"
+        self.files[file_id] = SlackFile(
+            id=file_id,
+            name=str(p["filename"]),
+            length=int(p["length"]),
+            alt_txt=p.get("alt_txt"),
+            snippet_type=p.get("snippet_type"),
+            mimetype=_mimetype(str(p["filename"])),
+        )
         return {"upload_url": f"http://127.0.0.1:{self.port}/upload/{file_id}", "file_id": file_id}
 
     def _m_files_completeUploadExternal(self, p: Mapping[str, Any]) -> dict[str, Any]:
-        files = [{"id": f["id"], "title": f.get("title")} for f in p["files"]]
+        items = p.get("files") or []
+        if not 1 <= len(items) <= 10:
+            self.invalid.append(("files.completeUploadExternal", ["takes 1 to 10 files"]))
+            return {"error": "invalid_arguments"}
+        for item in items:
+            file = self.files.get(item.get("id", ""))
+            if file is None or not file.uploaded:
+                return {"error": "file_not_found"}
+            if file.length != len(file.data):
+                self.invalid.append(("files.completeUploadExternal", [f"{file.id}: length"]))
+                return {"error": "invalid_arguments"}
         channel, thread_ts = p.get("channel_id"), p.get("thread_ts")
+        for item in items:
+            file = self.files[item["id"]]
+            file.title = item.get("title") or file.name
+            file.channel, file.thread_ts = channel, thread_ts
+        files = [{**self.file_object(f["id"]), "title": f.get("title")} for f in items]
         if channel:
             ts = self._next_ts()
             self.messages[(channel, ts)] = Posted(
@@ -588,6 +825,7 @@ class FakeSlack:
     def _m_files_delete(self, p: Mapping[str, Any]) -> dict[str, Any]:
         if self.uploads.pop(p["file"], None) is None:
             return {"error": "file_not_found"}
+        self.files.pop(p["file"], None)
         return {}
 
     def _m_apps_connections_open(self, p: Mapping[str, Any]) -> dict[str, Any]:
@@ -595,8 +833,31 @@ class FakeSlack:
 
     async def _upload(self, request: web.Request) -> web.Response:
         data = await request.read()
-        self.uploads[request.match_info["file_id"]] = data
+        file_id = request.match_info["file_id"]
+        self.uploads[file_id] = data
+        if file_id in self.files:
+            self.files[file_id].data, self.files[file_id].uploaded = data, True
         return web.Response(text=f"OK - {len(data)}")
+
+    async def _download(self, request: web.Request) -> web.Response:
+        """A file's bytes, for the bot token in ``Authorization`` only (as Slack's file hosts
+        serve ``url_private``); else Slack's sign-in page, which the app must not take."""
+        team, _, file_id = request.match_info["file_id"].partition("-")
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
+        self.downloads.append((file_id, token))
+        if self.download_latency:
+            await asyncio.sleep(self.download_latency)
+        file = self.files.get(file_id)
+        if file is None or team != self.team or file.name != request.match_info["name"]:
+            return web.Response(status=404, text="Not Found")
+        wanted = (
+            token == self.bot_token if self.bot_token else bool(token and token.startswith("xoxb-"))
+        )
+        if not wanted:
+            self.invalid.append(("files.download", [f"{file_id}: not the bot token"]))
+            return web.Response(text=_SIGN_IN, content_type="text/html")
+        return web.Response(body=file.data, content_type=file.mimetype)
 
     async def _respond(self, request: web.Request) -> web.Response:
         body = await request.json()

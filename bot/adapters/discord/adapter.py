@@ -3,9 +3,12 @@
 - ``/code prompt language model`` is deferred at once (Discord's 3-second window), the request
   is posted as the interaction's response, and a public thread is created from that message:
   the session is the thread, keyed ``(discord, guild id, parent channel id, thread id)``.
-  Every later message in the thread is feedback for the next version. The core keeps them in
-  arrival order: each takes its place in the thread's line while its gateway event is being
-  handled, before anything is awaited (:meth:`DiscordAdapter.on_message`).
+  Every later message in the thread is feedback for the next version, and its attachments
+  become the session's input files (downloaded unless over :data:`bot.files.MAX_FILE_BYTES`,
+  which the core then refuses by name). The core keeps them in arrival order: each takes its
+  place in the thread's line while its gateway event is being handled, before anything is
+  awaited, or, when it must wait for a download or a lookup first, right after the messages
+  before it (:meth:`DiscordAdapter.on_message`).
 - The presenter shows each turn as one bot message, edited at ``edit_interval`` as the answer
   streams, with the place in line while it waits, and finally the version with its buttons
   (:mod:`.buttons`). ``/snippets`` answers only the caller.
@@ -15,15 +18,20 @@
   answer as such rather than leaving "writing …".
 
 The parts: this module (connection, thread messages, lifecycle, :func:`sync_commands`),
-:mod:`.interactions` (slash commands, autocomplete, buttons), :mod:`.commands` (command
-shapes), :mod:`.buttons`, :mod:`.surface` (where views go, and delivery that is not lost),
-:mod:`.render` (how views look: Components V2) and :mod:`.http` (``DISCORD_API_URL``).
+:mod:`.interactions` (slash commands, autocomplete, buttons, forms), :mod:`.commands`
+(command shapes), :mod:`.buttons`, :mod:`.forms` (Run with input…), :mod:`.surface` (where
+views go, and delivery that is not lost), :mod:`.render` (how views look: Components V2) and
+:mod:`.http` (``DISCORD_API_URL``).
 
 Gateway intents: ``guilds``, ``guild_messages`` and the privileged ``message_content`` (enable
-"Message Content Intent" for the bot in the Developer Portal, or thread replies arrive empty),
-plus ``dm_messages`` when ``allow_dms`` is on. A DM has no threads: there ``/code`` starts a
-session in the DM itself, and later messages in that DM adjust the most recently updated one.
-Model output never pings anyone (no allowed mentions).
+"Message Content Intent" for the bot in the Developer Portal), plus ``dm_messages`` when
+``allow_dms`` is on. The adapter assumes the intent is granted (start-up fails without it):
+without it Discord sends a server message's ``content`` *and* ``attachments`` empty, except
+in DMs and messages that mention the bot, so thread replies and their files would be lost.
+
+A DM has no threads: there ``/code`` starts a session in the DM itself, and later messages in
+that DM adjust the most recently updated one. Model output never pings anyone (no allowed
+mentions).
 """
 
 from __future__ import annotations
@@ -31,7 +39,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 import aiohttp
@@ -43,6 +52,7 @@ from discord.webhook.async_ import async_context
 from bot.adapters.base import ChatAdapter, Jobs
 from bot.adapters.discord.buttons import ActionButton
 from bot.adapters.discord.commands import build_commands
+from bot.adapters.discord.forms import submitted
 from bot.adapters.discord.http import ApiHTTPClient, ApiWebhooks
 from bot.adapters.discord.interactions import Interactions
 from bot.adapters.discord.surface import (
@@ -53,10 +63,11 @@ from bot.adapters.discord.surface import (
     thread_key,
 )
 from bot.core import SessionService, TurnStream
-from bot.errors import NotASession, PromptTooLong
+from bot.errors import NotASession
+from bot.files import MAX_FILE_BYTES
 from bot.metrics import Metrics
 from bot.present import PlatformRefused, Presenter
-from bot.values import Caller
+from bot.values import Caller, Upload
 from storage import SessionKey
 
 __all__ = ["DiscordAdapter", "sync_commands"]
@@ -67,12 +78,6 @@ Interaction = discord.Interaction[discord.Client]
 #: a wait for Discord's rate limit longer than this raises discord.RateLimited (shown to users)
 MAX_RATE_LIMIT_WAIT = 30.0
 _KNOWN_THREADS = 1000  # threads missing from discord.py's cache whose lookup is remembered
-_BYTES_PER_CHAR = 4  # a pasted file larger than the prompt limit times this is not read
-
-
-def _is_text(attachment: discord.Attachment) -> bool:
-    """A text file (Discord types a long paste ``text/plain; charset=utf-8``)."""
-    return (attachment.content_type or "").startswith("text/")
 
 
 def _use_http(client: discord.Client, http: HTTPClient | None) -> None:
@@ -80,6 +85,17 @@ def _use_http(client: discord.Client, http: HTTPClient | None) -> None:
     if http is not None:
         client.http = http
         client._connection.http = http
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Place:
+    """Where a message's turn goes: who sent it, the session's key, whether a message outside
+    a session ends silently (``quiet``), and whether the session is known to exist."""
+
+    caller: Caller
+    key: SessionKey
+    quiet: bool
+    known: bool
 
 
 class _Client(discord.Client):
@@ -106,6 +122,13 @@ class _Client(discord.Client):
 
     async def on_message(self, message: discord.Message) -> None:
         self.adapter.on_message(message)
+
+    async def on_interaction(self, interaction: Interaction) -> None:
+        """A submitted Run with input… form (which discord.py would route only to a modal
+        object still in memory: see :mod:`.forms`)."""
+        form = submitted(interaction)
+        if form is not None:
+            await self.buttons.form_submitted(interaction, form)
 
     async def on_ready(self) -> None:
         log.info("connected to Discord as %s in %d server(s)", self.user, len(self.guilds))
@@ -135,6 +158,8 @@ class DiscordAdapter(ChatAdapter):
         self.__token = token
         self.jobs = Jobs("discord")
         self._threads: dict[int, asyncio.Task[discord.Thread | None]] = {}
+        #: per channel, the last message still on its way into the line (see on_message)
+        self._joining: dict[int, asyncio.Future[None]] = {}
         intents = discord.Intents.none()
         intents.guilds = intents.guild_messages = intents.message_content = True
         intents.dm_messages = allow_dms
@@ -201,11 +226,14 @@ class DiscordAdapter(ChatAdapter):
     def on_message(self, message: discord.Message) -> None:
         """A message in a session thread (or an allowed DM) becomes a turn; the rest is ignored.
 
-        In a thread discord.py knows, the turn takes its place in line right here. A thread
-        missing from its cache must be looked up first (its key needs the parent channel),
-        and a DM's session found (:meth:`_look_up`). A message made only of text files (what
-        Discord makes of a long paste: ``message.txt``) is a turn whose text is those files,
-        read first (:meth:`_read_paste`); it joins the line once they are read.
+        Its attachments go with it (:meth:`_uploads`): the core stores them with the session
+        before the turn (a message of files only just stores them; a lone ``message.txt``,
+        Discord's long paste, is a turn of its text). In a thread discord.py knows, a message
+        without files takes its place in line right here. One that must wait first (for its
+        files to download, for a thread missing from the cache to be looked up, for a DM's
+        session to be found) joins the line once that is done, but never before an earlier
+        message of the same channel (:meth:`_later`), so the thread's line keeps the order in
+        which its messages arrived.
         """
         channel = message.channel
         me = self.client.user
@@ -213,9 +241,8 @@ class DiscordAdapter(ChatAdapter):
             return  # ourselves, other bots, webhooks
         if message.type not in (discord.MessageType.default, discord.MessageType.reply):
             return
-        pasted = [] if message.content.strip() else [a for a in message.attachments if _is_text(a)]
-        if not message.content.strip() and not pasted:
-            return  # stickers, images: nothing to work with
+        if not message.content.strip() and not message.attachments:
+            return  # stickers, embeds: nothing to work with
         if message.guild is None:
             if not (self.allow_dms and isinstance(channel, discord.DMChannel)):
                 return
@@ -227,41 +254,79 @@ class DiscordAdapter(ChatAdapter):
         if not self.sessions.first_delivery(f"discord:message:{message.id}"):
             return
         self.count("reply")
-        if isinstance(channel, discord.Thread) and not pasted:
+        ready = not message.attachments and channel.id not in self._joining
+        if isinstance(channel, discord.Thread) and ready:
             caller = caller_for(message.author, channel.guild.id, channel)
             key = thread_key(caller.workspace, channel)
             self.jobs.spawn(self._turn(message, caller, key, message.content))
-        else:
-            self.jobs.spawn(self._look_up(message, pasted))
+            return
+        earlier = self._joining.get(channel.id)
+        joined: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._joining[channel.id] = joined
+        self.jobs.spawn(self._later(message, earlier, joined))
 
     def _turn(
         self,
         message: discord.Message,
         caller: Caller,
         key: SessionKey,
-        text: str | Exception,
+        text: str,
         *,
+        uploads: Sequence[Upload] | Exception = (),
         quiet: bool = True,
     ) -> Coroutine[Any, Any, object]:
-        """The turn of ``message`` (``text``, or what refuses it) in the thread ``key``: in
-        line from now on. Outside a session it ends silently (``quiet``), or says how to start
-        one."""
+        """The turn of ``message`` (``text`` and ``uploads``, or what refuses them) in the
+        thread ``key``: in line from now on. Outside a session it ends silently (``quiet``),
+        or says how to start one."""
         surface = self.in_channel(message.channel, reply_to=message)
 
         def begin() -> TurnStream:
-            if isinstance(text, Exception):
-                raise text
-            return self.sessions.reply(caller, key, text)
+            if isinstance(uploads, Exception):
+                raise uploads
+            return self.sessions.reply(caller, key, text, uploads=uploads)
 
         return self.presenter.turn(surface, begin, quiet=(NotASession,) if quiet else ())
 
-    async def _look_up(self, message: discord.Message, pasted: list[discord.Attachment]) -> None:
-        """Find the session of a message whose key needs a lookup (or whose text is in files),
-        then take the turn.
+    async def _later(
+        self,
+        message: discord.Message,
+        earlier: asyncio.Future[None] | None,
+        joined: asyncio.Future[None],
+    ) -> None:
+        """Find the session of a message that could not join its line at once, download its
+        files (while earlier messages of the channel may still be doing the same), then join
+        the line after them (``earlier`` is done once the one before has joined) and say so
+        (``joined``)."""
+        show: Coroutine[Any, Any, object] | None = None
+        try:
+            place = await self._where(message)
+            uploads: Sequence[Upload] | Exception = ()
+            if place is not None and place.known and message.attachments:
+                uploads = await self._uploads(message.attachments)
+            if earlier is not None:
+                await asyncio.wait([earlier])
+            if place is not None:
+                show = self._turn(
+                    message,
+                    place.caller,
+                    place.key,
+                    message.content,
+                    uploads=uploads,
+                    quiet=place.quiet,
+                )
+        finally:
+            joined.set_result(None)
+            if self._joining.get(message.channel.id) is joined:
+                del self._joining[message.channel.id]
+        if show is not None:
+            await show
 
-        Messages of one uncached thread share one lookup and resume in arrival order, so they
-        still join the line in order. In a DM, the session is the most recently updated one
-        started there.
+    async def _where(self, message: discord.Message) -> _Place | None:
+        """Who sent ``message`` and for which session; None when it is for none and not worth
+        a word (its files are not downloaded then).
+
+        In a DM, the session is the most recently updated one started there. Messages of one
+        uncached thread share one lookup of it.
         """
         channel = message.channel
         if message.guild is None:
@@ -272,9 +337,8 @@ class DiscordAdapter(ChatAdapter):
             key = found or SessionKey(
                 platform="discord", workspace=caller.workspace, channel=here, thread=here
             )
-            text = await self._read_paste(pasted) if pasted else message.content
-            await self._turn(message, caller, key, text, quiet=False)
-            return
+            # without a session, the turn says how to start one; its files are not read
+            return _Place(caller=caller, key=key, quiet=False, known=found is not None)
         thread = channel if isinstance(channel, discord.Thread) else None
         if thread is None:
             lookup = self._threads.get(channel.id)
@@ -285,27 +349,32 @@ class DiscordAdapter(ChatAdapter):
                     self._threads.pop(next(iter(self._threads)))
             thread = await lookup
         if thread is None:
-            return
+            return None
         caller = caller_for(message.author, message.guild.id, thread)
         key = thread_key(caller.workspace, thread)
-        if pasted and await self.sessions.find(key) is None:
-            return  # not a session: its files are not worth reading
-        text = await self._read_paste(pasted) if pasted else message.content
-        await self._turn(message, caller, key, text)
+        if message.attachments and await self.sessions.find(key) is None:
+            return None  # not a session: its files are not worth reading
+        return _Place(caller=caller, key=key, quiet=True, known=True)
 
-    async def _read_paste(self, files: list[discord.Attachment]) -> str | Exception:
-        """The text of a message's text files (through the client's HTTP), or the refusal of
-        files too long to be a request."""
-        limit = self.sessions.max_prompt_chars
-        size = sum(a.size for a in files)
-        if size > limit * _BYTES_PER_CHAR:  # too long however it decodes: not downloaded
-            return PromptTooLong(size, limit)
+    async def _uploads(self, attachments: Sequence[discord.Attachment]) -> list[Upload] | Exception:
+        """A message's files, downloaded through the client's HTTP; one over
+        :data:`bot.files.MAX_FILE_BYTES` is not downloaded (the core refuses it by name). A
+        failed download refuses the whole message (the person is told, and may post again)."""
+
+        async def upload(attachment: discord.Attachment) -> Upload:
+            data = None
+            if attachment.size <= MAX_FILE_BYTES:
+                try:
+                    with refusals():
+                        data = await attachment.read()
+                except (PlatformRefused, aiohttp.ClientError) as err:
+                    raise PlatformRefused("download_failed", attachment.filename) from err
+            return Upload(name=attachment.filename, size=attachment.size, data=data)
+
         try:
-            with refusals():
-                parts = [await a.read() for a in files]
-        except (PlatformRefused, aiohttp.ClientError) as err:
-            return err if isinstance(err, PlatformRefused) else PlatformRefused("error", str(err))
-        return "\n\n".join(p.decode("utf-8", errors="replace") for p in parts)
+            return list(await asyncio.gather(*(upload(a) for a in attachments)))
+        except PlatformRefused as err:
+            return err
 
     async def _fetch_thread(self, channel_id: int) -> discord.Thread | None:
         """The thread ``channel_id`` if the bot opened it (else None: not a session)."""

@@ -1,4 +1,8 @@
-"""The Discord slash commands: ``/code`` and ``/snippets list|show|run|delete``.
+"""The Discord slash commands: ``/code`` and ``/snippets list|search|show|diff|run|files|delete``.
+
+``/snippets run id [version] [stdin] [args]`` takes the program's standard input as one line
+(Discord's slash options hold no line breaks: multi-line input goes through the Run with
+input… button's form) and its arguments quoted like a shell's.
 
 Only the shapes live here (names, options, descriptions, autocomplete); every callback hands
 the interaction to :class:`~bot.adapters.discord.interactions.Interactions`, which
@@ -13,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
+from bot.adapters.discord.forms import STDIN_LIMIT
 from bot.present.words import COMMAND_HELP as HELP
 
 if TYPE_CHECKING:
@@ -78,9 +83,23 @@ def build_commands(
 
     @snippets.command(name="run", description=HELP["snippets.run"])
     @app_commands.rename(session="id")
-    @app_commands.describe(session=HELP["id"], version=HELP["version"])
-    async def run(interaction: Interaction, session: int, version: int | None = None) -> None:
-        await handler.snippets_run(interaction, session, version)
+    @app_commands.describe(
+        session=HELP["id"], version=HELP["version"], stdin=HELP["run.stdin"], args=HELP["run.args"]
+    )
+    async def run(
+        interaction: Interaction,
+        session: int,
+        version: int | None = None,
+        stdin: app_commands.Range[str, 1, STDIN_LIMIT] | None = None,
+        args: str | None = None,
+    ) -> None:
+        await handler.snippets_run(interaction, session, version, stdin, args)
+
+    @snippets.command(name="files", description=HELP["snippets.files"])
+    @app_commands.rename(session="id")
+    @app_commands.describe(session=HELP["id"])
+    async def files(interaction: Interaction, session: int) -> None:
+        await handler.snippets_files(interaction, session)
 
     @snippets.command(name="delete", description=HELP["snippets.delete"])
     @app_commands.rename(session="id")
@@ -88,7 +107,7 @@ def build_commands(
     async def delete(interaction: Interaction, session: int) -> None:
         await handler.snippets_delete(interaction, session)
 
-    with_ids: list[app_commands.Command[Any, ..., None]] = [show, diff, run, delete]
+    with_ids: list[app_commands.Command[Any, ..., None]] = [show, diff, run, files, delete]
     for command in with_ids:
 
         @command.autocomplete("session")

@@ -1,4 +1,5 @@
-"""Everything that answers a Discord interaction: ``/code``, ``/snippets``, autocomplete, buttons.
+"""Everything that answers a Discord interaction: ``/code``, ``/snippets``, autocomplete, buttons
+and the Run with input… form.
 
 Each handler acknowledges first (Discord's 3-second window: ``defer``; a refusal found without
 I/O is the acknowledgement itself), turns the interaction into a
@@ -6,6 +7,9 @@ I/O is the acknowledgement itself), turns the interaction into a
 the adapter (so that shutdown drains it). ``/snippets``, Delete and refusals answer only the
 person who acted; Run and Test answer in the interaction's public response; Fix and Retry
 stream the next version into the thread, as a reply to the message whose button was pressed.
+Run with input… answers with a modal (:mod:`.forms`); its submit is checked like a button
+press (the session of this thread, a member who may post here) and runs like Run, with the
+form's stdin and arguments; arguments that cannot be split are refused privately.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
+from bot.adapters.discord.forms import RunForm, run_form
 from bot.adapters.discord.surface import (
     DM_WORKSPACE,
     MEMBER_PERMISSIONS,
@@ -27,7 +32,9 @@ from bot.adapters.discord.surface import (
     refusals,
 )
 from bot.core import StartCheck
+from bot.errors import UserError
 from bot.present import PlatformRefused
+from bot.run_options import parse_args
 from bot.values import Action, Caller
 from storage import SessionKey
 
@@ -164,12 +171,28 @@ class Interactions:
         )
 
     async def snippets_run(
-        self, interaction: Interaction, session_id: int, number: int | None
+        self,
+        interaction: Interaction,
+        session_id: int,
+        number: int | None,
+        stdin: str | None = None,
+        args: str | None = None,
     ) -> None:
+        try:
+            argv = parse_args(args or "")
+        except UserError as err:  # the refusal is the acknowledgement: nothing to withdraw
+            self.adapter.count("snippets")
+            await self.presenter.fail(self.adapter.response(interaction), err)
+            return
         await self._private(
             interaction,
-            lambda s, c: self.presenter.run(s, c, session_id, number=number, private=True),
+            lambda s, c: self.presenter.run(
+                s, c, session_id, number=number, private=True, stdin=stdin or "", args=argv
+            ),
         )
+
+    async def snippets_files(self, interaction: Interaction, session_id: int) -> None:
+        await self._private(interaction, lambda s, c: self.presenter.files(s, c, session_id))
 
     async def snippets_search(self, interaction: Interaction, text: str) -> None:
         await self._private(interaction, lambda s, c: self.presenter.list(s, c, search=text))
@@ -204,6 +227,9 @@ class Interactions:
     async def button(self, interaction: Interaction, action: Action) -> None:
         """A click on a version's, run's or failure's button."""
         self.adapter.count("button")
+        if action.kind == "input":
+            await self._open_form(interaction, action)
+            return
         channel, caller = interaction.channel, _caller(interaction)
         streams = action.makes_version and isinstance(channel, discord.abc.Messageable)
         # the next version streams in the thread, as a reply to the pressed message
@@ -227,6 +253,34 @@ class Interactions:
             interaction,
             lambda s, c: self.presenter.act(s, c, action),
             private=action.kind == "delete",
+        )
+
+    async def _open_form(self, interaction: Interaction, action: Action) -> None:
+        """Run with input…: the form is the acknowledgement (a refusal, if any, instead)."""
+        try:
+            await self._check_button(interaction, _caller(interaction), action)
+            with refusals():
+                await interaction.response.send_modal(run_form(action))
+        except Exception as err:
+            await self.presenter.fail(self.adapter.response(interaction), err)
+
+    async def form_submitted(self, interaction: Interaction, form: RunForm) -> None:
+        """A submitted Run with input… form: run the version with its stdin and arguments, in
+        the interaction's public response like Run."""
+        self.adapter.count("form")
+        action = form.action
+        try:
+            await self._check_button(interaction, _caller(interaction), action)
+            argv = parse_args(form.args)
+        except Exception as err:
+            await self.presenter.fail(self.adapter.response(interaction), err)
+            return
+        await self._answer(
+            interaction,
+            lambda s, c: self.presenter.run(
+                s, c, action.session_id, number=action.number, stdin=form.stdin, args=argv
+            ),
+            private=False,
         )
 
     async def _check_button(self, interaction: Interaction, caller: Caller, action: Action) -> None:

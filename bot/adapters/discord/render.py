@@ -11,8 +11,15 @@ to change what kind of message it is.
 - The live message of a turn or a run (its status, the answer as it streams, the version, the
   run, the failure) sits in a ``Container`` whose accent shows the outcome: green a passed
   run, red a failed run or turn, grey otherwise. Notices and the request post are bare text.
-- A view's file is uploaded with the message and shown where it belongs by a ``File``
-  component (``attachment://snippet.py``); buttons follow in action rows of five.
+- A view's files (:attr:`~bot.present.View.files`: the snippet or tests too long for a
+  message, then the files a run made) are uploaded with the message and shown inside the
+  card: pictures (a plot) in a ``MediaGallery``, every other file as a ``File`` component,
+  each by ``attachment://<name>``; buttons follow in action rows of five. An edit uploads the
+  files of the view it shows and drops those of the message it replaces. Names are made
+  safe for ``attachment://`` (:func:`bot.files.safe_name`) and kept apart when two clash.
+  Discord takes at most :data:`MAX_FILES` files and :data:`MAX_UPLOAD_BYTES` in one message
+  (a server without boosts); the sandbox keeps a run's files well within that (8 files,
+  8 MiB), and any file past it is left out rather than the whole message refused.
 - :func:`markdown`: Discord ends a code block at the first ```` ``` ```` whatever the opening
   fence (CommonMark's longer fence does not hold there), so code or output holding one would
   break out and render as markdown (headings, links, a fake "✅ passed"). Every block is fenced
@@ -24,7 +31,9 @@ to change what kind of message it is.
 from __future__ import annotations
 
 import io
+import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import discord
@@ -32,7 +41,9 @@ from discord import ui
 
 from bot.adapters.discord.buttons import button_rows
 from bot.codeblocks import close_open_fence
+from bot.files import safe_name
 from bot.present import (
+    Attachment,
     FailureCard,
     NonCodeAnswer,
     RunCard,
@@ -42,9 +53,14 @@ from bot.present import (
     Writing,
 )
 
-__all__ = ["TEXT_LIMIT", "markdown", "message"]
+__all__ = ["MAX_FILES", "MAX_UPLOAD_BYTES", "TEXT_LIMIT", "markdown", "message"]
+
+log = logging.getLogger("codethread.discord")
 
 TEXT_LIMIT = 4000  # characters of TextDisplay content in one message, all of them together
+MAX_FILES = 10  # attachments in one message
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # all of a message's attachments, without server boosts
+_DESCRIPTION = 256  # characters of a media gallery item's description
 _CARDS = (Status, Writing, VersionCard, RunCard, FailureCard, NonCodeAnswer)
 _MODEL_WRITTEN = (Writing, VersionCard, NonCodeAnswer)  # prose whose links are not ours
 _FENCE = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`\n]*?)[ \t]*$")
@@ -99,17 +115,61 @@ def _accent(view: View) -> discord.Colour:
     return discord.Colour.greyple()
 
 
+def _distinct(name: str, taken: set[str]) -> str:
+    """``name``, or ``name-2.ext``, ``name-3.ext`` … when it is taken."""
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+    found, n = name, 2
+    while found in taken:
+        found, n = f"{stem}-{n}{dot}{ext}", n + 1
+    return found
+
+
+def _uploads(attachments: Sequence[Attachment]) -> list[tuple[Attachment, discord.File]]:
+    """The files to upload for ``attachments``: within Discord's limits, under names that are
+    safe in ``attachment://`` and distinct."""
+    out: list[tuple[Attachment, discord.File]] = []
+    names: set[str] = set()
+    total = 0
+    for attachment in attachments:
+        data = attachment.payload
+        if len(out) == MAX_FILES or total + len(data) > MAX_UPLOAD_BYTES:
+            log.warning("left %s out of a message: past Discord's limits", attachment.filename)
+            continue
+        total += len(data)
+        name = _distinct(safe_name(attachment.filename), names)
+        names.add(name)
+        file = discord.File(io.BytesIO(data), filename=name, description=attachment.title)
+        out.append((attachment, file))
+    return out
+
+
+def _shown(uploads: list[tuple[Attachment, discord.File]]) -> list[ui.Item[Any]]:
+    """Where the files show in the card: a ``File`` component each, pictures together in one
+    gallery at the place of the first."""
+    parts: list[ui.Item[Any]] = []
+    gallery: ui.MediaGallery[Any] | None = None
+    for attachment, file in uploads:
+        if not attachment.image:
+            parts.append(ui.File(file))
+            continue
+        item = discord.MediaGalleryItem(file, description=attachment.title[:_DESCRIPTION])
+        if gallery is None:
+            gallery = ui.MediaGallery(item)
+            parts.append(gallery)
+        else:
+            gallery.append_item(item)
+    return parts
+
+
 def message(view: View, *, editing: bool) -> dict[str, Any]:
     """``view`` as keyword arguments of a send (or, ``editing``, of an edit, which also takes
-    away the file and buttons of what it replaces)."""
+    away the files and buttons of what it replaces)."""
     text = _fit(markdown(view.text, links=not isinstance(view, _MODEL_WRITTEN)))
-    parts: list[ui.Item[Any]] = [ui.TextDisplay(text)]
-    files = []
-    if view.file is not None:
-        data = io.BytesIO(view.file.content.encode())
-        file = discord.File(data, filename=view.file.filename, description=view.file.title)
-        files.append(file)
-        parts.append(ui.File(file))
+    uploads = _uploads(view.files)
+    files = [file for _, file in uploads]
+    parts: list[ui.Item[Any]] = [ui.TextDisplay(text), *_shown(uploads)]
     parts.extend(button_rows(view.actions))
     layout = ui.LayoutView(timeout=None)
     if isinstance(view, _CARDS):

@@ -8,6 +8,13 @@
   bots, edits, deletions and threads that are not sessions are ignored, except that a mention
   of the bot in such a thread gets a hint. A mention in a thread arrives twice (``app_mention``
   and ``message``) and is answered once.
+- Files posted in a session thread become the session's files (:mod:`bot.files`): each is
+  downloaded from its ``url_private_download`` with the bot token (only from Slack's file hosts
+  or the configured API's; never one over :data:`~bot.files.MAX_FILE_BYTES`, which the core
+  refuses by name) and goes to the core with the message's text, if any. The message keeps its
+  place in the thread's line: while its files download, later messages of the thread wait for
+  it. A file Slack could not hand over is told to the person who posted it. (The first message
+  of a direct-message thread opens its session first; its files are attached after that.)
 - Slack's AI-app surface: in the app's assistant pane and its direct messages every thread is
   a session, keyed by the conversation and the thread's ts; its first message starts it (a
   message outside a thread starts one in its own thread), later ones are its turns. A new
@@ -21,7 +28,11 @@
   turn takes its place in line in the listener itself, before any await. The presenter shows
   it all on a :class:`~bot.adapters.slack.surface.SlackSurface`; every button goes through
   :meth:`~bot.present.Presenter.act` (values of older buttons, ``12:3``, still work).
-- ``/snippets [list|show ID|run ID|delete ID|help]`` answers privately.
+- The Run with input… button opens a form (standard input, arguments); its submission runs
+  the version in the button's thread, as the Run button does. Arguments that do not split like
+  a shell's keep the form open with the reason under the field.
+- ``/snippets [list|search TEXT|show ID [N]|diff ID [A] [B]|run ID [N] [--stdin TEXT]
+  [-- ARG…]|files ID|delete ID|help]`` answers privately.
 - Socket Mode when an app token is set (no HTTP route then), else HTTP mode on
   ``POST /slack/events`` with bolt's signature check. The Web API client retries Slack's 429s
   after ``Retry-After``, and connection errors.
@@ -35,8 +46,9 @@ import functools
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, get_args
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -53,10 +65,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.adapters.base import ChatAdapter, Jobs
 from bot.adapters.slack.commands import (
     MODAL,
+    RUN_MODAL,
     CodeRequest,
     code_modal,
     modal_values,
     parse_code,
+    run_modal,
+    run_modal_values,
     snippet_ref,
     to_plain,
 )
@@ -64,9 +79,11 @@ from bot.adapters.slack.pace import Pace
 from bot.adapters.slack.surface import ACTION_PREFIX, SlackBot, SlackSurface, refusals
 from bot.core import SessionService, TurnStream
 from bot.errors import ConfigError, NotASession, UserError
+from bot.files import MAX_FILE_BYTES
 from bot.metrics import Metrics
 from bot.present import Notice, Outcome, PlatformRefused, Presenter, words
-from bot.values import Action, ActionKind, Caller
+from bot.run_options import parse_args, parse_run
+from bot.values import Action, ActionKind, Caller, Upload
 from storage import SessionKey
 
 if TYPE_CHECKING:
@@ -78,6 +95,13 @@ log = logging.getLogger("codethread.slack")
 
 PLATFORM = "slack"
 _BUTTON = re.compile(rf"^{ACTION_PREFIX}({'|'.join(get_args(ActionKind))})$")
+#: the hosts a file's URL may name for the bot token to go with it (besides the API's own)
+_FILE_HOSTS = ("slack.com", "slack-gov.com")
+_DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=10)
+_RUN_USAGE = "/snippets run ID [N] [--stdin TEXT] [-- ARG…]"
+
+#: a message's text and the files that came with it (Slack's file objects)
+Files = Sequence[dict[str, Any]]
 
 
 def _by_person(event: dict[str, Any], bot_user: str | None) -> bool:
@@ -150,7 +174,10 @@ class SlackAdapter(ChatAdapter):
         self.pace = Pace()  # Slack's rate limits, shared by every answer in a workspace
         self._known: OrderedDict[SessionKey, None] = OrderedDict()  # direct-message sessions
         #: threads whose first message is in hand, with the messages that came after it
-        self._opening: dict[SessionKey, list[tuple[SlackSurface, Caller, str]]] = {}
+        self._opening: dict[SessionKey, list[tuple[SlackSurface, Caller, str, Files]]] = {}
+        #: threads with a message whose files are downloading: set once it has its place
+        self._fetching: dict[SessionKey, asyncio.Event] = {}
+        self._file_hosts = {urlsplit(api_url).hostname} if api_url else set()
         self.client = AsyncWebClient(
             token=bot_token,
             base_url=api_url or AsyncWebClient.BASE_URL,
@@ -182,9 +209,7 @@ class SlackAdapter(ChatAdapter):
         return [] if self.socket_mode else [web.post("/slack/events", self._http)]
 
     async def start(self) -> None:
-        if self._http_session is None:
-            self._http_session = aiohttp.ClientSession()
-            self.client.session = self._http_session
+        self._session()
         if self._app_token and self._socket is None:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
@@ -231,6 +256,7 @@ class SlackAdapter(ChatAdapter):
         bolt.event("message")(self._on_message)
         bolt.event("assistant_thread_started")(self._on_assistant_thread)
         bolt.view(MODAL)(self._on_modal)
+        bolt.view(RUN_MODAL)(self._on_run_modal)
         bolt.action(_BUTTON)(self._on_button)
         bolt.error(self._on_bolt_error)
 
@@ -419,14 +445,141 @@ class SlackAdapter(ChatAdapter):
             platform=PLATFORM, workspace=caller.workspace, channel=caller.channel, thread=thread
         )
         surface = self._surface(context, caller, thread=thread)
-        self.jobs.spawn(
-            self.presenter.turn(
-                surface,
-                lambda: self.sessions.reply(caller, key, text),
-                quiet=() if mention else (NotASession,),
-                request=text,
+        files = event.get("files") or []
+        self._reply(surface, caller, key, text, files, quiet=() if mention else (NotASession,))
+
+    def _reply(
+        self,
+        surface: SlackSurface,
+        caller: Caller,
+        key: SessionKey,
+        text: str,
+        files: Files,
+        *,
+        quiet: tuple[type[Exception], ...] = (),
+    ) -> None:
+        """A message as the thread's next turn, its place in line taken now; with files (or
+        while an earlier message's files download), as soon as its own are in hand and the
+        earlier message has its place."""
+        if not files and key not in self._fetching:
+            self.jobs.spawn(
+                self.presenter.turn(
+                    surface,
+                    lambda: self.sessions.reply(caller, key, text),
+                    quiet=quiet,
+                    request=text,
+                )
             )
+            return
+        earlier, placed = self._fetching.get(key), asyncio.Event()
+        self._fetching[key] = placed
+        self.jobs.spawn(
+            self._reply_with_files(surface, caller, key, text, files, quiet, earlier, placed)
         )
+
+    async def _reply_with_files(
+        self,
+        surface: SlackSurface,
+        caller: Caller,
+        key: SessionKey,
+        text: str,
+        files: Files,
+        quiet: tuple[type[Exception], ...],
+        earlier: asyncio.Event | None,
+        placed: asyncio.Event,
+    ) -> None:
+        shown: Coroutine[Any, Any, Outcome | None] | None = None
+        try:
+            uploads: Sequence[Upload] = ()
+            if files and await self.sessions.find(key) is not None:  # no session: no download
+                uploads = await self._uploads(surface, files)
+            if earlier is not None:
+                await earlier.wait()
+            if text.strip() or uploads or not files:
+                shown = self.presenter.turn(
+                    surface,
+                    functools.partial(self.sessions.reply, caller, key, text, uploads=uploads),
+                    quiet=quiet,
+                    request=text,
+                )
+        finally:
+            placed.set()
+            if self._fetching.get(key) is placed:
+                del self._fetching[key]
+        if shown is not None:
+            await shown
+
+    # -- files people post ---------------------------------------------------------------------
+
+    async def _uploads(self, surface: SlackSurface, files: Files) -> list[Upload]:
+        """The files of a message, downloaded (all at once); one over the size limit is not
+        downloaded (the core refuses it by name), one Slack would not hand over is told to
+        the person who posted it and left out."""
+        found = await asyncio.gather(*(self._upload(file) for file in files))
+        uploads = [upload for upload in found if isinstance(upload, Upload)]
+        failed = [error for error in found if isinstance(error, PlatformRefused)]
+        for error in failed:
+            await self.presenter.fail(surface, error)
+        return uploads
+
+    async def _upload(self, file: dict[str, Any]) -> Upload | PlatformRefused:
+        name = _name(file)
+        try:
+            if file.get("file_access") == "check_file_info" and file.get("id"):
+                with refusals():  # the event has only its id: Slack describes it on request
+                    file = dict((await self.client.files_info(file=str(file["id"])))["file"])
+                name = _name(file)
+            size = int(file.get("size") or 0)
+            if size > MAX_FILE_BYTES:
+                return Upload(name=name, size=size, data=None)
+            data = await self._download(file, name)
+        except PlatformRefused as err:
+            return err
+        except Exception as err:  # an odd file object: that file is left out, not the turn
+            log.warning("could not take a file from Slack: %s", type(err).__name__)
+            return PlatformRefused("download_failed", name)
+        if len(data) > MAX_FILE_BYTES:
+            return Upload(name=name, size=len(data), data=None)
+        return Upload(name=name, size=len(data), data=data)
+
+    async def _download(self, file: dict[str, Any], name: str) -> bytes:
+        """A file's bytes from Slack, with the bot token (sent to Slack's hosts only; aiohttp
+        drops it on a redirect elsewhere); reading stops past the size limit."""
+        url = str(file.get("url_private_download") or file.get("url_private") or "")
+        host = urlsplit(url).hostname or ""
+        ours = host in self._file_hosts or any(
+            host == h or host.endswith("." + h) for h in _FILE_HOSTS
+        )
+        if not url or not ours:  # an external file, or one gone (a tombstone)
+            log.info("not downloading the file %s (mode %s)", file.get("id"), file.get("mode"))
+            raise PlatformRefused("download_failed", name)
+        headers = {"Authorization": f"Bearer {self.client.token}"}
+        try:
+            async with self._session().get(
+                url, headers=headers, timeout=_DOWNLOAD_TIMEOUT
+            ) as response:
+                if response.status != 200:
+                    log.warning("Slack answered HTTP %d for a file download", response.status)
+                    raise PlatformRefused("download_failed", name)
+                if response.content_type == "text/html" and not _is_html(file, name):
+                    # Slack's sign-in page: the token may not read files (files:read)
+                    log.warning("Slack answered a sign-in page for a file: is files:read granted?")
+                    raise PlatformRefused("missing_permission", "files:read")
+                data = bytearray()
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    data += chunk
+                    if len(data) > MAX_FILE_BYTES:
+                        break
+                return bytes(data)
+        except (aiohttp.ClientError, TimeoutError) as err:
+            log.warning("could not download a file from Slack: %s", type(err).__name__)
+            raise PlatformRefused("download_failed", name) from None
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http_session is None:
+            self._http_session = aiohttp.ClientSession()
+            self.client.session = self._http_session
+        return self._http_session
 
     # -- the assistant pane and direct messages -----------------------------------------------
 
@@ -452,48 +605,51 @@ class SlackAdapter(ChatAdapter):
         )
         surface = self._surface(context, caller, thread=thread, assistant=True)
         text = to_plain(event.get("text") or "", bot_user=context.bot_user_id)
-        self._dm_turn(surface, caller, key, text)
+        self._dm_turn(surface, caller, key, text, event.get("files") or [])
 
-    def _dm_turn(self, surface: SlackSurface, caller: Caller, key: SessionKey, text: str) -> None:
+    def _dm_turn(
+        self, surface: SlackSurface, caller: Caller, key: SessionKey, text: str, files: Files
+    ) -> None:
         """The thread's next turn, its place in line taken now; while the thread's first
         message is being looked at (does it hold a session?), kept to follow that one."""
         if key in self._known:
-            self.jobs.spawn(
-                self.presenter.turn(
-                    surface, lambda: self.sessions.reply(caller, key, text), request=text
-                )
-            )
+            self._reply(surface, caller, key, text, files)
         elif key in self._opening:
-            self._opening[key].append((surface, caller, text))
+            self._opening[key].append((surface, caller, text, files))
         else:
             self._opening[key] = []
-            self.jobs.spawn(self._first(surface, caller, key, text))
+            self.jobs.spawn(self._first(surface, caller, key, text, files))
 
     async def _first(
-        self, surface: SlackSurface, caller: Caller, key: SessionKey, text: str
+        self, surface: SlackSurface, caller: Caller, key: SessionKey, text: str, files: Files
     ) -> None:
         """The first message of a thread in this process: the session's next turn where the
-        thread holds one already, else its start."""
+        thread holds one already, else its start (its files stored before version 1)."""
         opening = False
+        uploads: Sequence[Upload] = ()
+        shown: Coroutine[Any, Any, Outcome | None]
         try:
+            uploads = await self._uploads(surface, files) if files else ()
             begin: Callable[[], TurnStream] = functools.partial(
-                self.sessions.reply, caller, key, text
+                self.sessions.reply, caller, key, text, uploads=uploads
             )
             if await self.sessions.find(key) is None:
                 request = parse_code(text, self.sessions.languages)
                 checked = self.sessions.check(
                     caller, prompt=request.prompt, language=request.language, model=request.model
                 )
-                begin, opening = functools.partial(self.sessions.open, caller, key, checked), True
-            shown: Coroutine[Any, Any, Outcome | None] = self.presenter.turn(
-                surface, begin, request=text
-            )
+                begin = functools.partial(self.sessions.open, caller, key, checked, uploads=uploads)
+                opening = True
+            if files and not uploads and not text.strip():  # no file came: nothing to do
+                shown, opening = _nothing(), False
+            else:
+                shown = self.presenter.turn(surface, begin, request=text)
             self._remember(key)
         except Exception as err:
             shown = self.presenter.fail(surface, err, request=text)
         finally:  # the messages that came meanwhile take their places now, in order
             for later in self._opening.pop(key):
-                self._dm_turn(later[0], later[1], key, later[2])
+                self._dm_turn(later[0], later[1], key, later[2], later[3])
         outcome = await shown
         session = getattr(outcome, "session", None)
         if opening and session is not None:
@@ -529,21 +685,63 @@ class SlackAdapter(ChatAdapter):
             or container.get("message_ts")
         )
         surface = self._surface(context, caller, thread=thread)
+        if decoded.kind == "input":  # the form first; its submission runs it
+            form = run_modal(decoded, channel=caller.channel, thread=thread)
+            self.jobs.spawn(self._open_form(surface, str(body.get("trigger_id") or ""), form))
+            return
         self.jobs.spawn(self.presenter.act(surface, caller, decoded))
 
+    async def _open_form(self, surface: SlackSurface, trigger: str, form: dict[str, Any]) -> None:
+        try:
+            with refusals():
+                await self.client.views_open(trigger_id=trigger, view=form)
+        except Exception as err:
+            await self.presenter.fail(surface, err)
+
+    async def _on_run_modal(
+        self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        """A submitted Run with input… form: the run, in the button's thread."""
+        asked = run_modal_values(view)
+        try:
+            args = parse_args(asked.args)
+        except UserError as err:  # the form stays open, the reason under the field
+            await ack(response_action="errors", errors={"args": words.explain(err)})
+            return
+        await ack()
+        if asked.action is None:
+            log.info("ignored a Run with input form without its button's action")
+            return
+        caller = self._caller(context, body["user"]["id"], asked.channel)
+        surface = self._surface(context, caller, thread=asked.thread)
+        self.jobs.spawn(
+            self.presenter.run(
+                surface,
+                caller,
+                asked.action.session_id,
+                number=asked.action.number,
+                stdin=asked.stdin,
+                args=args,
+            )
+        )
+
     async def _snippets(self, surface: SlackSurface, caller: Caller, text: str) -> None:
-        """``/snippets [list|search TEXT|show ID [N]|diff ID [A] [B]|run ID|delete ID|help]``,
-        for the caller's eyes only."""
+        """``/snippets [list|search TEXT|show ID [N]|diff ID [A] [B]|run ID [N] [--stdin TEXT]
+        [-- ARG…]|files ID|delete ID|help]``, for the caller's eyes only."""
         verb, _, arg = text.strip().partition(" ")
         verb = verb.lower() or "list"
         if verb in ("list", "search"):
             await self.presenter.list(surface, caller, search=arg.strip() or None)
             return
-        if verb not in ("show", "diff", "run", "delete"):
+        if verb not in ("show", "diff", "run", "files", "delete"):
             await self._say(surface, words.SNIPPETS_HELP)
             return
-        first, *rest = arg.split() or [""]
+        first, options = (*arg.split(maxsplit=1), "", "")[:2]
         session_id = snippet_ref(first)
+        if verb == "run" and session_id is not None:
+            await self._run(surface, caller, session_id, options)
+            return
+        rest = options.split()
         numbers = [int(w) for w in rest if w.isdigit()]
         if session_id is None or len(numbers) != len(rest):
             await self.presenter.fail(surface, UserError(words.SNIPPET_NUMBER))
@@ -553,13 +751,45 @@ class SlackAdapter(ChatAdapter):
         elif verb == "diff":
             old, new = (*numbers, None, None)[:2] if len(numbers) != 1 else (numbers[0], None)
             await self.presenter.compare(surface, caller, session_id, old, new, private=True)
-        elif verb == "run":
-            await self.presenter.run(surface, caller, session_id, private=True)
+        elif verb == "files":
+            await self.presenter.files(surface, caller, session_id)
         else:
             await self.presenter.delete(surface, caller, session_id)
+
+    async def _run(
+        self, surface: SlackSurface, caller: Caller, session_id: int, options: str
+    ) -> None:
+        """``/snippets run ID [N] [--stdin TEXT] [-- ARG…]``: ``--stdin`` is the text itself."""
+        try:
+            asked = parse_run(to_plain(options), usage=_RUN_USAGE)
+        except UserError as err:
+            await self.presenter.fail(surface, err)
+            return
+        await self.presenter.run(
+            surface,
+            caller,
+            session_id,
+            number=asked.number,
+            private=True,
+            stdin=asked.stdin or "",
+            args=asked.args,
+        )
 
     @staticmethod
     async def _say(surface: SlackSurface, text: str) -> None:
         """A line of help for the person who asked (best effort)."""
         with contextlib.suppress(PlatformRefused):
             await surface.tell(Notice(text=text, summary=text))
+
+
+async def _nothing() -> None:
+    return None
+
+
+def _name(file: dict[str, Any]) -> str:
+    return str(file.get("name") or file.get("title") or file.get("id") or "file")
+
+
+def _is_html(file: dict[str, Any], name: str) -> bool:
+    """Whether a file is a web page itself (else an HTML answer is Slack's sign-in page)."""
+    return file.get("filetype") == "html" or name.lower().endswith((".html", ".htm"))

@@ -7,7 +7,9 @@ block, and the view's actions as buttons whose ``value`` is the action's compact
 (the slash command's ``response_url`` when there is one, else ``chat.postEphemeral``) takes no
 ``markdown`` block: there the markdown becomes ``section`` mrkdwn (:func:`mrkdwn`: bold, links,
 code blocks without their language tag), cut into sections of Slack's 3,000 characters. A
-view's file goes to the thread next to its message (``files_upload_v2``).
+view's files (a long snippet's, and the files a run made) go to the thread right after its
+message, in one ``files_upload_v2`` call (a message cannot carry files itself, nor gain them by
+an edit); Slack shows pictures among them inline there.
 
 An answer streams natively (``chat.startStream``/``appendStream``/``stopStream``, see
 :class:`SlackStream`); a workspace that refuses the methods (an older one, a missing scope) is
@@ -61,6 +63,8 @@ log = logging.getLogger("codethread.slack")
 LIMIT = 3900
 ACTION_PREFIX = "codethread_"  # a button's action_id is this and the action's kind
 _TEXT_LIMIT = 3000  # a section's or a context element's text
+_FILES_AT_ONCE = 10  # files in one files.completeUploadExternal (Slack fails past about 14)
+_ALT_TEXT = 1000  # an image's alt text
 _SNIPPET_TYPES = {"bash": "shell"}  # Slack's file types, where they differ from our names
 _REASONS = {"ratelimited": "rate_limited", "message_not_found": "gone"}
 _ENDED = frozenset({"message_not_in_streaming_state", "message_not_found"})  # a stream's end
@@ -223,6 +227,17 @@ def private_blocks(view: View) -> list[dict[str, Any]]:
     return body + _buttons(view)
 
 
+def _upload(file: Attachment) -> dict[str, Any]:
+    """One of ``files_upload_v2``'s ``file_uploads``."""
+    item: dict[str, Any] = {"filename": file.filename, "content": file.payload}
+    item["title"] = file.title
+    if file.image:
+        item["alt_txt"] = file.title[:_ALT_TEXT]
+    elif snippet := _SNIPPET_TYPES.get(file.language, file.language):
+        item["snippet_type"] = snippet
+    return item
+
+
 # -- the surface -------------------------------------------------------------------------------
 
 
@@ -291,7 +306,7 @@ class SlackSurface:
             )
         self._status_on = False  # Slack clears the status when the app answers
         message = Message(channel=str(posted["channel"]), ts=str(posted["ts"]))
-        await self.attach(message, view.file)
+        await self.attach(message, view.files)
         return message
 
     async def edit(self, handle: Message, view: View, *, final: bool = False) -> None:
@@ -307,20 +322,18 @@ class SlackSurface:
             await self.client.chat_update(
                 channel=handle.channel, ts=handle.ts, text=view.summary, blocks=blocks(view)
             )
-        await self.attach(handle, view.file)
+        await self.attach(handle, view.files)
 
-    async def attach(self, message: Message, file: Attachment | None) -> None:
-        if file is None:
-            return
-        with refusals():
-            await self.client.files_upload_v2(
-                channel=message.channel,
-                thread_ts=self.thread,
-                content=file.content,
-                filename=file.filename,
-                title=file.title,
-                snippet_type=_SNIPPET_TYPES.get(file.language, file.language) or None,
-            )
+    async def attach(self, message: Message, files: Sequence[Attachment]) -> None:
+        """``files`` into the thread, right after ``message``: text with the language's
+        highlighting, pictures inline (with their title as alt text)."""
+        for at in range(0, len(files), _FILES_AT_ONCE):
+            with refusals():
+                await self.client.files_upload_v2(
+                    channel=message.channel,
+                    thread_ts=self.thread,
+                    file_uploads=[_upload(f) for f in files[at : at + _FILES_AT_ONCE]],
+                )
 
     async def remove(self, handle: Message) -> None:
         await self.pace.bucket("chat.delete", self.team).take()
@@ -328,7 +341,8 @@ class SlackSurface:
             await self.client.chat_delete(channel=handle.channel, ts=handle.ts)
 
     async def tell(self, view: View) -> None:
-        """Ephemeral: a view's file stays out (Slack has no private files; the thread has it)."""
+        """Ephemeral: a view's files stay out (Slack has no private files; the thread has a
+        long snippet's, and a private run's files are only named)."""
         text, shown = view.summary, private_blocks(view)
         if self.respond is not None:
             answer = await self.respond(
@@ -544,6 +558,6 @@ class SlackStream:
             except SlackApiError as err:  # it ended by itself (after ~5 minutes): update it
                 log.info("could not stop a streamed message: %s", _code(err))
         if ended and self._shown.strip() == view.text.strip():
-            await self.surface.attach(self.message, view.file)
+            await self.surface.attach(self.message, view.files)
         else:
             await self.surface.edit(self.message, view, final=True)

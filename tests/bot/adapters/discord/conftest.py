@@ -79,6 +79,7 @@ async def connect(config: Config, engine: FakeEngine, fake: FakeDiscord) -> Bot:
     [adapter] = app.adapters
     assert isinstance(adapter, DiscordAdapter)
     await adapter.client.login("test-token")  # setup_hook: the buttons (no command sync)
+    await fake.serve_cdn()  # attachments people post are downloaded from 127.0.0.1
     gateway = fake.gateway(adapter.client)
     gateway.guild_create()
     return Bot(app=app, fake=fake, adapter=adapter, gateway=gateway, engine=engine)
@@ -112,6 +113,7 @@ async def connected(config: Config, fake: FakeEngine) -> AsyncIterator[Connect]:
     await settle()
     for bot in bots:
         await bot.app.aclose()
+        await bot.fake.aclose()
     for bot in bots:  # every message sent was one Discord accepts
         assert bot.fake.refused == []
 

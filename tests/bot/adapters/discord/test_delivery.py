@@ -217,19 +217,24 @@ async def test_a_reply_made_only_of_a_pasted_file_is_a_turn(bot: Bot, app: App) 
     assert "Version 2 of #1" in bot.final(thread_id).content
 
 
-async def test_pasted_files_in_an_uncached_thread_and_what_is_not_read(bot: Bot, app: App) -> None:
+async def test_pastes_and_files_in_an_uncached_thread_keep_their_order(bot: Bot, app: App) -> None:
     _, thread_id = await bot.code("start")  # no THREAD_CREATE: looked up first
     bot.gateway.message(thread_id, "", files=[("message.txt", TEXT, "first paste")])
-    bot.gateway.message(thread_id, "", files=[("cat.png", "image/png", "PNG…")])  # not text
+    bot.gateway.message(thread_id, "", files=[("cat.png", "image/png", b"\x89PNG\r\n")])
+    bot.gateway.message(thread_id, "and then this")
     await settle()
-    assert [v.request for v in await app.store.list_versions(1)] == ["start", "first paste"]
+    requests = ["start", "first paste", "and then this"]
+    assert [v.request for v in await app.store.list_versions(1)] == requests
+    assert [f.name for f in await app.store.list_files(1)] == ["cat.png"]  # an image: a file
+    notice = next(c for c in bot.fake.in_channel(thread_id) if "Attached" in c.content)
+    assert "📎 Attached `cat.png` (6 B) to #1" in notice.content
 
-    huge = "x" * (app.config.max_prompt_chars * 4 + 1)
+    huge = "x" * (app.config.max_prompt_chars * 4 + 1)  # a paste too long to be a request
     bot.gateway.message(thread_id, "", files=[("message.txt", TEXT, huge)])
     await settle()
     assert "the limit is 8,000" in bot.final(thread_id).content  # refused, and said so
-    assert len([c for c in bot.fake.calls if c.via == "cdn"]) == 1  # neither file was read
-    assert len(await app.store.list_versions(1)) == 2
+    assert len([c for c in bot.fake.calls if c.via == "cdn"]) == 3
+    assert len(await app.store.list_versions(1)) == 3
 
 
 async def test_a_paste_in_a_thread_without_a_session_is_not_read(bot: Bot) -> None:

@@ -57,7 +57,7 @@ async def test_code_defers_opens_a_thread_and_posts_the_version(
     assert final.key == EDIT
     assert "```python\ndef add(a, b):\n    return a + b\n```" in final.content
     assert "Adds." in final.content and "Version 1 of #1" in final.content
-    buttons = ["ct:run:1:1", "ct:test:1:1"] if app.runs.can_run else []  # only with a sandbox
+    buttons = ["ct:run:1:1", "ct:input:1:1", "ct:test:1:1"] if app.runs.can_run else []
     assert components(final) == [*buttons, "ct:download:1:1", "ct:delete:1"]
 
     [session] = await app.store.list_sessions()
@@ -298,7 +298,9 @@ async def test_run_button_runs_the_version_in_the_sandbox(
     fake.responder = lambda r: fenced("print(1 + 2)")
     _, thread_id = await bot.code("add")
     final = bot.final(thread_id)
-    assert components(final) == ["ct:run:1:1", "ct:test:1:1", "ct:download:1:1", "ct:delete:1"]
+    assert components(final) == [
+        "ct:run:1:1", "ct:input:1:1", "ct:test:1:1", "ct:download:1:1", "ct:delete:1"
+    ]  # fmt: skip
 
     calls = await bot.click(message_id(final), "ct:run:1:1", user=BOB)  # anyone in the thread
     assert calls[0].json["type"] == 5  # deferred: public, since a run is worth sharing
@@ -340,7 +342,8 @@ async def test_a_failed_run_offers_fix_which_streams_the_next_version_in_the_thr
     final = bot.final(thread_id)
     assert "Version 2 of #1" in final.content and "print(1)" in final.content
     assert components(final) == [
-        "ct:run:1:2", "ct:test:1:2", "ct:diff:1:2", "ct:download:1:2", "ct:delete:1"
+        "ct:run:1:2", "ct:input:1:2", "ct:test:1:2", "ct:diff:1:2", "ct:download:1:2",
+        "ct:delete:1",
     ]  # fmt: skip
     versions = await app.store.list_versions(1)
     assert [v.request for v in versions] == ["divide", feedback]
@@ -441,7 +444,7 @@ async def test_test_is_refused_for_other_languages(
     fake.responder = lambda r: fenced('fn main() { println!("hi"); }', "rust")
     _, thread_id = await bot.code("say hi", language="rust")
     final = bot.final(thread_id)
-    assert components(final) == ["ct:run:1:1", "ct:download:1:1", "ct:delete:1"]  # no Test
+    assert components(final) == ["ct:run:1:1", "ct:input:1:1", "ct:download:1:1", "ct:delete:1"]
     calls = await bot.click(bot.fake.posted(thread_id, "ct:test:1:1"), "ct:test:1:1")
     # refused before anything is shown: the "thinking…" post withdrawn, the refusal private
     assert [c.key for c in calls] == [CALLBACK, DELETE_ORIGINAL, FOLLOWUP]

@@ -12,9 +12,9 @@ import pytest
 from discord import ui
 
 from bot.adapters.discord.buttons import ActionButton, button_rows
-from bot.adapters.discord.render import markdown, message
+from bot.adapters.discord.render import MAX_FILES, MAX_UPLOAD_BYTES, markdown, message
 from bot.adapters.discord.surface import RETRY_WINDOW, ThreadSurface, refusals
-from bot.present import PlatformRefused, RunCard, Status, VersionCard, words
+from bot.present import Attachment, PlatformRefused, RunCard, Status, VersionCard, words
 from bot.values import Action
 from tests.fakes.discord_fakes import http_error
 
@@ -110,6 +110,47 @@ def test_text_made_longer_by_breaking_runs_is_cut_to_fit() -> None:
     [container] = message(view, editing=False)["view"].children
     [text] = [c for c in container.children if isinstance(c, ui.TextDisplay)]
     assert len(text.content) <= 4000 and fences_balanced(text.content)
+
+
+# -- files ----------------------------------------------------------------------------------
+
+
+def _made(name: str, data: bytes = b"x") -> Attachment:
+    return Attachment(filename=name, data=data, title=f"{name} · made by version 1 of #1")
+
+
+def test_a_cards_files_all_go_with_it_pictures_in_one_gallery() -> None:
+    snippet = Attachment(filename="snippet.py", content="print(1)", title="v1")
+    view = RunCard(
+        text="run",
+        summary="run",
+        file=snippet,
+        outputs=(_made("a.png"), _made("table.csv"), _made("my plot.JPG"), _made("snippet.py")),
+    )
+    for editing, key in ((False, "files"), (True, "attachments")):
+        sent = message(view, editing=editing)
+        names = [f.filename for f in sent[key]]
+        assert names == ["snippet.py", "a.png", "table.csv", "my_plot.JPG", "snippet-2.py"]
+        [container] = sent["view"].children
+        kinds = [type(c).__name__ for c in container.children]
+        assert kinds == ["TextDisplay", "File", "MediaGallery", "File", "File"]
+        [gallery] = [c for c in container.children if isinstance(c, ui.MediaGallery)]
+        urls = [item.media.url for item in gallery.items]
+        assert urls == ["attachment://a.png", "attachment://my_plot.JPG"]
+        files = [c.media.url for c in container.children if isinstance(c, ui.File)]
+        assert files == [
+            "attachment://snippet.py",
+            "attachment://table.csv",
+            "attachment://snippet-2.py",
+        ]
+
+
+def test_files_past_discords_limits_are_left_out_not_the_message() -> None:
+    many = RunCard(text="r", summary="r", outputs=tuple(_made(f"f{i}.txt") for i in range(12)))
+    assert len(message(many, editing=False)["files"]) == MAX_FILES
+    half = MAX_UPLOAD_BYTES // 2
+    big = RunCard(text="r", summary="r", outputs=(_made("a.bin", b"a" * half),) * 3)
+    assert [f.filename for f in message(big, editing=False)["files"]] == ["a.bin", "a-2.bin"]
 
 
 # -- results are delivered despite a long rate limit -----------------------------------------

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from bot.adapters.discord.adapter import sync_commands
+from bot.present import words
 from tests.fakes.discord_fakes import APP_ID, GUILD_ID, DiscordServer, FakeDiscord
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -23,6 +24,16 @@ async def test_sync_publishes_the_commands_everywhere() -> None:
     code = sync.json[0]
     assert [o["name"] for o in code["options"]] == ["prompt", "language", "model"]
     assert code["contexts"] == [0]  # servers only: DMs are off by default
+    snippets = {c["name"]: c for c in sync.json[1]["options"]}
+    assert list(snippets) == ["list", "show", "search", "diff", "run", "files", "delete"]
+    run = {o["name"]: o for o in snippets["run"]["options"]}
+    assert list(run) == ["id", "version", "stdin", "args"]
+    assert [run[name]["required"] for name in run] == [True, False, False, False]
+    assert run["stdin"]["max_length"] == 4000 and run["id"]["autocomplete"] is True
+    assert run["args"]["description"] == words.COMMAND_HELP["run.args"]
+    [files_id] = snippets["files"]["options"]
+    assert files_id["name"] == "id" and files_id["autocomplete"] is True
+    assert snippets["files"]["description"] == words.COMMAND_HELP["snippets.files"]
     assert [c.key for c in fake.calls] == [
         "GET /users/@me",
         "GET /oauth2/applications/@me",

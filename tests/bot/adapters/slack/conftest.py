@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from engines import FakeEngine
-from tests.bot.adapters.slack.harness import Bot, config, running
+from tests.bot.adapters.slack.harness import TOKEN, Bot, config, running
 from tests.bot.conftest import fenced
 from tests.fakes.slack_api import FakeSlack
 
 
 @pytest.fixture
 async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
+    async with FakeSlack(bot_token=TOKEN) as fake:  # files are served to the bot alone
         yield fake
     assert fake.invalid == []  # no message here was one that Slack refuses
 

@@ -114,7 +114,7 @@ class Bot:
                 "channel": {"id": message.channel},
                 "container": {"type": "message", "message_ts": message.ts},
                 "message": {"ts": message.ts, "thread_ts": message.thread_ts},
-                "trigger_id": "t",
+                "trigger_id": f"trigger-click-{next(_ids)}",
                 "response_url": self.slack.response_url(f"click-{next(_ids)}"),
                 "actions": [
                     {"action_id": action_id, "block_id": "b", "type": "button", "value": value}
@@ -124,6 +124,15 @@ class Bot:
         assert status == 200
         if settle:
             await self.settle()
+
+    async def submit(
+        self, view: dict[str, Any], values: dict[str, str], *, user: str = "U1"
+    ) -> dict[str, Any]:
+        """Submit an opened modal with ``values`` typed in (by block id); the app's answer as
+        Slack reads it ({}: the form closes), checked by the fake."""
+        status, text = await self.interact(self.slack.submission(view, values, user=user))
+        assert status == 200
+        return self.slack.check_view_answer(view, text)
 
     async def settle(self) -> None:
         await self.adapter.drain()
@@ -176,6 +185,13 @@ def reply(parent: Posted, text: str, *, user: str = "U1", **extra: Any) -> dict[
         "channel_type": "channel",
         **extra,
     }
+
+
+def shared(
+    parent: Posted, files: list[dict[str, Any]], text: str = "", *, user: str = "U1"
+) -> dict[str, Any]:
+    """A person's message in ``parent``'s thread with files (Slack's ``file_share``)."""
+    return {**reply(parent, text, user=user), "subtype": "file_share", "files": files}
 
 
 def direct(

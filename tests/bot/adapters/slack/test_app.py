@@ -51,7 +51,8 @@ async def test_code_command_acks_at_once_then_parent_thread_and_code(
     assert "Here it is." in version.body()
     if bot.app.runs.can_run:  # Run and Test only where the sandbox works (Python is testable)
         assert version.action_ids() == [
-            "codethread_run", "codethread_test", "codethread_download", "codethread_delete"
+            "codethread_run", "codethread_input", "codethread_test", "codethread_download",
+            "codethread_delete",
         ]  # fmt: skip
     else:
         assert version.action_ids() == ["codethread_download", "codethread_delete"]
@@ -339,7 +340,7 @@ async def test_long_snippet_goes_to_the_thread_as_a_file(bot: Bot, engine: FakeE
 
     preview, file_message = bot.slack.thread("C1", parent.ts)
     assert "more lines in the file" in preview.body() and fences_balanced(preview.body())
-    runs = ["codethread_run"] if bot.app.runs.can_run else []  # Bash: Run, but no Test
+    runs = ["codethread_run", "codethread_input"] if bot.app.runs.can_run else []  # no Test
     assert len(preview.body()) < 4000 and preview.action_ids() == [
         *runs,
         "codethread_download",
@@ -554,8 +555,8 @@ async def test_failed_tests_then_fix_makes_the_next_version_from_the_failure(
     _, _, v2 = bot.slack.thread("C1", parent.ts)
     assert "Version 2 of #1" in v2.body() and "return a + b" in v2.body()
     assert v2.action_ids() == [
-        "codethread_run", "codethread_test", "codethread_diff", "codethread_download",
-        "codethread_delete",
+        "codethread_run", "codethread_input", "codethread_test", "codethread_diff",
+        "codethread_download", "codethread_delete",
     ]  # fmt: skip
     assert bot.count("action_fix") == 1
 
@@ -683,6 +684,7 @@ METHOD_SCOPES = {
     "chat_getPermalink": None,
     "conversations_replies": "channels:history",  # groups:history, im:history elsewhere
     "views_open": None,
+    "files_info": "files:read",  # and downloading url_private: the files people post
     "files_upload_v2": "files:write",
     "files_delete": "files:write",
 }
@@ -698,6 +700,7 @@ def test_manifest_has_exactly_what_the_adapter_uses() -> None:
     needed = {scope for scope in METHOD_SCOPES.values() if scope}
     needed |= {"commands", "app_mentions:read", "groups:history", "im:history"}  # and events
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == needed
+    assert "url_private" in source and "files:read" in needed  # downloads need it too
     commands = {c["command"] for c in manifest["features"]["slash_commands"]}
     assert commands == set(re.findall(r'bolt\.command\("(/\w+)"\)', source))
     events = set(manifest["settings"]["event_subscriptions"]["bot_events"])

@@ -96,6 +96,10 @@ async def test_quick_messages_in_a_new_thread_make_one_session_in_order(
 async def test_a_waiting_turn_shows_as_the_thread_status(bot: Bot, engine: FakeEngine) -> None:
     engine.delay = 0.3
     await bot.event(direct("first", thread=PANE))
+    for _ in range(200):  # the first answer under way (its session stored)
+        if await bot.app.service.find(key(PANE)) is not None:
+            break
+        await asyncio.sleep(0.01)
     await bot.event(direct("second", thread=PANE))
     await bot.settle()
     shown = [s["status"] for s in bot.slack.statuses]

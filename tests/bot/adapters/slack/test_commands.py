@@ -6,10 +6,21 @@ import re
 
 import pytest
 
-from bot.adapters.slack.commands import code_modal, modal_values, parse_code, snippet_ref, to_plain
+from bot.adapters.slack.commands import (
+    RUN_MODAL,
+    code_modal,
+    modal_values,
+    parse_code,
+    run_modal,
+    run_modal_values,
+    snippet_ref,
+    to_plain,
+)
 from bot.errors import UserError
 from bot.languages import Languages
-from tests.fakes.slack_api import BOT_USER
+from bot.present import words
+from bot.values import Action
+from tests.fakes.slack_api import BOT_USER, FakeSlack, view_errors
 
 
 def test_parse_code() -> None:
@@ -63,3 +74,20 @@ def test_the_code_form_round_trip() -> None:
     }
     submitted = {**view, "state": {"values": values}}
     assert modal_values(submitted) == ("C9", "rust", None, "sum a list")
+
+
+def test_the_run_form_round_trip() -> None:
+    action = Action(kind="input", session_id=12, number=3)
+    view = run_modal(action, channel="C9", thread="1700000000.000001")
+    assert view_errors(view) == [] and view["callback_id"] == RUN_MODAL
+    assert view["title"]["text"] == words.RUN_FORM["title"]
+    stdin, args = view["blocks"]
+    assert stdin["element"]["placeholder"]["text"] == words.RUN_FORM["stdin_placeholder"]
+    assert args["label"]["text"] == words.RUN_FORM["args"]
+    submitted = FakeSlack().submission(view, {"stdin": "3\n4\n", "args": "a 'b c'"})
+    asked = run_modal_values(submitted["view"])
+    assert (asked.action, asked.channel, asked.thread) == (action, "C9", "1700000000.000001")
+    assert (asked.stdin, asked.args) == ("3\n4\n", "a 'b c'")
+    empty = run_modal_values(FakeSlack().submission(view, {})["view"])
+    assert (empty.stdin, empty.args) == ("", "")
+    assert run_modal_values({"private_metadata": "not json"}).action is None

@@ -25,6 +25,7 @@ from bot.adapters.slack.surface import (
 )
 from bot.languages import Languages
 from bot.present import PlatformRefused, words
+from bot.present.views import Attachment, RunCard
 from bot.values import Action, RunReport
 from sandbox import RunResult
 from storage import Session, SessionKey, Version
@@ -225,6 +226,39 @@ async def test_an_ephemeral_markdown_block_is_refused_and_tell_sends_sections() 
         await surface.tell(words.snippet_list([SESSION], {3: "https://x.test/t"}, limit=LIMIT))
         [(_, listed)] = slack.responses
         assert listed["blocks"][0]["type"] == "section" and "<https://x.test/t|t>" in str(listed)
+        assert slack.invalid == []
+
+
+async def test_every_file_of_a_view_goes_to_the_thread_on_post_and_on_edit() -> None:
+    snippet = Attachment(filename="snippet.sh", content="echo hi", title="t", language="bash")
+    plot = Attachment(filename="plot.png", data=b"\x89PNG\r\n\x1a\n", title="plot.png · made")
+    table = Attachment(filename="table.csv", data=b"a,b\n", title="table")
+    card = RunCard(text="ran", summary="ran", file=snippet, outputs=(plot, table))
+    async with FakeSlack() as slack:
+        client = AsyncWebClient(token="xoxb-test", base_url=slack.base_url)
+        surface = SlackSurface(client=client, team=TEAM, channel="C1", user="U1", thread="1.1")
+        posted = await surface.post(RunCard(text="waiting", summary="waiting"))
+        assert slack.calls_to("files.completeUploadExternal") == []  # no files, no upload
+        await surface.edit(posted, card, final=True)  # an edit cannot carry files: after it
+        await surface.post(card)
+        first, second = slack.calls_to("files.completeUploadExternal")
+        assert first.params["thread_ts"] == second.params["thread_ts"] == "1.1"
+        assert [f["title"] for f in first.params["files"]] == ["t", "plot.png · made", "table"]
+        shared = [slack.files[f["id"]] for f in first.params["files"]]
+        assert [f.data for f in shared] == [b"echo hi", plot.data, table.data]
+        assert [f.snippet_type for f in shared] == ["shell", None, None]
+        assert [f.alt_txt for f in shared] == [None, "plot.png · made", None]  # the picture's
+        [files_message] = [m for m in slack.thread("C1", "1.1") if m.files][:1]
+        assert [f["name"] for f in files_message.files] == [
+            "snippet.sh",
+            "plot.png",
+            "table.csv",
+        ]
+
+        many = RunCard(text="x", summary="x", outputs=(plot,) * 12)  # Slack takes ten at once
+        await surface.post(many)
+        *_, ten, two = slack.calls_to("files.completeUploadExternal")
+        assert (len(ten.params["files"]), len(two.params["files"])) == (10, 2)
         assert slack.invalid == []
 
 
