@@ -1,8 +1,14 @@
 """Benchmark the store on a file database holding 100,000 sessions. Prints figures; never asserts.
 
 Run from the repository root: ``python -m bench.store`` or ``python bench/store.py``
-(``--sessions N``, ``--owners N``, ``--queries N``, ``--seed N`` to vary it).
+(``--sessions N``, ``--owners N``, ``--queries N``, ``--turns N``, ``--seed N`` to vary it).
 Goal: ``list_sessions(owner=, platform=, workspace=, limit=50)`` p99 <= 5 ms.
+
+The last part runs ``--turns`` simultaneous turns (200 by default), each doing what the session
+core asks of the store for one message (find the session, read its versions, its pending
+failure and its files, then append a version), all released at once, three rounds: the figures
+are each turn's store time and each of its reads' time, so they show reads waiting behind
+writes (or behind each other) as the bot sees them under load.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import TypeVar
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from storage import Session, Store
+from storage import Session, SessionKey, Store
 
 PLATFORMS = {"slack": ["T01", "T02", "T03"], "discord": ["G01", "G02"]}
 LANGUAGES = ["python", "javascript", "rust", "go", "bash"]
@@ -172,6 +178,59 @@ async def run(args: argparse.Namespace) -> None:
             ids = rng.choices(with_versions, k=args.queries)
             report("get_version(id) latest", await timed(store.get_version, ids))
             report("add_version(id, ...) [one commit each]", await timed(add, ids))
+            picked = rng.sample(with_versions, args.turns)
+            await concurrent_turns(store, picked, rounds=3)
+            await concurrent_turns(store, picked, rounds=3, durable=True)
+
+
+async def concurrent_turns(
+    store: Store, session_ids: list[int], *, rounds: int, durable: bool = False
+) -> None:
+    """Release one turn per session at once, ``rounds`` times; report turn and read times.
+
+    ``durable`` adds what a turn kept in the store costs around it: the delivery claimed, a
+    rate window counted, the job added, claimed and finished (five more writes).
+    """
+    sessions = [await store.get_session(session_id) for session_id in session_ids]
+    keys = [session.key for session in sessions if session is not None]
+    turns: list[float] = []
+    reads: list[float] = []
+    deliveries = iter(range(10**9))
+
+    async def read(call: Awaitable[T]) -> T:
+        start = time.perf_counter()
+        result = await call
+        reads.append((time.perf_counter() - start) * 1000)
+        return result
+
+    async def turn(key: SessionKey) -> None:
+        start = time.perf_counter()
+        lane = f"{key.platform}:{key.workspace}:{key.channel}:{key.thread}"
+        job = None
+        if durable:
+            delivery = f"Ev{next(deliveries)}"
+            assert await store.claim_delivery(delivery)
+            await store.rate_hit(f"user:{lane}", window=60, limit=1000)
+            await store.add_job(delivery=delivery, lane=lane, kind="turn", payload={"t": "x"})
+            job = await store.claim_job("bench", stale_after=60)
+        session = await read(store.find_session(key))
+        assert session is not None
+        await read(store.list_versions(session.id))
+        await read(store.latest_failure(session.id))
+        await read(store.list_files(session.id))
+        await store.add_version(
+            session.id, request="again", code=CODE, note="", model="gpt-4o-mini",
+            prompt_tokens=100, completion_tokens=200, latency_ms=900,
+        )  # fmt: skip
+        if job is not None:
+            await store.finish_job(job.id)
+        turns.append((time.perf_counter() - start) * 1000)
+
+    for _ in range(rounds):
+        await asyncio.gather(*(turn(key) for key in keys))
+    label = f"{len(keys)} {'durable turns' if durable else 'turns'} at once"
+    report(f"{label}: store time of a turn", turns)
+    report(f"{label}: one read", reads)
 
 
 def main() -> None:
@@ -179,6 +238,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=100_000)
     parser.add_argument("--owners", type=int, default=1_000)
     parser.add_argument("--queries", type=int, default=1_000)
+    parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     asyncio.run(run(parser.parse_args()))
 

@@ -82,7 +82,8 @@ async def build(
         store = await Store.open(config.db_path)
         await store.prune_empty(older_than=EMPTY_SESSION_TTL)
     except (OSError, sqlite3.Error, StoreError) as err:
-        raise ConfigError(f"Cannot open the database {config.db_path}: {err}") from None
+        where = "" if isinstance(config.db_path, str) else f" {config.db_path}"  # a URL's password
+        raise ConfigError(f"Cannot open the database{where}: {err}") from None
     pool = (
         SandboxPool(Sandbox(environment_dir=config.sandbox.directory))
         if config.run_snippets

@@ -66,6 +66,7 @@ import platformdirs
 from bot.errors import ConfigError
 from engines import Catalog, ModelSpec
 from sandbox.environment import Settings as SandboxSettings
+from storage import is_postgres_url
 
 __all__ = ["Config", "check_db_path", "config_file", "default_config_path", "load_config"]
 
@@ -112,8 +113,10 @@ def _default_db_path() -> Path:
 class Config:
     """The bot's settings. :func:`load_config` fills them; tests build one directly."""
 
-    #: the SQLite file
-    db_path: Path = field(default_factory=_default_db_path, metadata=_source(env="CODETHREAD_DB"))
+    #: the SQLite file, or a ``postgresql://`` URL (kept as text: a path would fold its ``//``)
+    db_path: Path | str = field(
+        default_factory=_default_db_path, metadata=_source(env="CODETHREAD_DB")
+    )
     #: the default model reference (catalog name or ``scheme:target``)
     model: str = field(metadata=_source(toml=True, env="CODETHREAD_MODEL", fallback=_default_model))
     #: the default language of new sessions
@@ -234,7 +237,9 @@ _READERS: dict[object, _Reader] = {
 
 
 def _from_env(kind: object, value: str) -> Any:
-    return Path(value).expanduser() if kind is Path else value
+    if kind is Path or (kind == Path | str and not is_postgres_url(value)):
+        return Path(value).expanduser()
+    return value
 
 
 def _settings() -> tuple[dict[str, _Reader], dict[str, tuple[str, object]]]:
@@ -254,7 +259,7 @@ def _settings() -> tuple[dict[str, _Reader], dict[str, tuple[str, object]]]:
                 raise TypeError(f"Config.{config_field.name}: no TOML reader for {kind!r}")
             toml_keys[config_field.name] = _READERS[kind]
         if source.env is not None:
-            if kind not in (str, str | None, Path):
+            if kind not in (str, str | None, Path, Path | str):
                 raise TypeError(f"Config.{config_field.name}: {kind!r} from the environment")
             env_vars[source.env] = (config_field.name, kind)
     return toml_keys, env_vars
@@ -312,7 +317,10 @@ def config_file(env: Mapping[str, str] | None = None) -> Path | None:
 
 def check_db_path(config: Config) -> None:
     """Refuse a ``CODETHREAD_DB`` whose directory does not exist (a typo would otherwise
-    silently create a tree and an empty database); the default directory is created."""
+    silently create a tree and an empty database); the default directory is created. A
+    PostgreSQL URL is checked when it is opened."""
+    if isinstance(config.db_path, str):
+        return
     parent = config.db_path.parent
     if config.db_path != _default_db_path() and not parent.is_dir():
         raise ConfigError(

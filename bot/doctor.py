@@ -164,7 +164,10 @@ async def _database(config: Config) -> Check:
     except UserError as err:
         return Check(False, "database", str(err))
     except Exception as err:  # sqlite3.Error, OSError: whatever stops the bot from opening it
-        return Check(False, "database", f"cannot open {path}: {err}; set CODETHREAD_DB")
+        where = "PostgreSQL" if isinstance(path, str) else str(path)  # never a URL's password
+        return Check(False, "database", f"cannot open {where}: {err}; set CODETHREAD_DB")
+    if isinstance(path, str):
+        return Check(True, "database", "PostgreSQL reachable, schema current")
     mode = stat.S_IMODE(path.stat().st_mode)
     if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
         return Check(False, "database", f"{path} or its folder is read-only: set CODETHREAD_DB")

@@ -1,4 +1,7 @@
-"""Schema migrations, recorded in ``PRAGMA user_version``.
+"""The SQLite schema's migrations, recorded in ``PRAGMA user_version``.
+
+(PostgreSQL's are :mod:`storage.postgres_migrations`: the same numbered steps, by the same
+names, in that dialect.)
 
 Each schema version is one small function ``mNNN_what(conn)`` in :data:`MIGRATIONS`; version N
 is ``MIGRATIONS[N - 1]``. Names and bodies of released migrations never change: a schema change
@@ -265,6 +268,76 @@ async def m007_files(conn: aiosqlite.Connection) -> None:
     )
 
 
+async def m008_durable(conn: aiosqlite.Connection) -> None:
+    """Rows that used to live in one process's memory, so that replicas share them and a
+    restart loses none: platform deliveries already handled (``deliveries``, a key with an
+    expiry), hits in sliding rate windows (``rate_hits``, one row per hit, each expiring when
+    it leaves its window) and accepted turns (``jobs``).
+
+    A job's ``delivery`` is unique, so a redelivered event adds nothing; ``AUTOINCREMENT``
+    keeps a pruned job's id from being handed out again (a late ``finish_job`` from a dead
+    owner must not finish a new job). The partial indexes hold only the rows each query wants:
+    unfinished jobs in order and by lane (the claim), running jobs by owner (the heartbeat),
+    finished jobs by age (the pruning), so that a claim never reads the day of finished jobs
+    kept behind it. The JSON checks are CASEs because ``json_type`` raises on text that
+    is not JSON at all, where a CHECK should just refuse it.
+    """
+    await conn.execute(
+        """
+        CREATE TABLE deliveries (
+            key        TEXT PRIMARY KEY,
+            expires_at REAL NOT NULL
+        )
+        """
+    )
+    await conn.execute("CREATE INDEX deliveries_expiry ON deliveries (expires_at)")
+    await conn.execute(
+        """
+        CREATE TABLE rate_hits (
+            id         INTEGER PRIMARY KEY,
+            key        TEXT NOT NULL,
+            at         REAL NOT NULL,
+            expires_at REAL NOT NULL
+        )
+        """
+    )
+    await conn.execute("CREATE INDEX rate_hits_key ON rate_hits (key, at)")
+    await conn.execute("CREATE INDEX rate_hits_expiry ON rate_hits (expires_at)")
+    await conn.execute(
+        """
+        CREATE TABLE jobs (
+            id           INTEGER PRIMARY KEY AUTOINCREMENT,
+            delivery     TEXT NOT NULL UNIQUE,
+            lane         TEXT NOT NULL,
+            kind         TEXT NOT NULL,
+            payload      TEXT NOT NULL CHECK (
+                             CASE WHEN json_valid(payload) THEN json_type(payload) = 'object'
+                                  ELSE 0 END),
+            state        TEXT NOT NULL DEFAULT 'queued'
+                         CHECK (state IN ('queued', 'running', 'done', 'failed')),
+            owner        TEXT,
+            attempts     INTEGER NOT NULL DEFAULT 0,
+            progress     TEXT CHECK (
+                             CASE WHEN progress IS NULL THEN 1
+                                  WHEN json_valid(progress) THEN json_type(progress) = 'object'
+                                  ELSE 0 END),
+            created_at   REAL NOT NULL,
+            claimed_at   REAL,
+            heartbeat_at REAL,
+            finished_at  REAL
+        )
+        """
+    )
+    await conn.execute("CREATE INDEX jobs_queue ON jobs (id) WHERE state IN ('queued', 'running')")
+    await conn.execute(
+        "CREATE INDEX jobs_open ON jobs (lane, id) WHERE state IN ('queued', 'running')"
+    )
+    await conn.execute("CREATE INDEX jobs_running ON jobs (owner) WHERE state = 'running'")
+    await conn.execute(
+        "CREATE INDEX jobs_finished ON jobs (finished_at) WHERE state IN ('done', 'failed')"
+    )
+
+
 MIGRATIONS: Sequence[Migration] = (
     m001_initial,
     m002_runs,
@@ -273,6 +346,7 @@ MIGRATIONS: Sequence[Migration] = (
     m005_run_inputs,
     m006_search,
     m007_files,
+    m008_durable,
 )
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "Failure",
+    "Job",
+    "JobState",
     "Run",
     "RunArtifact",
     "RunKind",
@@ -27,6 +29,9 @@ RunKind = Literal["run", "test"]  # the snippet itself, or its unit tests
 # The sandbox's values (storage does not import the sandbox; the schema checks them).
 RunStatus = Literal["ok", "failed", "compile_error", "limit", "unavailable"]
 RunLimit = Literal["wall_time", "cpu_time", "memory", "file_size", "processes", "output"]
+# queued → running (claimed by a replica) → done | failed; a running job whose owner stops
+# heartbeating is claimed again (see Store.claim_job).
+JobState = Literal["queued", "running", "done", "failed"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,4 +128,21 @@ class Failure:
     session_id: int
     request: str  # the prompt or feedback to send again
     message: str  # what the user was told went wrong
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    """An accepted turn, kept until it is done so that any replica, or this one after a
+    restart, can run it; jobs of one lane (a session's thread) run one at a time, in order."""
+
+    id: int
+    delivery: str  # the platform's id for the event: unique, so a redelivery adds nothing
+    lane: str  # what orders jobs, e.g. the session's thread key "slack:T1:C1:1700.1"
+    kind: str  # what the bot is to do (its own names: "turn", "command", …)
+    payload: dict[str, Any]  # the JSON object the bot wrote when it accepted the event
+    state: JobState
+    owner: str | None  # the replica running it (None while queued)
+    attempts: int  # how many times it was claimed: 1 on the first claim, +1 on each reclaim
+    progress: dict[str, Any] | None  # what the bot recorded while running (None: nothing yet)
     created_at: float

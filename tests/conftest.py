@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 
 from tests.fakes.openai_server import OpenAIServer
+from tests.postgres import find_bin, postgres_server
+
+_schemas = itertools.count(1)
 
 #: a loopback address nothing listens on (port 9 is "discard"; binding it needs root)
 CLOSED_BASE_URL = "http://127.0.0.1:9/v1"
@@ -61,3 +67,49 @@ def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HF_HUB_OFFLINE", "1")
         return build_tiny_model(tmp_path_factory.mktemp("tiny-model") / "model")
+
+
+# -- PostgreSQL: a real server, one per test session (tests/postgres.py) ------------------------
+
+
+def with_schema(dsn: str, schema: str) -> str:
+    """``dsn`` whose connections look in ``schema`` first (and create their tables there)."""
+    parts = urlsplit(dsn)
+    query = [*parse_qsl(parts.query), ("search_path", f"{schema},public")]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """The URL of the server's database (its ``public`` schema holds only pg_trgm)."""
+    bin_dir = find_bin()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL server binaries (Debian's postgresql package) are installed")
+    with postgres_server(bin_dir) as dsn:
+
+        async def install_trigrams() -> None:
+            import asyncpg
+
+            conn = await asyncpg.connect(dsn)
+            try:
+                await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
+            finally:
+                await conn.close()
+
+        asyncio.run(install_trigrams())
+        yield dsn
+
+
+@pytest.fixture
+async def postgres_db(postgres_dsn: str) -> AsyncIterator[str]:
+    """The URL of a fresh, blank schema of this test's own."""
+    import asyncpg
+
+    schema = f"t_{next(_schemas)}"  # SQL identifiers take no parameters: a name we made
+    admin = await asyncpg.connect(postgres_dsn)
+    try:
+        await admin.execute(f'CREATE SCHEMA "{schema}"')
+        yield with_schema(postgres_dsn, schema)
+        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    finally:
+        await admin.close()

@@ -26,11 +26,18 @@ def fake() -> FakeEngine:
 
 
 @pytest.fixture
-async def app(tmp_path: Path, fake: FakeEngine) -> AsyncIterator[App]:
+def db_target(tmp_path: Path) -> Path | str:
+    """The database the ``app`` fixture opens: a SQLite file (a module that runs on both
+    backends overrides this with :func:`both_backends`)."""
+    return tmp_path / "ct.db"
+
+
+@pytest.fixture
+async def app(db_target: Path | str, fake: FakeEngine) -> AsyncIterator[App]:
     def factory(spec: ModelSpec) -> Engine:
         return fake
 
-    config = Config(db_path=tmp_path / "ct.db", model="fake:echo", rate_limit_per_minute=0)
+    config = Config(db_path=db_target, model="fake:echo", rate_limit_per_minute=0)
     app = await build(config, engine_factory=factory)
     await app.start()
     yield app
@@ -39,3 +46,11 @@ async def app(tmp_path: Path, fake: FakeEngine) -> AsyncIterator[App]:
 
 async def collect(replies: AsyncIterator[Reply]) -> list[Reply]:
     return [event async for event in replies]
+
+
+def both_backends(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """``db_target`` for a module whose tests run on SQLite and on a real PostgreSQL:
+    ``db_target = pytest.fixture(params=["sqlite", "postgres"])(both_backends)``."""
+    if request.param == "sqlite":
+        return tmp_path / "ct.db"
+    return str(request.getfixturevalue("postgres_db"))

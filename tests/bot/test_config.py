@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import bot.config
-from bot.config import Config, load_config
+from bot.config import Config, check_db_path, load_config
 from bot.errors import ConfigError
 from engines import Catalog, ModelSpec, catalog
 
@@ -187,3 +187,10 @@ def test_the_readme_example_loads(tmp_path: Path) -> None:
     assert (deep.token_limit_param, deep.temperature, deep.reasoning_effort) == (
         "max_completion_tokens", False, "high",
     )  # fmt: skip
+
+
+def test_a_postgresql_url_is_kept_as_a_url() -> None:
+    url = "postgresql:///codethread?host=/run/postgresql"
+    config = load_config({"CODETHREAD_DB": url, "CODETHREAD_MODEL": "qwen-coder"})
+    assert config.db_path == url  # not a Path: that would fold its "///"
+    check_db_path(config)  # no directory to look for

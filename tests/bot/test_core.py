@@ -22,7 +22,10 @@ from bot.values import Caller, Done, Failed, NonCode, Progress, Started, Waiting
 from engines import EngineUnavailable, FakeEngine, GenerationRequest
 from storage import SessionKey
 
-from .conftest import CALLER, collect, fenced
+from .conftest import CALLER, both_backends, collect, fenced
+
+#: every test here runs on SQLite and on a real PostgreSQL
+db_target = pytest.fixture(params=["sqlite", "postgres"])(both_backends)
 
 _threads = itertools.count()
 

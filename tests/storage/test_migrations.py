@@ -1,9 +1,10 @@
-"""Schema migrations: a blank database gets the documented schema, once."""
+"""SQLite schema migrations: a blank database gets the documented schema, once."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -50,7 +51,7 @@ async def test_blank_database_gets_the_schema(conn: aiosqlite.Connection) -> Non
 
     assert await migrate(conn) == len(MIGRATIONS)
 
-    assert await schema_version(conn) == len(MIGRATIONS) == 7
+    assert await schema_version(conn) == len(MIGRATIONS) == 8
     tables = {str(r[0]) for r in await rows(conn, "SELECT name FROM sqlite_schema")}
     assert {"sessions", "versions", "runs", "failures", "files", "artifacts"} <= tables
     assert await columns(conn, "sessions") == [
@@ -119,6 +120,26 @@ async def test_blank_database_gets_the_schema(conn: aiosqlite.Connection) -> Non
     assert not_null == {"session_id", "request", "message", "created_at"}
 
     await check_files_schema(conn)
+    await check_durable_schema(conn)
+
+
+async def check_durable_schema(conn: aiosqlite.Connection) -> None:
+    """m008_durable: deliveries, rate hits and jobs, with the indexes their queries use."""
+    assert await columns(conn, "deliveries") == ["key", "expires_at"]
+    assert await columns(conn, "rate_hits") == ["id", "key", "at", "expires_at"]
+    assert await columns(conn, "jobs") == [
+        "id", "delivery", "lane", "kind", "payload", "state", "owner", "attempts", "progress",
+        "created_at", "claimed_at", "heartbeat_at", "finished_at",
+    ]  # fmt: skip
+    assert await index_columns(conn, "rate_hits_key") == ["key", "at"]
+    assert await index_columns(conn, "jobs_open") == ["lane", "id"]
+    partial = {
+        str(r[0]): str(r[1])
+        for r in await rows(conn, "SELECT name, sql FROM sqlite_schema WHERE tbl_name = 'jobs'")
+    }
+    assert "WHERE state IN ('queued', 'running')" in partial["jobs_open"]
+    unique = [r for r in await rows(conn, "PRAGMA index_list(jobs)") if r[2]]
+    assert [await index_columns(conn, str(r[1])) for r in unique] == [["delivery"]]
 
 
 async def check_files_schema(conn: aiosqlite.Connection) -> None:
@@ -202,7 +223,7 @@ async def test_a_v6_database_with_data_gets_files_and_artifacts(
     await conn.commit()
     before = {t: await rows(conn, f"SELECT * FROM {t}") for t in ("sessions", "versions", "runs")}
 
-    assert await migrate(conn) == 7
+    assert await migrate(conn) == len(MIGRATIONS)
 
     assert {t: await rows(conn, f"SELECT * FROM {t}") for t in before} == before
     await check_files_schema(conn)
@@ -220,6 +241,35 @@ async def test_a_v6_database_with_data_gets_files_and_artifacts(
     assert await rows(conn, "SELECT COUNT(*) FROM artifacts") == [(0,)]
 
 
+async def test_a_v7_database_with_data_gets_the_durable_tables(
+    conn: aiosqlite.Connection,
+) -> None:
+    assert await migrate(conn, migrations=MIGRATIONS[:7]) == 7
+    await conn.execute(
+        "INSERT INTO sessions (platform, workspace, channel, thread, owner, language, model,"
+        " title, created_at, updated_at)"
+        " VALUES ('slack', 'T1', 'C1', 't1', 'alice', 'python', 'fake', 'title', 1.0, 2.0)"
+    )
+    await conn.commit()
+    before = await rows(conn, "SELECT * FROM sessions")
+
+    assert await migrate(conn) == 8
+
+    assert await rows(conn, "SELECT * FROM sessions") == before
+    await check_durable_schema(conn)
+    await conn.execute(
+        "INSERT INTO jobs (delivery, lane, kind, payload, created_at)"
+        " VALUES ('d1', 'slack:T1:C1:t1', 'turn', '{}', 3.0)"
+    )
+    assert await rows(conn, "SELECT state, attempts FROM jobs") == [("queued", 0)]
+    for bad in ("'[]'", "'not json'"):  # a payload is a JSON object
+        with pytest.raises(sqlite3.IntegrityError):
+            await conn.execute(
+                "INSERT INTO jobs (delivery, lane, kind, payload, created_at)"
+                f" VALUES ('d2', 'l', 'turn', {bad}, 3.0)"
+            )
+
+
 async def test_connections_migrating_one_new_file_at_once_apply_each_step_once(
     tmp_path: Path,
 ) -> None:
@@ -230,8 +280,8 @@ async def test_connections_migrating_one_new_file_at_once_apply_each_step_once(
     try:
         for each in conns:
             await each.execute("PRAGMA busy_timeout = 5000")
-        assert await asyncio.gather(*(migrate(each) for each in conns)) == [7] * 4
-        assert await schema_version(conns[0]) == 7
+        assert await asyncio.gather(*(migrate(each) for each in conns)) == [len(MIGRATIONS)] * 4
+        assert await schema_version(conns[0]) == len(MIGRATIONS)
     finally:
         for each in conns:
             await each.close()
