@@ -18,6 +18,7 @@ from bot.config import Config
 from bot.core import ServiceSettings, SessionService
 from bot.engine_pool import EnginePool
 from bot.errors import ConfigError
+from bot.jobs import Worker
 from bot.languages import Languages
 from bot.limits import AccessPolicy, RateLimiter
 from bot.metrics import Metrics
@@ -48,6 +49,8 @@ class App:
     presenter: Presenter
     metrics: Metrics
     adapters: list[ChatAdapter] = field(default_factory=list)
+    #: durable turns (serve): platform events are rows the worker performs (bot.jobs)
+    worker: Worker | None = None
 
     async def start(self) -> None:
         """Probe the sandbox and start (load) the default model."""
@@ -55,6 +58,8 @@ class App:
         await self.engines.start()
 
     async def aclose(self) -> None:
+        if self.worker is not None:
+            await self.worker.stop(drain=0)
         for adapter in self.adapters:
             await adapter.aclose()
         await self.engines.aclose()
@@ -116,6 +121,7 @@ async def build(
         metrics=metrics,
     )
     if adapters:
+        app.worker = Worker(store, stale_after=config.job_stale_after)
         try:
             app.adapters = _adapters(app, discord_http)
         except BaseException:
@@ -144,6 +150,7 @@ def _adapters(app: App, discord_http: HTTPClient | None) -> list[ChatAdapter]:
                 app_token=config.slack_app_token,
                 api_url=config.slack_api_url,
                 edit_interval=config.edit_interval,
+                worker=app.worker,
             )
         )
     if config.discord_bot_token:

@@ -15,9 +15,12 @@ user config dir) when it exists. It may hold these top-level keys and any number
     rate_limit_per_minute = 20      # per user, 0 = off
     turn_timeout = 300              # seconds for one whole answer
     edit_interval = 1.0             # seconds between edits of a streaming chat message
+    job_stale_after = 30            # seconds before a dead process's turn is taken over
     allowed_users = ["U123"]        # empty = everyone
     allowed_channels = []           # empty = everywhere
     discord_allow_dms = false       # answer in Discord direct messages too
+    discord_shard_count = 4         # Discord: the bot's shards in all (env DISCORD_SHARD_COUNT)
+    discord_shard_ids = [0, 1]      # the shards this process connects (env DISCORD_SHARD_IDS=0,1)
     run_snippets = true             # Run/Test/Fix in the bubblewrap sandbox
     repair_attempts = 2             # fix-and-test rounds of an automatic repair
     allow_any_model = false         # chat users may name any openai:/hf: model, not just these
@@ -129,6 +132,9 @@ class Config:
     turn_timeout: float = field(default=300.0, metadata=_TOML)
     #: seconds between edits of a streaming chat message (the platforms' rate budget)
     edit_interval: float = field(default=1.0, metadata=_TOML)
+    #: seconds without a heartbeat before another process performs a durable turn again
+    #: (its owner was killed or its host lost); see bot/jobs.py
+    job_stale_after: float = field(default=30.0, metadata=_TOML)
     #: platform user ids allowed to use the bot; empty = everyone
     allowed_users: frozenset[str] = field(default=frozenset(), metadata=_TOML)
     #: channel ids the bot answers in; empty = everywhere
@@ -154,6 +160,14 @@ class Config:
     discord_api_url: str | None = field(default=None, metadata=_source(env="DISCORD_API_URL"))
     #: answer /code in Discord direct messages too
     discord_allow_dms: bool = field(default=False, metadata=_TOML)
+    #: Discord sharding: the bot's shards in all, and the ones this process connects (all of
+    #: them when empty); unset, one connection without shards
+    discord_shard_count: int | None = field(
+        default=None, metadata=_source(toml=True, env="DISCORD_SHARD_COUNT")
+    )
+    discord_shard_ids: tuple[int, ...] = field(
+        default=(), metadata=_source(toml=True, env="DISCORD_SHARD_IDS")
+    )
     #: Run/Test/Fix in the bubblewrap sandbox (when it works here)
     run_snippets: bool = field(default=True, metadata=_TOML)
     #: fix-and-test rounds of an automatic repair
@@ -209,6 +223,14 @@ def _read_ids(value: Any) -> frozenset[str]:
     return frozenset(map(str, value))
 
 
+def _read_shard_ids(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or not all(
+        isinstance(item, int) and not isinstance(item, bool) and item >= 0 for item in value
+    ):
+        raise ValueError("must be a list of shard numbers (0, 1, …)")
+    return tuple(value)
+
+
 def _read_models(value: Any) -> tuple[ModelSpec, ...]:
     if not isinstance(value, dict):
         raise ValueError("must be [models.NAME] tables")
@@ -228,25 +250,53 @@ def _read_sandbox(value: Any) -> SandboxSettings:
 _READERS: dict[object, _Reader] = {
     str: _read_str,
     int: _read_int,
+    int | None: _read_int,  # TOML has no null: a key that is there sets a number
     float: _read_float,
     bool: _read_bool,
     frozenset[str]: _read_ids,
+    tuple[int, ...]: _read_shard_ids,
     tuple[ModelSpec, ...]: _read_models,
     SandboxSettings: _read_sandbox,
+}
+
+
+def _number_from_env(value: str) -> int:
+    try:
+        return int(value.strip())
+    except ValueError:
+        raise ValueError("must be a whole number") from None
+
+
+def _numbers_from_env(value: str) -> tuple[int, ...]:
+    try:
+        numbers = tuple(int(item) for item in value.split(",") if item.strip())
+    except ValueError:
+        numbers = (-1,)
+    if any(number < 0 for number in numbers):
+        raise ValueError("must be shard numbers separated by commas (0,1,…)")
+    return numbers
+
+
+#: variables read as numbers (the rest are text, or a path); ValueError says what they take
+_ENV_READERS: dict[object, Callable[[str], Any]] = {
+    int | None: _number_from_env,
+    tuple[int, ...]: _numbers_from_env,
 }
 
 
 def _from_env(kind: object, value: str) -> Any:
     if kind is Path or (kind == Path | str and not is_postgres_url(value)):
         return Path(value).expanduser()
-    return value
+    reader = _ENV_READERS.get(kind)
+    return value if reader is None else reader(value)
 
 
 def _settings() -> tuple[dict[str, _Reader], dict[str, tuple[str, object]]]:
     """The TOML keys with their readers, and the environment variables with (field, type).
 
     Checked at import: a field whose type has no reader, or an environment variable for a
-    type other than a string or a path, is a programming error found by any test.
+    type other than a string, a path or one of :data:`_ENV_READERS`, is a programming error
+    found by any test.
     """
     hints = typing.get_type_hints(Config)
     toml_keys: dict[str, _Reader] = {}
@@ -259,7 +309,7 @@ def _settings() -> tuple[dict[str, _Reader], dict[str, tuple[str, object]]]:
                 raise TypeError(f"Config.{config_field.name}: no TOML reader for {kind!r}")
             toml_keys[config_field.name] = _READERS[kind]
         if source.env is not None:
-            if kind not in (str, str | None, Path, Path | str):
+            if kind not in (str, str | None, Path, Path | str, *_ENV_READERS):
                 raise TypeError(f"Config.{config_field.name}: {kind!r} from the environment")
             env_vars[source.env] = (config_field.name, kind)
     return toml_keys, env_vars
@@ -341,7 +391,10 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
     values = _read_toml(path) if path else {}
     for variable, (name, kind) in _ENV_VARS.items():
         if env.get(variable):
-            values[name] = _from_env(kind, env[variable])
+            try:
+                values[name] = _from_env(kind, env[variable])
+            except ValueError as err:
+                raise ConfigError(f"{variable} {err}, not {env[variable]!r}.") from None
     for config_field in fields(Config):
         source = config_field.metadata.get(_SOURCE, _Source())
         if config_field.name not in values and source.fallback is not None:

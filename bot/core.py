@@ -210,8 +210,14 @@ class SessionService:
     def max_prompt_chars(self) -> int:
         return self.settings.max_prompt_chars
 
+    async def claim_delivery(self, delivery_id: str) -> bool:
+        """True the first time any replica sees a platform delivery id (a row that expires
+        after a day: Slack's retries, a restart between receipt and ack, a second replica)."""
+        return await self.store.claim_delivery(delivery_id)
+
     def first_delivery(self, delivery_id: str) -> bool:
-        """True the first time a platform delivery id is seen (retries return False)."""
+        """True the first time this process sees a platform delivery id (retries return
+        False); for the pairs of events one message makes, where no row is needed."""
         if delivery_id in self._seen:
             return False
         self._seen[delivery_id] = None
@@ -542,7 +548,9 @@ class SessionService:
             async for event in events:
                 yield event
 
-    async def answered(self, key: SessionKey, request: str, since: float) -> Version | None:
+    async def answered(
+        self, key: SessionKey, request: str, since: float
+    ) -> tuple[Session, Version] | None:
         """The version a request made at or after ``since`` in thread ``key``, if it was
         stored (a durable turn whose process died after storing it must not ask again)."""
         session = await self.store.find_session(key)
@@ -551,7 +559,7 @@ class SessionService:
         latest = await self.store.get_version(session.id)
         if latest is None or latest.created_at < since or latest.request != request.strip():
             return None
-        return latest
+        return session, latest
 
     # -- files -----------------------------------------------------------------------------
 

@@ -172,6 +172,8 @@ async def serve(config: Config, *, host: str, port: int) -> None:
         log.info("shutting down")
         start.cancel()
     finally:
+        if app.worker is not None:  # no new claims; what runs gets DRAIN_SECONDS to finish
+            await app.worker.stop(drain=DRAIN_SECONDS)
         for adapter in adapters:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(adapter.drain(), DRAIN_SECONDS)

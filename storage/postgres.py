@@ -92,21 +92,23 @@ _PRUNE_JOBS = "DELETE FROM jobs WHERE state IN ('done', 'failed') AND finished_a
 _LIST_FILTERS = ("owner", "platform", "workspace")  # constant names, never values
 _HAS_VERSION = "EXISTS (SELECT 1 FROM versions AS v WHERE v.session_id = s.id)"
 
-# See SqliteStore's _CLAIMABLE: the same rule. SKIP LOCKED passes over a job another replica
-# is claiming this instant; the lock rechecks the job's own state and heartbeat (READ
-# COMMITTED re-reads a row it had to wait for), so a job just claimed is not claimed twice.
+# See SqliteStore's _CLAIMABLE: the same rule ($1 the claimer, $4 the stale cutoff).
+# SKIP LOCKED passes over a job another replica is claiming this instant; the lock rechecks
+# the job's own state and heartbeat (READ COMMITTED re-reads a row it had to wait for), so a
+# job just claimed is not claimed twice.
 _CLAIMABLE = """
 SELECT j.id FROM jobs AS j
 WHERE j.state IN ('queued', 'running')
-  AND NOT EXISTS (SELECT 1 FROM jobs AS e
-                  WHERE e.lane = j.lane AND e.state IN ('queued', 'running') AND e.id < j.id)
-  AND CASE j.state
-        WHEN 'queued' THEN NOT EXISTS (
-            SELECT 1 FROM jobs AS r
-            WHERE r.lane = j.lane AND r.state IN ('queued', 'running')
-              AND r.state = 'running' AND r.heartbeat_at >= $4)
-        ELSE j.heartbeat_at < $4
-      END
+  AND ((j.state = 'queued'
+       AND NOT EXISTS (SELECT 1 FROM jobs AS e
+                       WHERE e.lane = j.lane AND e.state = 'queued' AND e.id < j.id)
+       AND NOT EXISTS (SELECT 1 FROM jobs AS r
+                       WHERE r.lane = j.lane AND r.state = 'running'
+                         AND (r.owner <> $1 OR r.heartbeat_at < $4)))
+   OR (j.state = 'running' AND j.heartbeat_at < $4
+       AND NOT EXISTS (SELECT 1 FROM jobs AS e
+                       WHERE e.lane = j.lane AND e.state IN ('queued', 'running')
+                         AND e.id < j.id)))
 ORDER BY j.id LIMIT 1
 FOR UPDATE SKIP LOCKED
 """

@@ -97,22 +97,25 @@ _MATCHES_SHORT = (
     " OR v.note LIKE ? ESCAPE '\\' OR v.code LIKE ? ESCAPE '\\')))"
 )
 
-# The oldest claimable job (see Store.claim_job): its lane's first unfinished job, either
-# queued with no fresh running job in its lane, or running with a stale heartbeat. Parameters:
-# the stale cutoff twice. ``state IN ('queued', 'running')`` is spelled as m008's partial index
-# is, so that SQLite uses it (it holds only unfinished jobs).
+# The oldest claimable job (see Store.claim_job): its lane's first queued job while every job
+# running in its lane is the claimer's own and alive (one replica runs a lane's turns, which
+# then keep their order in its own line and can say "waiting for 1 earlier request"), or its
+# lane's first unfinished job when that is running with a stale heartbeat (its owner died).
+# Named parameters: owner, cutoff. ``state IN ('queued', 'running')`` is spelled as m008's
+# partial index is, so that SQLite uses it (it holds only unfinished jobs).
 _CLAIMABLE = """
 SELECT j.id FROM jobs AS j
 WHERE j.state IN ('queued', 'running')
-  AND NOT EXISTS (SELECT 1 FROM jobs AS e
-                  WHERE e.lane = j.lane AND e.state IN ('queued', 'running') AND e.id < j.id)
-  AND CASE j.state
-        WHEN 'queued' THEN NOT EXISTS (
-            SELECT 1 FROM jobs AS r
-            WHERE r.lane = j.lane AND r.state IN ('queued', 'running')
-              AND r.state = 'running' AND r.heartbeat_at >= ?)
-        ELSE j.heartbeat_at < ?
-      END
+  AND ((j.state = 'queued'
+       AND NOT EXISTS (SELECT 1 FROM jobs AS e
+                       WHERE e.lane = j.lane AND e.state = 'queued' AND e.id < j.id)
+       AND NOT EXISTS (SELECT 1 FROM jobs AS r
+                       WHERE r.lane = j.lane AND r.state = 'running'
+                         AND (r.owner <> :owner OR r.heartbeat_at < :cutoff)))
+   OR (j.state = 'running' AND j.heartbeat_at < :cutoff
+       AND NOT EXISTS (SELECT 1 FROM jobs AS e
+                       WHERE e.lane = j.lane AND e.state IN ('queued', 'running')
+                         AND e.id < j.id)))
 ORDER BY j.id LIMIT 1
 """
 
@@ -557,12 +560,12 @@ class SqliteStore:
         cutoff = now - stale_after
         found, _ = await self._pool.write(
             f"""
-            UPDATE jobs SET state = 'running', owner = ?, attempts = attempts + 1,
-                            claimed_at = ?, heartbeat_at = ?
+            UPDATE jobs SET state = 'running', owner = :owner, attempts = attempts + 1,
+                            claimed_at = :now, heartbeat_at = :now
             WHERE id = ({_CLAIMABLE})
             RETURNING {_JOB_COLUMNS}
             """,
-            (owner, now, now, cutoff, cutoff),
+            {"owner": owner, "now": now, "cutoff": cutoff},
         )
         return rows.job(found[0]) if found else None
 

@@ -22,7 +22,7 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -110,7 +110,9 @@ async def _in_thread(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connectio
     return cast(T, await conn._execute(run))  # type: ignore[no-untyped-call]
 
 
-def _statement(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> tuple[list[Any], int]:
+def _statement(
+    db: sqlite3.Connection, sql: str, params: Sequence[Any] | Mapping[str, Any]
+) -> tuple[list[Any], int]:
     cursor = db.execute(sql, params)
     try:
         return cursor.fetchall(), cursor.rowcount
@@ -227,7 +229,9 @@ class SqlitePool:
         finally:
             self._in_flight[index] -= 1
 
-    async def write(self, sql: str, params: Sequence[Any]) -> tuple[list[sqlite3.Row], int]:
+    async def write(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any]
+    ) -> tuple[list[sqlite3.Row], int]:
         """One statement on the writer; its rows and its rowcount, once committed."""
         return await self.transaction(lambda db: _statement(db, sql, params))
 

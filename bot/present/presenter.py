@@ -45,7 +45,7 @@ from bot.values import (
     Waiting,
 )
 from engines import EngineError
-from storage import Session
+from storage import Session, Version
 
 __all__ = ["Outcome", "Presenter"]
 
@@ -394,6 +394,32 @@ class Presenter:
             )
         except Exception as err:
             await self.fail(surface, err)
+
+    # -- durable turns -------------------------------------------------------------------------
+
+    async def resumed(
+        self,
+        surface: Surface[Handle],
+        handle: Handle,
+        answered: tuple[Session, Version] | None,
+    ) -> None:
+        """A turn is performed again after a restart: its earlier message says so, or shows
+        the version that was stored before the process died (then nothing is asked again)."""
+        if answered is None:
+            view: View = words.resumed()
+        else:
+            session, version = answered
+            view = words.version_card(
+                session,
+                version,
+                self.sessions.language(session.language),
+                actions=self.runs.version_actions(session, version),
+                limit=surface.limit,
+            )
+        try:
+            await surface.edit(handle, view)
+        except words.PlatformRefused:  # the message is gone: say it anew
+            await surface.post(view)
 
     # -- files -------------------------------------------------------------------------------
 

@@ -61,6 +61,7 @@ __all__ = [
     "problem",
     "repair_summary",
     "request_post",
+    "resumed",
     "run_card",
     "run_summary",
     "sandbox_queue",
@@ -246,6 +247,12 @@ def problem(error: BaseException, *, request: str = "", limit: int = 2000) -> No
         room = limit - len(text) - 60
         text += "\nYour request, to send again:\n" + fence(request[: max(room, 0)])
     return Notice(text=text[:limit], summary=explain(error)[:150], problem=True)
+
+
+def resumed() -> Status:
+    """The earlier message of a turn that is answered again after a restart."""
+    text = "⚠️ _Interrupted by a restart — answering again below._"
+    return Status(text=text, summary="Interrupted by a restart; answering again")
 
 
 def interrupted() -> Status:

@@ -170,9 +170,9 @@ async def test_jobs_of_a_lane_run_one_at_a_time_in_order(store: Store) -> None:
     claimed = await store.claim_job("w1", stale_after=30)
     assert claimed is not None and claimed.id == first.id
     assert (claimed.state, claimed.owner, claimed.attempts) == ("running", "w1", 1)
-    claimed_other = await store.claim_job("w1", stale_after=30)
+    claimed_other = await store.claim_job("w2", stale_after=30)
     assert claimed_other is not None and claimed_other.id == other.id  # lane b is free
-    assert await store.claim_job("w2", stale_after=30) is None  # lane a waits for the first
+    assert await store.claim_job("w2", stale_after=30) is None  # lane a is w1's while it runs
 
     await store.finish_job(first.id)
 
@@ -180,6 +180,18 @@ async def test_jobs_of_a_lane_run_one_at_a_time_in_order(store: Store) -> None:
     assert after is not None and after.id == second.id
     assert await store.count_jobs("done") == 1
     assert await store.count_jobs("running") == 2
+
+
+async def test_the_owner_of_a_running_lane_takes_its_next_jobs_in_order(store: Store) -> None:
+    first = await add_job(store, "Ev1", lane="a")
+    second = await add_job(store, "Ev2", lane="a")
+    third = await add_job(store, "Ev3", lane="a")
+    assert (await store.claim_job("w1", stale_after=30)).id == first.id  # type: ignore[union-attr]
+    assert await store.claim_job("w2", stale_after=30) is None
+    # w1 may go on (its own line keeps them in order and tells their place), oldest first
+    assert (await store.claim_job("w1", stale_after=30)).id == second.id  # type: ignore[union-attr]
+    assert (await store.claim_job("w1", stale_after=30)).id == third.id  # type: ignore[union-attr]
+    assert await store.claim_job("w1", stale_after=30) is None
 
 
 async def test_a_failed_job_frees_its_lane_too(store: Store) -> None:
@@ -203,7 +215,7 @@ async def test_concurrent_claimers_never_get_the_same_job(pair: tuple[Store, Sto
         await add_job(one, f"Ev{lane}-2", lane=f"lane{lane}")
 
     claims = await asyncio.gather(
-        *(s.claim_job(f"w{n}", stale_after=30) for n in range(10) for s in pair)
+        *(s.claim_job(f"w{n}-{i}", stale_after=30) for n in range(10) for i, s in enumerate(pair))
     )
 
     claimed = [job for job in claims if job is not None]
@@ -267,7 +279,7 @@ async def test_a_stale_job_blocks_its_lane_until_claimed_again(
         again = await store.claim_job("w2", stale_after=30)
 
         assert again is not None and again.id == first.id  # the lane's first, not the next
-        assert await store.claim_job("w2", stale_after=30) is None
+        assert await store.claim_job("w3", stale_after=30) is None  # the lane is w2's now
 
 
 async def test_jobs_survive_a_restart(db: Database, clock: FakeClock) -> None:

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import re
@@ -76,15 +77,23 @@ from bot.adapters.slack.commands import (
     to_plain,
 )
 from bot.adapters.slack.pace import Pace
-from bot.adapters.slack.surface import ACTION_PREFIX, SlackBot, SlackSurface, refusals
+from bot.adapters.slack.surface import (
+    ACTION_PREFIX,
+    Message,
+    SlackBot,
+    SlackSurface,
+    refusals,
+)
 from bot.core import SessionService, TurnStream
 from bot.errors import ConfigError, NotASession, UserError
 from bot.files import MAX_FILE_BYTES
+from bot.jobs import Journal, Worker
 from bot.metrics import Metrics
 from bot.present import Notice, Outcome, PlatformRefused, Presenter, words
+from bot.present.journal import Journaled
 from bot.run_options import parse_args, parse_run
 from bot.values import Action, ActionKind, Caller, Upload
-from storage import SessionKey
+from storage import Job, SessionKey
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -94,6 +103,7 @@ __all__ = ["SlackAdapter"]
 log = logging.getLogger("codethread.slack")
 
 PLATFORM = "slack"
+JOB_KIND = "slack.thread"  # a person's message in a channel thread, as a durable job
 _BUTTON = re.compile(rf"^{ACTION_PREFIX}({'|'.join(get_args(ActionKind))})$")
 #: the hosts a file's URL may name for the bot token to go with it (besides the API's own)
 _FILE_HOSTS = ("slack.com", "slack-gov.com")
@@ -160,6 +170,7 @@ class SlackAdapter(ChatAdapter):
         app_token: str | None = None,
         api_url: str | None = None,
         edit_interval: float = 1.0,
+        worker: Worker | None = None,
     ) -> None:
         if not (app_token or signing_secret):
             raise ConfigError(
@@ -171,6 +182,7 @@ class SlackAdapter(ChatAdapter):
         self.metrics = metrics
         self.edit_interval = edit_interval
         self.jobs = Jobs(self.name)
+        self.worker = worker  # thread replies are durable jobs when there is one
         self.pace = Pace()  # Slack's rate limits, shared by every answer in a workspace
         self._known: OrderedDict[SessionKey, None] = OrderedDict()  # direct-message sessions
         #: threads whose first message is in hand, with the messages that came after it
@@ -210,6 +222,9 @@ class SlackAdapter(ChatAdapter):
 
     async def start(self) -> None:
         self._session()
+        if self.worker is not None:
+            self.worker.handle(JOB_KIND, self._perform)
+            self.worker.start()
         if self._app_token and self._socket is None:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
@@ -225,6 +240,8 @@ class SlackAdapter(ChatAdapter):
         log.info("connected to Slack in Socket Mode")
 
     async def drain(self) -> None:
+        if self.worker is not None:
+            await self.worker.idle()
         await self.jobs.drain()
 
     async def aclose(self) -> None:
@@ -272,7 +289,7 @@ class SlackAdapter(ChatAdapter):
         if body.get("type") == "event_callback" and retry not in (None, "0"):
             self._count("retry")
         delivery = _delivery(body)
-        if delivery is not None and not self.sessions.first_delivery(delivery):
+        if delivery is not None and not await self.sessions.claim_delivery(delivery):
             self._count("duplicate")
             log.info("dropped a repeated delivery %s (retry %s)", delivery, retry or "-")
             return BoltResponse(status=200, body="")
@@ -301,10 +318,19 @@ class SlackAdapter(ChatAdapter):
         respond: AsyncRespond | None = None,
         assistant: bool = False,
     ) -> SlackSurface:
-        auth = context.authorize_result
-        bot = SlackBot(
-            user=context.bot_user_id, bot_id=context.bot_id, url=auth.url if auth else None
+        return self._surface_of(
+            _bot(context), caller, thread=thread, respond=respond, assistant=assistant
         )
+
+    def _surface_of(
+        self,
+        bot: SlackBot,
+        caller: Caller,
+        *,
+        thread: str | None = None,
+        respond: AsyncRespond | None = None,
+        assistant: bool = False,
+    ) -> SlackSurface:
         return SlackSurface(
             client=self.client,
             team=caller.workspace,
@@ -365,7 +391,7 @@ class SlackAdapter(ChatAdapter):
         caller = self._caller(context, event["user"], event["channel"])
         text = to_plain(event.get("text") or "", bot_user=context.bot_user_id)
         if event.get("thread_ts") and event["thread_ts"] != event.get("ts"):
-            self._in_thread(context, caller, event, text, mention=True)
+            await self._in_thread(context, caller, event, text, mention=True)
             return
         surface = self._surface(context, caller)
         try:
@@ -425,9 +451,11 @@ class SlackAdapter(ChatAdapter):
         caller = self._caller(context, event["user"], event["channel"])
         raw, bot_user = event.get("text") or "", context.bot_user_id
         mention = bool(bot_user) and f"<@{bot_user}" in raw
-        self._in_thread(context, caller, event, to_plain(raw, bot_user=bot_user), mention=mention)
+        await self._in_thread(
+            context, caller, event, to_plain(raw, bot_user=bot_user), mention=mention
+        )
 
-    def _in_thread(
+    async def _in_thread(
         self,
         context: AsyncBoltContext,
         caller: Caller,
@@ -436,17 +464,75 @@ class SlackAdapter(ChatAdapter):
         *,
         mention: bool,
     ) -> None:
-        """A person's message in a thread: the next turn when the thread is a session (its
-        place in line taken now); in any other thread silence, or a hint for a mention."""
-        if not self.sessions.first_delivery(f"slack:ts:{caller.channel}:{event['ts']}"):
-            return  # the other of a mention's two events (app_mention and message)
+        """A person's message in a thread: the next turn when the thread is a session; in any
+        other thread silence, or a hint for a mention. With a worker, the message is a
+        durable job first (written down before Slack hears "ok"; a duplicate is dropped
+        there), performed by :meth:`_perform`; without, its place in line is taken now."""
+        delivery = f"slack:ts:{caller.channel}:{event['ts']}"
         thread = str(event["thread_ts"])
-        key = SessionKey(
-            platform=PLATFORM, workspace=caller.workspace, channel=caller.channel, thread=thread
-        )
+        if self.worker is not None:
+            payload = {"event": event, "bot": dataclasses.asdict(_bot(context)), "text": text,
+                       "team": caller.workspace, "mention": mention}  # fmt: skip
+            lane = f"{PLATFORM}:{caller.workspace}:{caller.channel}:{thread}"
+            # False: the other of a mention's two events (app_mention and message), or a
+            # message another replica took
+            await self.worker.accept(delivery=delivery, lane=lane, kind=JOB_KIND, payload=payload)
+            return
+        if not self.sessions.first_delivery(delivery):
+            return  # the other of a mention's two events (app_mention and message)
         surface = self._surface(context, caller, thread=thread)
+        self.jobs.spawn(self._thread_turn(surface, caller, event, text, mention=mention))
+
+    def _thread_turn(
+        self,
+        surface: SlackSurface | Journaled[Message],
+        caller: Caller,
+        event: dict[str, Any],
+        text: str,
+        *,
+        mention: bool,
+    ) -> Coroutine[Any, Any, Any]:
+        key = SessionKey(
+            platform=PLATFORM,
+            workspace=caller.workspace,
+            channel=caller.channel,
+            thread=str(event["thread_ts"]),
+        )
         files = event.get("files") or []
-        self._reply(surface, caller, key, text, files, quiet=() if mention else (NotASession,))
+        return self._reply(
+            surface,  # type: ignore[arg-type]  # a journaled surface is a SlackSurface's proxy
+            caller, key, text, files, quiet=() if mention else (NotASession,),
+        )  # fmt: skip
+
+    async def _perform(self, job: Job, journal: Journal) -> None:
+        """A thread message written down by :meth:`_in_thread`: its turn, now. Performed
+        again after a crash, the message the first attempt was writing says so (or shows the
+        version that attempt had stored, which is then not asked for again)."""
+        payload = job.payload
+        event = payload["event"]
+        caller = Caller(
+            platform=PLATFORM, workspace=payload["team"], user=event["user"],
+            channel=event["channel"],
+        )  # fmt: skip
+        thread = str(event["thread_ts"])
+        surface = self._surface_of(SlackBot(**payload["bot"]), caller, thread=thread)
+        if journal.resumed and isinstance(journal.previous, dict):
+            key = SessionKey(
+                platform=PLATFORM, workspace=caller.workspace, channel=caller.channel,
+                thread=thread,
+            )  # fmt: skip
+            answered = await self.sessions.answered(key, payload["text"], job.created_at)
+            previous = Message(**journal.previous)
+            with contextlib.suppress(Exception):  # a stream left open is ended first (Slack
+                # refuses to update a message that is still streaming); else nothing to end
+                await self.client.chat_stopStream(channel=previous.channel, ts=previous.ts)
+            await self.presenter.resumed(surface, previous, answered)
+            if answered is not None:
+                return
+        journaled = Journaled(surface, journal.message, dataclasses.asdict)
+        await self._thread_turn(
+            journaled, caller, event, payload["text"], mention=payload["mention"]
+        )
 
     def _reply(
         self,
@@ -457,25 +543,20 @@ class SlackAdapter(ChatAdapter):
         files: Files,
         *,
         quiet: tuple[type[Exception], ...] = (),
-    ) -> None:
-        """A message as the thread's next turn, its place in line taken now; with files (or
-        while an earlier message's files download), as soon as its own are in hand and the
-        earlier message has its place."""
+    ) -> Coroutine[Any, Any, Any]:
+        """A message as the thread's next turn, its place in line taken now (the coroutine
+        returned shows it); with files (or while an earlier message's files download), as
+        soon as its own are in hand and the earlier message has its place."""
         if not files and key not in self._fetching:
-            self.jobs.spawn(
-                self.presenter.turn(
-                    surface,
-                    lambda: self.sessions.reply(caller, key, text),
-                    quiet=quiet,
-                    request=text,
-                )
+            return self.presenter.turn(
+                surface,
+                lambda: self.sessions.reply(caller, key, text),
+                quiet=quiet,
+                request=text,
             )
-            return
         earlier, placed = self._fetching.get(key), asyncio.Event()
         self._fetching[key] = placed
-        self.jobs.spawn(
-            self._reply_with_files(surface, caller, key, text, files, quiet, earlier, placed)
-        )
+        return self._reply_with_files(surface, caller, key, text, files, quiet, earlier, placed)
 
     async def _reply_with_files(
         self,
@@ -613,7 +694,7 @@ class SlackAdapter(ChatAdapter):
         """The thread's next turn, its place in line taken now; while the thread's first
         message is being looked at (does it hold a session?), kept to follow that one."""
         if key in self._known:
-            self._reply(surface, caller, key, text, files)
+            self.jobs.spawn(self._reply(surface, caller, key, text, files))
         elif key in self._opening:
             self._opening[key].append((surface, caller, text, files))
         else:
@@ -780,6 +861,12 @@ class SlackAdapter(ChatAdapter):
         """A line of help for the person who asked (best effort)."""
         with contextlib.suppress(PlatformRefused):
             await surface.tell(Notice(text=text, summary=text))
+
+
+def _bot(context: AsyncBoltContext) -> SlackBot:
+    """The bot as this request's authorization names it."""
+    auth = context.authorize_result
+    return SlackBot(user=context.bot_user_id, bot_id=context.bot_id, url=auth.url if auth else None)
 
 
 async def _nothing() -> None:
