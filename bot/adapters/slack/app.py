@@ -57,13 +57,15 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.adapters.base import ChatAdapter, Jobs
+from bot.adapters.base import AdapterHealth, ChatAdapter, Jobs
 from bot.adapters.slack.commands import (
     MODAL,
     RUN_MODAL,
@@ -103,6 +105,12 @@ __all__ = ["SlackAdapter"]
 log = logging.getLogger("codethread.slack")
 
 PLATFORM = "slack"
+#: auth.test errors that mean the token itself is refused (retrying cannot help)
+_REFUSED_TOKEN = frozenset(
+    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
+)
+_TOKEN_FIX = "set SLACK_BOT_TOKEN to the app's xoxb- token (OAuth & Permissions)"
+_APP_TOKEN_FIX = "set SLACK_APP_TOKEN to an xapp- token with connections:write"
 JOB_KIND = "slack.thread"  # a person's message in a channel thread, as a durable job
 _BUTTON = re.compile(rf"^{ACTION_PREFIX}({'|'.join(get_args(ActionKind))})$")
 #: the hosts a file's URL may name for the bot token to go with it (besides the API's own)
@@ -205,6 +213,7 @@ class SlackAdapter(ChatAdapter):
             process_before_response=True,  # listeners only ack and spawn; the work runs after
             logger=logging.getLogger("codethread.slack.bolt"),
         )
+        self._verifier = SignatureVerifier(signing_secret) if signing_secret else None
         self._app_token = app_token
         self._socket: AsyncSocketModeHandler | None = None
         self._connecting: asyncio.Task[None] | None = None
@@ -225,19 +234,44 @@ class SlackAdapter(ChatAdapter):
         if self.worker is not None:
             self.worker.handle(JOB_KIND, self._perform)
             self.worker.start()
-        if self._app_token and self._socket is None:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+        if self._connecting is None:
+            self._connecting = asyncio.create_task(self._connect())
 
-            self._socket = AsyncSocketModeHandler(self.bolt, self._app_token)
-            self._connecting = asyncio.create_task(self._connect(self._socket))
-
-    async def _connect(self, socket: AsyncSocketModeHandler) -> None:
+    async def _connect(self) -> None:
+        """Check the bot token (``auth.test``), then, in Socket Mode, connect. A token Slack
+        refuses marks the adapter failed for good (``/readyz`` says which and how to fix it),
+        with no retrying in a loop; the rest of ``serve`` goes on."""
         try:
-            await socket.connect_async()  # type: ignore[no-untyped-call]  # bolt leaves it untyped
-        except Exception as err:  # e.g. a revoked SLACK_APP_TOKEN; the rest of serve goes on
-            log.error("could not connect to Slack in Socket Mode: %s", type(err).__name__)
-            raise
+            await self.client.auth_test()
+        except SlackApiError as err:
+            error = str(err.response.get("error", "")) if err.response else ""
+            if error in _REFUSED_TOKEN:
+                self._failed(f"the bot token was refused ({error}): {_TOKEN_FIX}")
+                return
+            log.warning("Slack's auth.test failed (%s); going on", error or type(err).__name__)
+        except Exception as err:  # no network yet: the socket's own retries take over
+            log.warning("could not reach Slack (%s); going on", type(err).__name__)
+        if not self._app_token:
+            self.health = AdapterHealth("connected")  # HTTP mode: Slack posts to us
+            return
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        self._socket = AsyncSocketModeHandler(self.bolt, self._app_token)
+        try:
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]  # untyped
+        except SlackApiError as err:  # e.g. a revoked SLACK_APP_TOKEN
+            error = str(err.response.get("error", "")) if err.response else type(err).__name__
+            self._failed(f"Socket Mode refused the app token ({error}): {_APP_TOKEN_FIX}")
+            return
+        except Exception as err:
+            self._failed(f"could not connect in Socket Mode ({type(err).__name__})")
+            return
+        self.health = AdapterHealth("connected")
         log.info("connected to Slack in Socket Mode")
+
+    def _failed(self, reason: str) -> None:
+        self.health = AdapterHealth("failed", reason)
+        log.error("Slack adapter stopped: %s", reason)
 
     async def drain(self) -> None:
         if self.worker is not None:
@@ -259,7 +293,21 @@ class SlackAdapter(ChatAdapter):
             self.client.session = None
 
     async def _http(self, request: web.Request) -> web.Response:
-        response = await self.bolt.async_dispatch(await to_bolt_request(request))
+        """Slack's POSTs. The signature is checked (slack_sdk's verifier, as bolt would)
+        before anything reads the body, so unsigned or malformed requests get 401 without a
+        trace in the log; a signed body bolt cannot read gets 400."""
+        body = await request.text()
+        stamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        signature = request.headers.get("X-Slack-Signature", "")
+        verifier = self._verifier
+        if not stamp.isdigit() or verifier is None or not verifier.is_valid(body, stamp, signature):
+            self._count("unsigned")
+            return web.Response(status=401)
+        try:
+            response = await self.bolt.async_dispatch(await to_bolt_request(request))
+        except (ValueError, KeyError, TypeError):  # signed, yet not what Slack sends
+            log.warning("a signed Slack request could not be read")
+            return web.Response(status=400)
         return await to_aiohttp_response(response)
 
     # -- every request: count it, drop it when it was delivered before ------------------------

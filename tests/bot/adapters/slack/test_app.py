@@ -626,7 +626,13 @@ async def test_bad_signature_is_401_and_nothing_is_posted(bot: Bot, engine: Fake
     response = await bot.http.post("/slack/events", data=body, headers=stale)
     assert response.status == 401
     await bot.settle()
-    assert bot.slack.calls == [] and engine.requests == []
+    assert [c.method for c in bot.slack.calls] == ["auth.test"]  # the start's check alone
+    assert engine.requests == []
+    odd = {"X-Slack-Request-Timestamp": "soon", "X-Slack-Signature": "v0=x"}
+    assert (await bot.http.post("/slack/events", data=b"{", headers=odd)).status == 401
+    signed_junk = "not json"
+    status, _, _ = await bot.post(signed_junk, "application/json")
+    assert status in (400, 401)
 
     challenge = json.dumps({"type": "url_verification", "challenge": "abc", "token": "x"})
     status, text, _ = await bot.post(challenge, "application/json")
@@ -682,6 +688,7 @@ METHOD_SCOPES = {
     "assistant_threads_setTitle": "assistant:write",
     "assistant_threads_setSuggestedPrompts": "assistant:write",
     "chat_getPermalink": None,
+    "auth_test": None,  # at start: is the bot token accepted (/readyz)
     "conversations_replies": "channels:history",  # groups:history, im:history elsewhere
     "views_open": None,
     "files_info": "files:read",  # and downloading url_private: the files people post
