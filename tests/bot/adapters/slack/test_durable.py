@@ -168,3 +168,69 @@ async def test_a_killed_serve_answers_the_message_once_after_its_restart(
         assert [v.request for v in versions] == ["make it count"]  # exactly once
     finally:
         await store.close()
+
+
+async def test_two_replicas_on_one_postgresql_answer_each_message_once(
+    tmp_path: Path, openai_server: OpenAIServer, postgres_db: str
+) -> None:
+    requests: list[str] = []
+
+    def handler(body: dict[str, Any]) -> ScriptedReply:
+        requests.append(body["messages"][-1]["content"])
+        return code_reply(body)
+
+    openai_server.handler = handler
+    store = await open_store(postgres_db)
+    threads = [f"1800000000.00{n}100" for n in range(3)]
+    for thread in threads:
+        await store.create_session(
+            key=SessionKey(platform="slack", workspace=TEAM, channel="C1", thread=thread),
+            owner="U1", language="python", model="openai:test-model", title="x",
+        )  # fmt: skip
+    await store.close()
+    (tmp_path / "config.toml").write_text("edit_interval = 0.05\n")
+    ports = [_free_port(), _free_port()]
+    async with FakeSlack() as slack:
+        env = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path),
+            "PYTHONPATH": str(ROOT),
+            "CODETHREAD_DB": postgres_db,
+            "CODETHREAD_CONFIG": str(tmp_path / "config.toml"),
+            "CODETHREAD_MODEL": "openai:test-model",
+            "OPENAI_BASE_URL": openai_server.base_url,
+            "SLACK_BOT_TOKEN": TOKEN,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": slack.base_url,
+            "NO_PROXY": "127.0.0.1",
+        }
+        async with serve(env, ports[0]), serve(env, ports[1]):
+            for n, thread in enumerate(threads):
+                message = {
+                    "type": "message", "channel": "C1", "user": "U1", "text": f"change {n}",
+                    "ts": f"1800000001.00{n}000", "thread_ts": thread, "channel_type": "channel",
+                }  # fmt: skip
+                # delivered to one replica, then (a retry, a second endpoint) to both again
+                assert await post_event(ports[n % 2], message, f"Ev{n}") == 200
+                assert await asyncio.gather(
+                    *(post_event(port, message, f"Ev{n}") for port in ports)
+                ) == [200, 200]
+
+            def answered() -> bool:
+                return all(
+                    any("Version 1 of snippet #" in m.text for m in slack.thread("C1", t))
+                    for t in threads
+                )
+
+            await _until(answered, what="every thread's answer")
+            await asyncio.sleep(0.5)  # time for a second answer that must not come
+        assert sorted(requests) == [f"change {n}" for n in range(3)]  # one request each
+        for thread in threads:
+            assert len(slack.thread("C1", thread)) == 1
+    store = await open_store(postgres_db)
+    try:
+        for n in range(3):
+            versions = await store.list_versions(n + 1)
+            assert [v.request for v in versions] == [f"change {n}"]
+    finally:
+        await store.close()
