@@ -359,26 +359,16 @@ class SlackAdapter(ChatAdapter):
 
     def _surface(
         self,
-        context: AsyncBoltContext,
+        where: AsyncBoltContext | SlackBot,
         caller: Caller,
         *,
         thread: str | None = None,
         respond: AsyncRespond | None = None,
         assistant: bool = False,
     ) -> SlackSurface:
-        return self._surface_of(
-            _bot(context), caller, thread=thread, respond=respond, assistant=assistant
-        )
-
-    def _surface_of(
-        self,
-        bot: SlackBot,
-        caller: Caller,
-        *,
-        thread: str | None = None,
-        respond: AsyncRespond | None = None,
-        assistant: bool = False,
-    ) -> SlackSurface:
+        """A surface for ``caller`` here; ``where`` is the request's context, or the bot as
+        a durable job recorded it."""
+        bot = where if isinstance(where, SlackBot) else _bot(where)
         return SlackSurface(
             client=self.client,
             team=caller.workspace,
@@ -563,7 +553,7 @@ class SlackAdapter(ChatAdapter):
             channel=event["channel"],
         )  # fmt: skip
         thread = str(event["thread_ts"])
-        surface = self._surface_of(SlackBot(**payload["bot"]), caller, thread=thread)
+        surface = self._surface(SlackBot(**payload["bot"]), caller, thread=thread)
         if journal.resumed and isinstance(journal.previous, dict):
             key = SessionKey(
                 platform=PLATFORM, workspace=caller.workspace, channel=caller.channel,

@@ -79,6 +79,25 @@ async def serve(env: dict[str, str], port: int) -> AsyncIterator[asyncio.subproc
                 await proc.wait()
 
 
+def environment(
+    tmp_path: Path, db: str, openai_server: OpenAIServer, slack: FakeSlack
+) -> dict[str, str]:
+    """What ``serve`` runs with: Slack in HTTP mode at the fake, the fake model, ``db``."""
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(ROOT),
+        "CODETHREAD_DB": db,
+        "CODETHREAD_CONFIG": str(tmp_path / "config.toml"),
+        "CODETHREAD_MODEL": "openai:test-model",
+        "OPENAI_BASE_URL": openai_server.base_url,
+        "SLACK_BOT_TOKEN": TOKEN,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": slack.base_url,
+        "NO_PROXY": "127.0.0.1",
+    }
+
+
 async def post_event(port: int, event: dict[str, Any], event_id: str) -> int:
     body = json.dumps(event_body(event, event_id=event_id))
     stamp = str(int(time.time()))
@@ -116,19 +135,7 @@ async def test_a_killed_serve_answers_the_message_once_after_its_restart(
     (tmp_path / "config.toml").write_text("job_stale_after = 1\nedit_interval = 0.05\n")
     port = _free_port()
     async with FakeSlack() as slack:
-        env = {
-            "PATH": os.environ["PATH"],
-            "HOME": str(tmp_path),
-            "PYTHONPATH": str(ROOT),
-            "CODETHREAD_DB": str(db),
-            "CODETHREAD_CONFIG": str(tmp_path / "config.toml"),
-            "CODETHREAD_MODEL": "openai:test-model",
-            "OPENAI_BASE_URL": openai_server.base_url,
-            "SLACK_BOT_TOKEN": TOKEN,
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": slack.base_url,
-            "NO_PROXY": "127.0.0.1",
-        }
+        env = environment(tmp_path, str(db), openai_server, slack)
         message = {
             "type": "message", "channel": "C1", "user": "U1", "text": "make it count",
             "ts": "1800000000.000200", "thread_ts": PARENT, "channel_type": "channel",
@@ -191,19 +198,7 @@ async def test_two_replicas_on_one_postgresql_answer_each_message_once(
     (tmp_path / "config.toml").write_text("edit_interval = 0.05\n")
     ports = [_free_port(), _free_port()]
     async with FakeSlack() as slack:
-        env = {
-            "PATH": os.environ["PATH"],
-            "HOME": str(tmp_path),
-            "PYTHONPATH": str(ROOT),
-            "CODETHREAD_DB": postgres_db,
-            "CODETHREAD_CONFIG": str(tmp_path / "config.toml"),
-            "CODETHREAD_MODEL": "openai:test-model",
-            "OPENAI_BASE_URL": openai_server.base_url,
-            "SLACK_BOT_TOKEN": TOKEN,
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": slack.base_url,
-            "NO_PROXY": "127.0.0.1",
-        }
+        env = environment(tmp_path, postgres_db, openai_server, slack)
         async with serve(env, ports[0]), serve(env, ports[1]):
             for n, thread in enumerate(threads):
                 message = {
