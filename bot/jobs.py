@@ -100,6 +100,8 @@ class Worker:
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
         self._drained = asyncio.Event()  # the last claim found nothing to do
+        #: jobs waiting in the whole database (every replica's), as of the last heartbeat
+        self.queued = 0
 
     def handle(self, prefix: str, perform: Perform) -> None:
         """Jobs whose kind starts with ``prefix`` (``slack.``) go to ``perform``."""
@@ -201,8 +203,9 @@ class Worker:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_every)
-            if self._running:
-                try:
+            try:
+                if self._running:
                     await self.store.heartbeat(self.owner)
-                except Exception as err:
-                    log.warning("could not refresh the jobs' heartbeat: %s", err)
+                self.queued = await self.store.count_jobs("queued")
+            except Exception as err:
+                log.warning("could not refresh the jobs' heartbeat: %s", err)

@@ -118,11 +118,17 @@ class Metrics:
         if completion:
             self._instruments.tokens.labels(model=model, kind="completion").inc(completion)
 
-    def watch(self, *, engines: EngineQueues, sandbox: SandboxLoad | None) -> None:
+    def watch(
+        self,
+        *,
+        engines: EngineQueues,
+        sandbox: SandboxLoad | None,
+        jobs: Callable[[], int] | None = None,
+    ) -> None:
         """Gauges read at scrape time: requests waiting in each engine, sandbox runs active
-        and waiting. Once per registry (a second call is ignored)."""
+        and waiting, durable turns queued. Once per registry (a second call is ignored)."""
         if not self._watching:
-            self.registry.register(_Load(engines, sandbox))
+            self.registry.register(_Load(engines, sandbox, jobs))
             self._watching = True
 
     def render(self) -> bytes:
@@ -146,9 +152,15 @@ def _build_info(registry: CollectorRegistry) -> None:
 class _Load:
     """A collector over live values (no state of its own to keep in step)."""
 
-    def __init__(self, engines: EngineQueues, sandbox: SandboxLoad | None) -> None:
+    def __init__(
+        self,
+        engines: EngineQueues,
+        sandbox: SandboxLoad | None,
+        jobs: Callable[[], int] | None,
+    ) -> None:
         self.engines = engines
         self.sandbox = sandbox
+        self.jobs = jobs
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
@@ -169,3 +181,9 @@ class _Load:
             runs.add_metric(["active"], active)
             runs.add_metric(["waiting"], waiting)
             yield runs
+        if self.jobs is not None:
+            yield GaugeMetricFamily(
+                "codethread_jobs_queued",
+                "Durable turns written down and not yet claimed, in the whole database.",
+                value=self.jobs(),
+            )

@@ -116,10 +116,11 @@ def make_web_app(app: App) -> web.Application:
     web_app = web.Application(client_max_size=MAX_BODY, middlewares=[_bounded_body])
     web_app[APP_KEY] = app
     web_app[READY_KEY] = Readiness(app)
-    pool = app.runs.pool
+    pool, worker = app.runs.pool, app.worker
     app.metrics.watch(
         engines=app.engines.queues,
         sandbox=(lambda: (pool.active, pool.waiting)) if pool is not None else None,
+        jobs=(lambda: worker.queued) if worker is not None else None,
     )
     web_app.router.add_get("/livez", _livez)
     web_app.router.add_get("/readyz", _readyz)

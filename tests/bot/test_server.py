@@ -55,6 +55,7 @@ async def test_livez_readyz_and_the_gauges(app: App) -> None:
         assert "codethread_turns_in_flight 0.0" in text
         assert 'codethread_engine_queue{model="fake:echo"} 0.0' in text
         assert "codethread_build_info{" in text
+        assert "codethread_jobs_queued 0.0" in text
 
 
 async def test_readyz_names_a_failed_adapter_and_a_closed_database(app: App) -> None:
