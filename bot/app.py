@@ -164,6 +164,8 @@ def _adapters(app: App, discord_http: HTTPClient | None) -> list[ChatAdapter]:
                 allow_dms=config.discord_allow_dms,
                 http=discord_http,
                 edit_interval=config.edit_interval,
+                shard_count=config.discord_shard_count,
+                shard_ids=config.discord_shard_ids,
             )
         )
     return made

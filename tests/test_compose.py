@@ -16,7 +16,15 @@ DESIGN_ENV = {
     "CODETHREAD_DB", "CODETHREAD_CONFIG", "CODETHREAD_MODEL", "CODETHREAD_LANGUAGE",
     "OPENAI_API_KEY", "OPENAI_BASE_URL", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET",
     "SLACK_APP_TOKEN", "SLACK_API_URL", "DISCORD_BOT_TOKEN", "DISCORD_API_URL",
+    "DISCORD_SHARD_COUNT", "DISCORD_SHARD_IDS",
 }  # fmt: skip
+_DEFAULT = re.compile(r"^\$\{(\w+):-(.*)\}$")
+
+
+def default(value: str) -> str:
+    """What compose makes of ``${NAME:-default}`` with NAME unset (a plain value as it is)."""
+    found = _DEFAULT.match(value)
+    return found[2] if found else value
 
 
 def test_compose_file_is_consistent() -> None:
@@ -27,10 +35,10 @@ def test_compose_file_is_consistent() -> None:
     assert bot["command"][:2] == ["codethread", "serve"]
     port = bot["command"][bot["command"].index("--port") + 1]
     assert any(p.endswith(f":{port}") for p in bot["ports"])
-    for mount in bot["volumes"] + services["vllm"]["volumes"]:
+    for mount in bot["volumes"] + services["vllm"]["volumes"] + services["postgres"]["volumes"]:
         assert mount.split(":")[0] in volumes
     assert {"/data", "/hf-cache"} <= {m.split(":")[1] for m in bot["volumes"]}
-    assert bot["environment"]["CODETHREAD_DB"].startswith("/data/")
+    assert default(bot["environment"]["CODETHREAD_DB"]).startswith("/data/")
     codethread_vars = {
         k
         for k in bot["environment"]
@@ -38,6 +46,7 @@ def test_compose_file_is_consistent() -> None:
     }
     assert codethread_vars <= DESIGN_ENV
     assert services["vllm"]["profiles"] == ["gpu"] and "profiles" not in bot
+    assert services["postgres"]["profiles"] == ["postgres"]
 
 
 def test_dockerfile_copies_every_package_and_runs_serve() -> None:
@@ -76,3 +85,46 @@ def test_the_served_model_is_a_catalog_entry_and_no_catalog_name() -> None:
     bot_env = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]["bot"]["environment"]
     assert entry.api_key_env == "VLLM_API_KEY"
     assert bot_env["VLLM_API_KEY"] == vllm["environment"]["VLLM_API_KEY"]
+
+
+def test_the_postgres_profile_is_a_pinned_healthy_postgres_the_replicas_share() -> None:
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    bot, postgres = compose["services"]["bot"], compose["services"]["postgres"]
+    assert postgres["profiles"] == ["postgres"]
+    name, _, tag = postgres["image"].partition(":")
+    assert name == "postgres" and re.fullmatch(r"16(\.\d+)?", tag), "the official image, pinned"
+    env = postgres["environment"]
+    assert env["POSTGRES_USER"] == env["POSTGRES_DB"] == "codethread"
+    password = _DEFAULT.match(env["POSTGRES_PASSWORD"])
+    assert password and password[1] == "POSTGRES_PASSWORD", "from .env, a default for local use"
+    [data] = postgres["volumes"]
+    volume, path = data.split(":")
+    assert volume in compose["volumes"] and path == "/var/lib/postgresql/data"
+    assert "ports" not in postgres  # only the compose network reaches it
+    health = postgres["healthcheck"]
+    assert health["test"][:2] == ["CMD", "pg_isready"] and {"interval", "retries"} <= set(health)
+    test = health["test"]
+    assert test[test.index("--username") + 1] == env["POSTGRES_USER"]
+    assert test[test.index("--dbname") + 1] == env["POSTGRES_DB"]
+    # the bot waits for it with the profile, starts without it, and can be pointed at it
+    assert bot["depends_on"]["postgres"] == {"condition": "service_healthy", "required": False}
+    db = _DEFAULT.match(bot["environment"]["CODETHREAD_DB"])
+    assert db and db[1] == "CODETHREAD_DB"
+    # --scale bot=2 needs a host port per replica: a range in CODETHREAD_PORTS
+    [ports] = bot["ports"]
+    host, _, container = ports.rpartition(":")
+    published = _DEFAULT.match(host)
+    assert published and published.groups() == ("CODETHREAD_PORTS", "8080")
+    assert container == "8080"
+
+
+def test_the_readme_starts_replicas_the_way_compose_yaml_allows() -> None:
+    readme = (ROOT / "README.md").read_text()
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    command = re.search(r"^COMPOSE_PROFILES=postgres .*--scale bot=2$", readme, re.M)
+    assert command, "the README shows how to start two replicas"
+    assert "CODETHREAD_PORTS=8080-8081" in command[0]
+    assert "postgresql://codethread:" in readme and "@postgres/codethread" in readme
+    assert "postgres" in compose["services"]
+    for variable in ("DISCORD_SHARD_COUNT", "DISCORD_SHARD_IDS", "POSTGRES_PASSWORD"):
+        assert variable in readme

@@ -929,20 +929,46 @@ class DiscordServer:
     """Discord's REST API and gateway on 127.0.0.1, for the adapter's real start-up path.
 
     ``api_url`` is what ``DISCORD_API_URL`` would hold; ``GET /gateway/bot`` names this
-    server's own websocket, which says HELLO, records IDENTIFY and acknowledges heartbeats.
+    server's own websocket, which says HELLO, records IDENTIFY (every one in ``identifies``),
+    answers it with READY (for the shard the IDENTIFY names), answers RESUME with RESUMED and
+    acknowledges heartbeats; while ``open`` is cleared a new connection gets no HELLO.
     ``dispatch`` sends a gateway event to the connected bot.
+
+    Refusals, as Discord answers them: ``refuse_token`` answers ``GET /users/@me`` 401 (a bad
+    token); ``close_with`` closes the gateway with that code instead of READY (4014: a
+    privileged intent not enabled; 4004: authentication failed); :meth:`drop` closes the
+    connection with a code the bot reconnects after; :meth:`throttle` answers the next calls
+    of a REST path 429 with ``retry_after``, as Discord's rate limiter does.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, refuse_token: bool = False, close_with: int | None = None) -> None:
+        self.refuse_token = refuse_token
+        self.close_with = close_with
         self.requests: list[tuple[str, str, str]] = []  # (method, path, Authorization)
         self.bodies: list[Any] = []
         self.identify: dict[str, Any] | None = None
+        self.identifies: list[dict[str, Any]] = []
         self.identified = asyncio.Event()
+        self.resumed = asyncio.Event()
+        #: cleared, a new gateway connection waits before HELLO (a bot that is reconnecting)
+        self.open = asyncio.Event()
+        self.open.set()
         self.callback = asyncio.Event()
+        self.throttled: list[str] = []  # the paths answered 429
+        self._throttles: dict[str, list[float]] = {}
         self._socket: web.WebSocketResponse | None = None
         self._runner: web.AppRunner | None = None
         self.api_url = ""
         self._sequence = 0
+
+    def throttle(self, path: str, retry_after: float = 0.05, times: int = 1) -> None:
+        """The next ``times`` calls of ``path`` (``/users/@me``) answer 429."""
+        self._throttles.setdefault(path, []).extend([retry_after] * times)
+
+    async def drop(self, code: int = 4000) -> None:
+        """Close the bot's gateway connection with ``code`` (4000, unknown error: it resumes)."""
+        assert self._socket is not None, "no bot is connected"
+        await self._socket.close(code=code)
 
     async def __aenter__(self) -> DiscordServer:
         app = web.Application()
@@ -968,7 +994,27 @@ class DiscordServer:
         self.requests.append((request.method, path, request.headers.get("Authorization", "")))
         body = await request.json() if request.can_read_body else None
         self.bodies.append(body)
+        if waits := self._throttles.get(path):
+            self.throttled.append(path)
+            wait = waits.pop(0)
+            limited = _json(
+                {"message": "You are being rate limited.", "retry_after": wait, "global": False},
+                status=429,
+            )
+            limited.headers.update(
+                {
+                    "Retry-After": str(max(1, round(wait))),
+                    "Via": "1.1 google",  # discord.py takes a 429 without it for a ban
+                    "X-RateLimit-Limit": "5",
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset-After": str(wait),
+                    "X-RateLimit-Scope": "user",
+                }
+            )
+            return limited
         if path == "/users/@me":
+            if self.refuse_token:
+                return _json({"message": "401: Unauthorized", "code": 0}, status=401)
             return _json(BOT)
         if path == "/oauth2/applications/@me":
             return _json(APP_INFO)
@@ -998,17 +1044,42 @@ class DiscordServer:
         socket = web.WebSocketResponse()
         await socket.prepare(request)
         self._socket = socket
+        await self.open.wait()
         await socket.send_json({"op": 10, "d": {"heartbeat_interval": 45_000}})
         async for frame in socket:
             message = json.loads(frame.data)
             if message["op"] == 2:
                 self.identify = message
+                self.identifies.append(message)
                 self.identified.set()
+                if self.close_with is not None:
+                    await socket.close(code=self.close_with)
+                    break
+                await self._send(socket, "READY", self._ready(message["d"].get("shard")))
+            elif message["op"] == 6:  # RESUME
+                self.resumed.set()
+                await self._send(socket, "RESUMED", {})
             elif message["op"] == 1:
                 await socket.send_json({"op": 11})
         return socket
 
+    def _ready(self, shard: list[int] | None) -> dict[str, Any]:
+        ready: dict[str, Any] = {
+            "v": 10,
+            "user": BOT,
+            "guilds": [],
+            "session_id": f"session-{len(self.identifies)}",
+            "resume_gateway_url": self.base.replace("http", "ws") + "/gateway",
+            "application": {"id": str(APP_ID), "flags": 0},
+        }
+        if shard is not None:
+            ready["shard"] = shard
+        return ready
+
+    async def _send(self, socket: web.WebSocketResponse, event: str, data: dict[str, Any]) -> None:
+        self._sequence += 1
+        await socket.send_json({"op": 0, "s": self._sequence, "t": event, "d": data})
+
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
         assert self._socket is not None, "no bot is connected"
-        self._sequence += 1
-        await self._socket.send_json({"op": 0, "s": self._sequence, "t": event, "d": data})
+        await self._send(self._socket, event, data)

@@ -32,6 +32,19 @@ in DMs and messages that mention the bot, so thread replies and their files woul
 A DM has no threads: there ``/code`` starts a session in the DM itself, and later messages in
 that DM adjust the most recently updated one. Model output never pings anyone (no allowed
 mentions).
+
+Health (``/readyz``): ``connected`` once the gateway is ready (every shard this process owns,
+when sharded), ``starting`` while it connects or reconnects (discord.py reconnects by itself),
+and ``failed`` with the reason and its fix when the connection stopped for good: a refused
+token, the Message Content intent not enabled (close 4014), another close the gateway means
+for good (4004, 4010-4013), or Discord out of reach at start (the login is tried
+:data:`LOGIN_RETRIES` times more first). A failed adapter stays off, without retrying, and the
+rest of ``serve`` goes on. Every 429 Discord answers (REST calls, interaction callbacks),
+including those discord.py waits out, counts in ``codethread_platform_throttled_total``.
+
+Sharding (``shard_count``, ``shard_ids``): with a shard count the client is an
+``AutoShardedClient`` holding one gateway connection per shard it owns (``shard_ids``, all of
+them when empty); each shard belongs to one process, and the processes share the database.
 """
 
 from __future__ import annotations
@@ -49,7 +62,7 @@ from discord import app_commands
 from discord.http import HTTPClient
 from discord.webhook.async_ import async_context
 
-from bot.adapters.base import ChatAdapter, Jobs
+from bot.adapters.base import AdapterHealth, ChatAdapter, Jobs
 from bot.adapters.discord.buttons import ActionButton
 from bot.adapters.discord.commands import build_commands
 from bot.adapters.discord.forms import submitted
@@ -63,7 +76,7 @@ from bot.adapters.discord.surface import (
     thread_key,
 )
 from bot.core import SessionService, TurnStream
-from bot.errors import NotASession
+from bot.errors import ConfigError, NotASession
 from bot.files import MAX_FILE_BYTES
 from bot.metrics import Metrics
 from bot.present import PlatformRefused, Presenter
@@ -78,13 +91,97 @@ Interaction = discord.Interaction[discord.Client]
 #: a wait for Discord's rate limit longer than this raises discord.RateLimited (shown to users)
 MAX_RATE_LIMIT_WAIT = 30.0
 _KNOWN_THREADS = 1000  # threads missing from discord.py's cache whose lookup is remembered
+#: seconds before each new login when Discord cannot be reached at start (then: failed)
+LOGIN_RETRIES = (2.0, 4.0, 8.0, 16.0)
+BAD_TOKEN = (
+    "the bot token was refused: set DISCORD_BOT_TOKEN to the token of the bot's page "
+    "(Developer Portal → your application → Bot → Reset Token)"
+)
+NO_MESSAGE_CONTENT = (
+    "the Message Content intent is not enabled: enable it on the bot's page in the Developer "
+    "Portal (Bot → Privileged Gateway Intents → Message Content Intent), then restart"
+)
+#: the gateway's close codes that mean for good (discord.py does not reconnect), and the fix
+FATAL_CLOSES = {
+    4004: BAD_TOKEN,
+    4010: "the gateway refused a shard number: DISCORD_SHARD_IDS must be below DISCORD_SHARD_COUNT",
+    4011: "Discord requires sharding for this bot (it is in too many servers for one "
+    "connection): set DISCORD_SHARD_COUNT (see the README's Discord section)",
+    4012: "the gateway refused discord.py's API version: upgrade codethread",
+    4013: "the gateway refused the intents asked for: upgrade codethread",
+    4014: NO_MESSAGE_CONTENT,
+}
+#: what a login that could not reach Discord raises (tried again, LOGIN_RETRIES times)
+_UNREACHABLE = (OSError, aiohttp.ClientError, asyncio.TimeoutError, discord.DiscordServerError)
 
 
-def _use_http(client: discord.Client, http: HTTPClient | None) -> None:
-    """Send the client's REST calls through ``http`` (a proxy's, or a fake's in tests)."""
+def _use_http(
+    client: discord.Client, http: HTTPClient | None, trace: aiohttp.TraceConfig | None = None
+) -> None:
+    """Send the client's REST calls through ``http`` (a proxy's, or a fake's in tests), traced
+    by ``trace`` unless it has a trace of its own."""
     if http is not None:
+        if http.http_trace is None:
+            http.http_trace = trace  # read when its session is made, at login
         client.http = http
         client._connection.http = http
+
+
+def _throttle_counter(metrics: Metrics) -> aiohttp.TraceConfig:
+    """Counts every 429 Discord answers on the client's HTTP session: REST calls and the
+    interaction callbacks (discord.py sends those through the same session), including the
+    ones discord.py waits out and sends again."""
+    trace = aiohttp.TraceConfig()
+
+    async def answered(
+        session: aiohttp.ClientSession, context: object, params: aiohttp.TraceRequestEndParams
+    ) -> None:
+        if params.response.status == 429:
+            metrics.throttled.labels(platform="discord").inc()
+
+    trace.on_request_end.append(answered)
+    return trace
+
+
+def _shards(count: int | None, ids: Sequence[int]) -> tuple[int, ...]:
+    """The shards this process connects (``(0,)`` without sharding); ConfigError for settings
+    Discord would refuse."""
+    if count is None:
+        if ids:
+            raise ConfigError(
+                "DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT, the bot's number of shards in all."
+            )
+        return (0,)
+    if count < 1:
+        raise ConfigError(f"DISCORD_SHARD_COUNT must be 1 or more, not {count}.")
+    if outside := sorted({i for i in ids if not 0 <= i < count}):
+        raise ConfigError(
+            f"DISCORD_SHARD_IDS {','.join(map(str, outside))} is not a shard of "
+            f"DISCORD_SHARD_COUNT={count}: shards are numbered 0 to {count - 1}."
+        )
+    return tuple(dict.fromkeys(ids)) or tuple(range(count))
+
+
+def _why(error: Exception, api_url: str | None) -> str:
+    """Why the connection stopped for good, and what fixes it."""
+    if isinstance(error, discord.LoginFailure):
+        return BAD_TOKEN
+    if isinstance(error, discord.PrivilegedIntentsRequired):
+        return NO_MESSAGE_CONTENT
+    if isinstance(error, discord.ConnectionClosed):
+        said = f", {error.reason}" if error.reason else ""
+        return FATAL_CLOSES.get(
+            error.code, f"the gateway closed the connection for good (code {error.code}{said})"
+        )
+    if isinstance(error, _UNREACHABLE):
+        where = "DISCORD_API_URL" if api_url else "the network"
+        return (
+            f"Discord could not be reached at start ({type(error).__name__}: {error}): "
+            f"check {where}, then restart"
+        )
+    if isinstance(error, discord.HTTPException):
+        return f"Discord refused the login ({error.status} {error.text}".strip() + ")"
+    return f"the connection stopped ({type(error).__name__}: {error})"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,14 +197,22 @@ class _Place:
 
 class _Client(discord.Client):
     def __init__(
-        self, adapter: DiscordAdapter, *, intents: discord.Intents, http: HTTPClient | None
+        self,
+        adapter: DiscordAdapter,
+        *,
+        intents: discord.Intents,
+        http: HTTPClient | None,
+        trace: aiohttp.TraceConfig,
+        **shards: Any,
     ) -> None:
         super().__init__(
             intents=intents,
             allowed_mentions=discord.AllowedMentions.none(),  # model output never pings anyone
             max_ratelimit_timeout=MAX_RATE_LIMIT_WAIT,
+            http_trace=trace,
+            **shards,
         )
-        _use_http(self, http)
+        _use_http(self, http, trace)
         self.adapter = adapter
         self.tree: app_commands.CommandTree[_Client] = app_commands.CommandTree(self)
         self.buttons = Interactions(adapter)  # bot.adapters.discord.buttons hands clicks here
@@ -132,6 +237,45 @@ class _Client(discord.Client):
 
     async def on_ready(self) -> None:
         log.info("connected to Discord as %s in %d server(s)", self.user, len(self.guilds))
+        self.adapter.gateway(0, up=True)
+
+    async def on_resumed(self) -> None:
+        self.adapter.gateway(0, up=True)
+
+    async def on_disconnect(self) -> None:
+        self.adapter.gateway(0, up=False)
+
+
+class _ShardedClient(_Client, discord.AutoShardedClient):
+    """One gateway connection per shard the process owns; health follows each shard (the
+    plain ``ready``, ``resumed`` and ``disconnect`` events are for any one of them)."""
+
+    async def on_ready(self) -> None:
+        log.info("connected to Discord as %s in %d server(s)", self.user, len(self.guilds))
+
+    async def on_resumed(self) -> None:
+        pass
+
+    async def on_disconnect(self) -> None:
+        pass
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        self.adapter.gateway(shard_id, up=True)
+
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        self.adapter.gateway(shard_id, up=True)
+
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        self.adapter.gateway(shard_id, up=False)
+
+    async def close(self) -> None:
+        """discord.py's close ends with a queue that only a login makes; before one, only the
+        HTTP client is there to close."""
+        if hasattr(self, "_AutoShardedClient__queue"):
+            await super().close()
+        elif self._closing_task is None:
+            self._closing_task = asyncio.create_task(self.http.close())
+            await self._closing_task
 
 
 class DiscordAdapter(ChatAdapter):
@@ -148,6 +292,8 @@ class DiscordAdapter(ChatAdapter):
         allow_dms: bool = False,
         http: HTTPClient | None = None,
         edit_interval: float = 1.0,
+        shard_count: int | None = None,
+        shard_ids: Sequence[int] = (),
     ) -> None:
         self.sessions = sessions
         self.presenter = presenter
@@ -157,19 +303,39 @@ class DiscordAdapter(ChatAdapter):
         self.edit_interval = edit_interval  # seconds between edits of a streaming message
         self.__token = token
         self.jobs = Jobs("discord")
+        self.health = AdapterHealth()
+        #: the shards this process connects ((0,) without sharding), and those not ready now
+        self.shards = _shards(shard_count, shard_ids)
+        self._down = set(self.shards)
+        self.login_retries: Sequence[float] = LOGIN_RETRIES
         self._threads: dict[int, asyncio.Task[discord.Thread | None]] = {}
         #: per channel, the last message still on its way into the line (see on_message)
         self._joining: dict[int, asyncio.Future[None]] = {}
         intents = discord.Intents.none()
         intents.guilds = intents.guild_messages = intents.message_content = True
         intents.dm_messages = allow_dms
+        trace = _throttle_counter(metrics)
         if http is None and self.api_url:
-            http = ApiHTTPClient(api_url=self.api_url, max_ratelimit_timeout=MAX_RATE_LIMIT_WAIT)
-        self.client = _Client(self, intents=intents, http=http)
+            http = ApiHTTPClient(
+                api_url=self.api_url, max_ratelimit_timeout=MAX_RATE_LIMIT_WAIT, http_trace=trace
+            )
+        self.client: _Client
+        if shard_count is None:
+            self.client = _Client(self, intents=intents, http=http, trace=trace)
+        else:
+            self.client = _ShardedClient(
+                self,
+                intents=intents,
+                http=http,
+                trace=trace,
+                shard_count=shard_count,
+                shard_ids=list(self.shards),
+            )
         self._task: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:  # never shows the token
-        return f"DiscordAdapter(api_url={self.api_url!r}, allow_dms={self.allow_dms})"
+        shards = f", shards={list(self.shards)}" if isinstance(self.client, _ShardedClient) else ""
+        return f"DiscordAdapter(api_url={self.api_url!r}, allow_dms={self.allow_dms}{shards})"
 
     def in_channel(
         self,
@@ -196,17 +362,55 @@ class DiscordAdapter(ChatAdapter):
         self._task = asyncio.create_task(self._run(), name="codethread-discord", context=context)
 
     async def _run(self) -> None:
+        """Log in, then hold the gateway (discord.py reconnects by itself) until closed; a
+        connection that stopped for good leaves the adapter ``failed``, and off."""
         try:
-            await self.client.start(self.__token)  # login, setup_hook, gateway (reconnecting)
-        except discord.LoginFailure:
-            log.error("Discord rejected DISCORD_BOT_TOKEN; the Discord adapter is off")
-        except discord.PrivilegedIntentsRequired:
-            log.error(
-                "Discord refused the Message Content intent: enable it for the bot in the "
-                "Developer Portal (Bot → Privileged Gateway Intents); the Discord adapter is off"
-            )
-        except Exception:
-            log.exception("the Discord connection stopped")
+            await self._login()  # setup_hook too
+            await self.client.connect()
+        except Exception as err:  # whatever stopped it, the rest of serve goes on
+            self.health = AdapterHealth("failed", _why(err, self.api_url))
+            log.error("the Discord adapter is off: %s", self.health.reason)
+            if not self.client.is_closed():
+                await self.client.close()  # discord.py leaves it open after a 4014
+
+    async def _login(self) -> None:
+        """``client.login``, tried again after :attr:`login_retries` when Discord cannot be
+        reached (discord.py does not retry a login)."""
+        waits = iter(self.login_retries)
+        while True:
+            try:
+                await self.client.login(self.__token)
+                return
+            except _UNREACHABLE as err:
+                wait = next(waits, None)
+                if wait is None:
+                    raise
+                log.warning(
+                    "could not reach Discord (%s: %s); trying again in %.0f s",
+                    type(err).__name__,
+                    err,
+                    wait,
+                )
+                http = self.client.http
+                await http.close()  # its session and connector: the next login makes new ones
+                http.connector = discord.utils.MISSING
+                await asyncio.sleep(wait)
+
+    def gateway(self, shard: int, *, up: bool) -> None:
+        """A shard's connection is ready (or resumed), or lost (discord.py reconnects it)."""
+        if self.health.state == "failed":
+            return
+        if up:
+            self._down.discard(shard)
+        else:
+            self._down.add(shard)
+        if not self._down:
+            self.health = AdapterHealth("connected")
+        elif len(self.shards) > 1:
+            waiting = ", ".join(map(str, sorted(self._down)))
+            self.health = AdapterHealth("starting", f"connecting shard(s) {waiting}")
+        else:
+            self.health = AdapterHealth("starting", "connecting to the gateway")
 
     async def drain(self) -> None:
         """Wait until every answer in flight has been shown."""

@@ -38,8 +38,18 @@ def _rebase(url: str, api_url: str) -> str:
 class ApiHTTPClient(HTTPClient):
     """discord.py's REST client with its base URL moved to ``api_url``."""
 
-    def __init__(self, *, api_url: str, max_ratelimit_timeout: float | None) -> None:
-        super().__init__(asyncio.get_running_loop(), max_ratelimit_timeout=max_ratelimit_timeout)
+    def __init__(
+        self,
+        *,
+        api_url: str,
+        max_ratelimit_timeout: float | None,
+        http_trace: aiohttp.TraceConfig | None = None,
+    ) -> None:
+        super().__init__(
+            asyncio.get_running_loop(),
+            max_ratelimit_timeout=max_ratelimit_timeout,
+            http_trace=http_trace,
+        )
         self.api_url = api_url.rstrip("/")
         self._gateway: str | None = None
 

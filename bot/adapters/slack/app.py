@@ -58,10 +58,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
+from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -78,7 +75,7 @@ from bot.adapters.slack.commands import (
     snippet_ref,
     to_plain,
 )
-from bot.adapters.slack.pace import Pace
+from bot.adapters.slack.pace import Pace, RateLimitRetries
 from bot.adapters.slack.surface import (
     ACTION_PREFIX,
     Message,
@@ -191,7 +188,7 @@ class SlackAdapter(ChatAdapter):
         self.edit_interval = edit_interval
         self.jobs = Jobs(self.name)
         self.worker = worker  # thread replies are durable jobs when there is one
-        self.pace = Pace()  # Slack's rate limits, shared by every answer in a workspace
+        self.pace = Pace(metrics=metrics)  # Slack's rate limits, shared by every answer
         self._known: OrderedDict[SessionKey, None] = OrderedDict()  # direct-message sessions
         #: threads whose first message is in hand, with the messages that came after it
         self._opening: dict[SessionKey, list[tuple[SlackSurface, Caller, str, Files]]] = {}
@@ -203,7 +200,7 @@ class SlackAdapter(ChatAdapter):
             base_url=api_url or AsyncWebClient.BASE_URL,
             retry_handlers=[
                 AsyncConnectionErrorRetryHandler(),
-                AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+                RateLimitRetries(self.pace, max_retry_count=3),
             ],
         )
         self.bolt = AsyncApp(

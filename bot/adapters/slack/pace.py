@@ -9,6 +9,11 @@ answers in a workspace are counted together, a little under Slack's figures. Pro
 streaming edit, an append, a status line) is sent only when the bucket has tokens to spare and
 is otherwise dropped or held back; a result waits for its token, and the spare tokens are kept
 for it, so that a result goes out at once.
+
+The 429s Slack answers all the same (other apps on the workspace's budget, a limit lower than
+documented) are retried after their ``Retry-After`` by :class:`RateLimitRetries`, the Web API
+client's retry handler, which counts each one in ``codethread_platform_throttled_total``
+(:meth:`Pace.throttled`), the last one it gives up on included.
 """
 
 from __future__ import annotations
@@ -17,8 +22,15 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["LIMITS", "Bucket", "Limit", "Pace"]
+from slack_sdk.http_retry.async_handler import HttpRequest, HttpResponse, RetryState
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
+
+__all__ = ["LIMITS", "Bucket", "Limit", "Pace", "RateLimitRetries"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +87,14 @@ class Bucket:
 
 
 class Pace:
-    """The buckets of one adapter, and the workspaces that do not stream."""
+    """The buckets of one adapter, the workspaces that do not stream, and the count of the
+    429s Slack answered (in ``metrics``, when there are metrics)."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, *, metrics: Metrics | None = None
+    ) -> None:
         self._clock = clock
+        self.metrics = metrics
         self._buckets: dict[tuple[str, str, str], Bucket] = {}
         #: workspaces where ``chat.startStream`` was refused as unavailable (edits there)
         self.unstreamed: set[str] = set()
@@ -90,3 +106,32 @@ class Pace:
         if found is None:
             found = self._buckets[key] = Bucket(limit, self._clock)
         return found
+
+    def throttled(self) -> None:
+        """Slack answered a call 429 (rate limited)."""
+        if self.metrics is not None:
+            self.metrics.throttled.labels(platform="slack").inc()
+
+
+class RateLimitRetries(AsyncRateLimitErrorRetryHandler):
+    """slack_sdk's retry of a 429 after its ``Retry-After`` (up to ``max_retry_count`` times),
+    counting every 429 on ``pace``: the ones retried and the last one, which the caller gets
+    as a ``ratelimited`` error."""
+
+    def __init__(self, pace: Pace, *, max_retry_count: int = 3) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.pace = pace
+
+    async def can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if response is not None and response.status_code == 429:
+            self.pace.throttled()
+        return await super().can_retry_async(
+            state=state, request=request, response=response, error=error
+        )

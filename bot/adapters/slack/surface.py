@@ -15,7 +15,9 @@ An answer streams natively (``chat.startStream``/``appendStream``/``stopStream``
 :class:`SlackStream`); a workspace that refuses the methods (an older one, a missing scope) is
 remembered and gets the edited message instead. In an assistant thread (the app's own pane,
 direct messages) waiting, loading and writing go to ``assistant.threads.setStatus``. Every
-call is paced by the adapter's :class:`~bot.adapters.slack.pace.Pace`. Slack's refusals become
+call is paced by the adapter's :class:`~bot.adapters.slack.pace.Pace`, which counts Slack's 429s
+(the Web API client's through :class:`~bot.adapters.slack.pace.RateLimitRetries`, a response
+URL's here). Slack's refusals become
 :class:`~bot.present.words.PlatformRefused` with Slack's error code as the reason, so the
 presenter words them.
 """
@@ -348,6 +350,8 @@ class SlackSurface:
             answer = await self.respond(
                 text=text, blocks=shown, response_type="ephemeral", replace_original=False
             )
+            if answer.status_code == 429:  # not through the Web API client: counted here
+                self.pace.throttled()
             if answer.status_code != 200:
                 raise words.PlatformRefused(str(answer.body or "error"), "response_url")
             return

@@ -140,3 +140,11 @@ async def test_a_waiting_message_gives_way_to_the_stream(bot: Bot, engine: FakeE
     versions = bot.slack.thread("C1", parent.ts)
     assert [v.body().count("Version ") for v in versions] == [1, 1, 1]
     assert deleted.params["ts"] not in {v.ts for v in versions}
+
+
+async def test_a_429_from_slack_is_counted_in_the_metrics(bot: Bot, engine: FakeEngine) -> None:
+    bot.slack.rate_limit("chat.startStream", retry_after=0)
+    parent = await bot.start_session()
+    assert "Version 1 of #1" in bot.slack.thread("C1", parent.ts)[0].body()
+    assert bot.slack.limited and bot.slack.limited[0].method == "chat.startStream"
+    assert bot.app.metrics.throttled.labels(platform="slack")._value.get() == 1

@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.adapters.slack.pace import Bucket, Limit
+from bot.adapters.slack.pace import Bucket, Limit, Pace, RateLimitRetries
 from bot.adapters.slack.surface import (
     LIMIT,
     SlackSurface,
@@ -24,6 +24,7 @@ from bot.adapters.slack.surface import (
     refusals,
 )
 from bot.languages import Languages
+from bot.metrics import Metrics
 from bot.present import PlatformRefused, words
 from bot.present.views import Attachment, RunCard
 from bot.values import Action, RunReport
@@ -278,3 +279,38 @@ async def test_a_bucket_spares_tokens_only_beyond_what_results_need() -> None:
     began = time.monotonic()
     await asyncio.gather(fast.take(), fast.take(), fast.take())  # in turn
     assert 0.15 <= time.monotonic() - began < 0.5 and not fast.spare()
+
+
+async def test_every_429_slack_answers_is_counted_retried_or_not() -> None:
+    metrics = Metrics()
+    pace = Pace(metrics=metrics)
+    throttled = metrics.throttled.labels(platform="slack")
+    async with FakeSlack() as slack:
+        client = AsyncWebClient(
+            token="xoxb-test",
+            base_url=slack.base_url,
+            retry_handlers=[RateLimitRetries(pace, max_retry_count=1)],
+        )
+        surface = SlackSurface(
+            client=client, team=TEAM, channel="C1", user="U1", thread="1.1", pace=pace
+        )
+        slack.rate_limit("chat.postMessage", retry_after=0)
+        posted = await surface.post(words.problem(ValueError("x"), request="r"))  # retried
+        assert throttled._value.get() == 1 and len(slack.calls_to("chat.postMessage")) == 2
+        slack.rate_limit("chat.update", retry_after=0, times=2)  # one retry, then given up
+        with pytest.raises(PlatformRefused) as refused:
+            await surface.edit(posted, words.problem(ValueError("y"), request="r"), final=True)
+        assert refused.value.reason == "rate_limited"
+        assert throttled._value.get() == 3 and len(slack.limited) == 3
+
+        class Answer:  # what a response URL answers Slack's limit with
+            status_code, body = 429, "rate_limited"
+
+        async def respond(**message: object) -> Answer:
+            return Answer()
+
+        surface.respond = respond  # type: ignore[assignment]
+        with pytest.raises(PlatformRefused):
+            await surface.tell(words.problem(ValueError("z"), request="r"))
+        assert throttled._value.get() == 4
+    Pace().throttled()  # without metrics there is nothing to count in, and no error
