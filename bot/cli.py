@@ -513,11 +513,13 @@ def _settings_lines(config: Config, env: Mapping[str, str]) -> list[str]:
             lines.extend(f"models.{spec.name}.ref = {json.dumps(spec.ref)}" for spec in value)
         elif isinstance(value, frozenset):
             lines.append(f"{field.name} = {json.dumps(sorted(value))}")
+        elif isinstance(value, tuple):
+            lines.append(f"{field.name} = {json.dumps(list(value))}")
         elif isinstance(value, bool):
             lines.append(f"{field.name} = {'true' if value else 'false'}")
         elif isinstance(value, int | float):
             lines.append(f"{field.name} = {value!r}")
-        elif field.name.endswith("_url"):
+        elif field.name.endswith("_url") or (field.name == "db_path" and isinstance(value, str)):
             lines.append(f"{field.name} = {json.dumps(_safe_url(value))}")
         else:
             lines.append(f"{field.name} = {json.dumps(str(value))}")

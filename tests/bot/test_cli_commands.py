@@ -345,10 +345,13 @@ async def test_config_show_masks_tokens_and_reads_the_default_file(cli: Cli, hom
         "config", "show",
         env={"SLACK_BOT_TOKEN": "xoxb-hush-1234", "OPENAI_API_KEY": "sk-hush-5678",
              "OPENAI_BASE_URL": "https://me:hush@llm.example/v1?api-key=hush",
-             "CODETHREAD_MODEL": None},
+             "CODETHREAD_DB": "postgresql://bot:hush@db.internal/codethread",
+             "DISCORD_SHARD_IDS": "0,1", "CODETHREAD_MODEL": None},
     )  # fmt: skip
     assert shown.code == 0, shown.err
     assert "hush" not in shown.out
+    assert 'db_path = "postgresql://***@db.internal/codethread"' in shown.out
+    assert "discord_shard_ids = [0, 1]" in shown.out
     assert '# OPENAI_BASE_URL = "https://***@llm.example/v1?api-key=***"' in shown.out
     lines = shown.out.splitlines()
     assert lines[0] == f"# config file: {config}"
