@@ -166,6 +166,7 @@ def _adapters(app: App, discord_http: HTTPClient | None) -> list[ChatAdapter]:
                 edit_interval=config.edit_interval,
                 shard_count=config.discord_shard_count,
                 shard_ids=config.discord_shard_ids,
+                worker=app.worker,
             )
         )
     return made

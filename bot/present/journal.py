@@ -32,7 +32,10 @@ class Journaled(Generic[Handle]):
         self._recorded = False
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._surface, name)
+        found = getattr(self._surface, name)  # AttributeError: not the wrapped one's either
+        if name == "stream":  # only a surface that streams has it (the presenter checks)
+            return self._stream
+        return found
 
     async def _first(self, handle: Handle) -> None:
         if not self._recorded:
@@ -44,7 +47,7 @@ class Journaled(Generic[Handle]):
         await self._first(handle)
         return handle
 
-    async def stream(self) -> Any:
+    async def _stream(self) -> Any:
         started = await self._surface.stream()  # type: ignore[attr-defined]
         message = getattr(started, "message", None)
         if message is not None:

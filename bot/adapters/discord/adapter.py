@@ -12,6 +12,11 @@
 - The presenter shows each turn as one bot message, edited at ``edit_interval`` as the answer
   streams, with the place in line while it waits, and finally the version with its buttons
   (:mod:`.buttons`). ``/snippets`` answers only the caller.
+- Durable turns: with a :class:`~bot.jobs.Worker` (``serve``), a person's message in a
+  server thread is a job row first (unique by the message's id, so a second replica on the
+  same shard, or a repeated dispatch, adds nothing), and the worker performs it, one turn of a
+  thread at a time across replicas (:meth:`DiscordAdapter._perform`); a process killed in the
+  middle of an answer is taken over, and the message it was writing says it was interrupted.
 - Shutdown: :meth:`DiscordAdapter.drain` waits for the answers in flight (every piece of work
   started after an acknowledgement is a job of :class:`~bot.adapters.base.Jobs`);
   :meth:`DiscordAdapter.aclose` cancels what is left, and the presenter marks an interrupted
@@ -52,7 +57,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
@@ -78,15 +83,18 @@ from bot.adapters.discord.surface import (
 from bot.core import SessionService, TurnStream
 from bot.errors import ConfigError, NotASession
 from bot.files import MAX_FILE_BYTES
+from bot.jobs import Journal, Worker
 from bot.metrics import Metrics
 from bot.present import PlatformRefused, Presenter
+from bot.present.journal import Journaled
 from bot.values import Caller, Upload
-from storage import SessionKey
+from storage import Job, SessionKey
 
 __all__ = ["DiscordAdapter", "sync_commands"]
 
 log = logging.getLogger("codethread.discord")
 
+JOB_KIND = "discord.thread"  # a person's message in a server thread, as a durable job
 Interaction = discord.Interaction[discord.Client]
 #: a wait for Discord's rate limit longer than this raises discord.RateLimited (shown to users)
 MAX_RATE_LIMIT_WAIT = 30.0
@@ -226,7 +234,7 @@ class _Client(discord.Client):
         self.add_dynamic_items(ActionButton)
 
     async def on_message(self, message: discord.Message) -> None:
-        self.adapter.on_message(message)
+        await self.adapter.on_message(message)
 
     async def on_interaction(self, interaction: Interaction) -> None:
         """A submitted Run with input… form (which discord.py would route only to a modal
@@ -294,6 +302,7 @@ class DiscordAdapter(ChatAdapter):
         edit_interval: float = 1.0,
         shard_count: int | None = None,
         shard_ids: Sequence[int] = (),
+        worker: Worker | None = None,
     ) -> None:
         self.sessions = sessions
         self.presenter = presenter
@@ -303,6 +312,8 @@ class DiscordAdapter(ChatAdapter):
         self.edit_interval = edit_interval  # seconds between edits of a streaming message
         self.__token = token
         self.jobs = Jobs("discord")
+        self.worker = worker  # thread messages are durable jobs when there is one
+        self._working = False  # the worker performs this adapter's jobs (see work)
         self.health = AdapterHealth()
         #: the shards this process connects ((0,) without sharding), and those not ready now
         self.shards = _shards(shard_count, shard_ids)
@@ -341,7 +352,7 @@ class DiscordAdapter(ChatAdapter):
         self,
         channel: discord.abc.Messageable,
         *,
-        reply_to: discord.Message | None = None,
+        reply_to: discord.Message | discord.PartialMessage | None = None,
         interaction: Interaction | None = None,
     ) -> ThreadSurface:
         return ThreadSurface(self.client, self.edit_interval, channel, reply_to, interaction)
@@ -356,10 +367,18 @@ class DiscordAdapter(ChatAdapter):
 
     async def start(self) -> None:
         """Log in and connect in a background task of the running loop; returns at once."""
+        self.work()
         context = contextvars.copy_context()
         if self.api_url:  # interaction callbacks too, in the client's tasks only
             context.run(async_context.set, ApiWebhooks(self.api_url, async_context.get()))
         self._task = asyncio.create_task(self._run(), name="codethread-discord", context=context)
+
+    def work(self) -> None:
+        """Have the worker, when there is one, perform this adapter's jobs (from now on)."""
+        if self.worker is not None and not self._working:
+            self._working = True
+            self.worker.handle("discord.", self._perform)
+            self.worker.start()
 
     async def _run(self) -> None:
         """Log in, then hold the gateway (discord.py reconnects by itself) until closed; a
@@ -413,7 +432,9 @@ class DiscordAdapter(ChatAdapter):
             self.health = AdapterHealth("starting", "connecting to the gateway")
 
     async def drain(self) -> None:
-        """Wait until every answer in flight has been shown."""
+        """Wait until every answer in flight has been shown (the worker's jobs first)."""
+        if self.worker is not None and self._working:
+            await self.worker.idle()
         await self.jobs.drain()
 
     async def aclose(self) -> None:
@@ -427,8 +448,11 @@ class DiscordAdapter(ChatAdapter):
 
     # -- messages in threads -----------------------------------------------------------------
 
-    def on_message(self, message: discord.Message) -> None:
+    async def on_message(self, message: discord.Message) -> None:
         """A message in a session thread (or an allowed DM) becomes a turn; the rest is ignored.
+
+        With a worker, a message in a server thread is a durable job instead
+        (:meth:`_accept`): written down now, its turn performed by :meth:`_perform`.
 
         Its attachments go with it (:meth:`_uploads`): the core stores them with the session
         before the turn (a message of files only just stores them; a lone ``message.txt``,
@@ -455,6 +479,9 @@ class DiscordAdapter(ChatAdapter):
                 return  # only threads the bot opened can be sessions
         elif not isinstance(channel, discord.PartialMessageable):
             return  # a plain channel
+        if self.worker is not None and message.guild is not None:
+            await self._accept(self.worker, message, message.guild.id)
+            return
         if not self.sessions.first_delivery(f"discord:message:{message.id}"):
             return
         self.count("reply")
@@ -468,6 +495,95 @@ class DiscordAdapter(ChatAdapter):
         joined: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._joining[channel.id] = joined
         self.jobs.spawn(self._later(message, earlier, joined))
+
+    async def _accept(self, worker: Worker, message: discord.Message, guild: int) -> None:
+        """Write a server thread's message down as a job (nothing comes of a message that
+        was accepted before, here or by another replica on the same shard)."""
+        payload = {
+            "guild": guild,
+            "channel": message.channel.id,
+            "message": message.id,
+            "author": message.author.id,
+            "content": message.content,
+            "attachments": [_attachment(a) for a in message.attachments],
+        }
+        accepted = await worker.accept(
+            delivery=f"discord:message:{message.id}",
+            lane=f"discord:{guild}:{message.channel.id}",
+            kind=JOB_KIND,
+            payload=payload,
+        )
+        if accepted:
+            self.count("reply")
+
+    async def _perform(self, job: Job, journal: Journal) -> None:
+        """A thread message written down by :meth:`_accept`: its turn, now. Performed again
+        after a crash, the message the first attempt was writing says so (or shows the version
+        that attempt had stored, which is then not asked for again).
+
+        The worker may start the next job of the thread while this one still looks its
+        thread up or downloads its files; like :meth:`_later`, this one's turn joins the line
+        after the job started before it, and the next one's after this one's.
+        """
+        channel_id = int(job.payload["channel"])
+        earlier = self._joining.get(channel_id)  # taken before anything is awaited
+        joined: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._joining[channel_id] = joined
+        show: Coroutine[Any, Any, object] | None = None
+        try:
+            turn = await self._prepare(job, journal)
+            if earlier is not None:
+                await asyncio.wait([earlier])
+            if turn is not None:
+                show = turn()  # its place in line, taken now
+        finally:
+            joined.set_result(None)
+            if self._joining.get(channel_id) is joined:
+                del self._joining[channel_id]
+        if show is not None:
+            await show
+
+    async def _prepare(
+        self, job: Job, journal: Journal
+    ) -> Callable[[], Coroutine[Any, Any, object]] | None:
+        """What starts the turn of a job's message, its files in hand (None: no turn)."""
+        payload = job.payload
+        thread = await self._thread(int(payload["channel"]))
+        if thread is None:
+            return None  # not a thread the bot opened: not a session
+        caller = caller_for(_user(payload["author"]), payload["guild"], thread)
+        key = thread_key(caller.workspace, thread)
+        text = str(payload["content"])
+        surface = self.in_channel(thread, reply_to=thread.get_partial_message(payload["message"]))
+        previous = journal.previous
+        if journal.resumed and isinstance(previous, dict):
+            answered = await self.sessions.answered(key, text, job.created_at)
+            handle = cast(discord.Message, thread.get_partial_message(int(previous["id"])))
+            await self.presenter.resumed(surface, handle, answered)
+            if answered is not None:
+                return None
+        uploads: Sequence[Upload] | Exception = ()
+        if payload["attachments"]:
+            if await self.sessions.find(key) is None:
+                return None  # not a session: its files are not worth reading
+            state = self.client._connection
+            attachments = [
+                discord.Attachment(data=cast(Any, a), state=state) for a in payload["attachments"]
+            ]
+            uploads = await self._uploads(attachments)
+        journaled = Journaled(surface, journal.message, _handle)
+        return lambda: self._turn_in(
+            journaled,  # type: ignore[arg-type]  # a journaled surface is a ThreadSurface's proxy
+            caller, key, text, uploads=uploads, quiet=True,
+        )  # fmt: skip
+
+    async def _thread(self, channel_id: int) -> discord.Thread | None:
+        """The thread ``channel_id`` if the bot opened it: from the cache, else looked up."""
+        cached = self.client.get_channel(channel_id)
+        if isinstance(cached, discord.Thread):
+            me = self.client.user
+            return cached if me is not None and cached.owner_id == me.id else None
+        return await self._fetch_thread(channel_id)
 
     def _turn(
         self,
@@ -483,6 +599,19 @@ class DiscordAdapter(ChatAdapter):
         thread ``key``: in line from now on. Outside a session it ends silently (``quiet``),
         or says how to start one."""
         surface = self.in_channel(message.channel, reply_to=message)
+        return self._turn_in(surface, caller, key, text, uploads=uploads, quiet=quiet)
+
+    def _turn_in(
+        self,
+        surface: ThreadSurface,
+        caller: Caller,
+        key: SessionKey,
+        text: str,
+        *,
+        uploads: Sequence[Upload] | Exception = (),
+        quiet: bool = True,
+    ) -> Coroutine[Any, Any, object]:
+        """A turn shown on ``surface``: see :meth:`_turn`."""
 
         def begin() -> TurnStream:
             if isinstance(uploads, Exception):
@@ -593,6 +722,29 @@ class DiscordAdapter(ChatAdapter):
         if isinstance(fetched, discord.Thread) and me is not None and fetched.owner_id == me.id:
             return fetched
         return None
+
+
+def _attachment(attachment: discord.Attachment) -> dict[str, Any]:
+    """What a job keeps of an attachment: enough to download it again
+    (:class:`discord.Attachment`'s own payload fields)."""
+    return {
+        "id": attachment.id,
+        "filename": attachment.filename,
+        "size": attachment.size,
+        "url": attachment.url,
+        "proxy_url": attachment.proxy_url,
+        "content_type": attachment.content_type,
+    }
+
+
+def _user(user_id: int) -> discord.abc.User:
+    """The person a job's message is from, as far as :func:`caller_for` looks (their id)."""
+    return cast(discord.abc.User, discord.Object(id=int(user_id)))
+
+
+def _handle(message: discord.Message | discord.PartialMessage) -> dict[str, int]:
+    """A message the bot is writing, as a job records it (see :meth:`DiscordAdapter._perform`)."""
+    return {"channel": message.channel.id, "id": message.id}
 
 
 async def sync_commands(

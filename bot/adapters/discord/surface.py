@@ -212,7 +212,7 @@ class ThreadSurface(_Surface):
     button press whose person is told things privately."""
 
     channel: discord.abc.Messageable
-    reply_to: discord.Message | None = None
+    reply_to: discord.Message | discord.PartialMessage | None = None
     interaction: Interaction | None = None
 
     async def post(self, view: View) -> discord.Message:

@@ -2,11 +2,14 @@
 
 ``bot`` is a whole app built from a config with a Discord token (``build`` makes the adapter),
 talking to a :class:`~tests.fakes.discord_fakes.FakeDiscord`; :meth:`Bot.restart` builds it
-again from the same config and database, as a new process would.
+again from the same config and database, as a new process would. Its thread messages are
+turns in process (the adapter without a worker) unless connected ``durable=True``: then they
+are jobs that the app's worker performs once :meth:`Bot.work` has started it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -42,6 +45,29 @@ class Bot:
     gateway: FakeGateway
     engine: FakeEngine
 
+    def work(self, *, stale_after: float | None = None) -> None:
+        """Start the worker performing the adapter's jobs (a durable bot: see connect); from
+        now on ``settle`` would wait for it forever: wait with :meth:`jobs_done`."""
+        worker = self.adapter.worker
+        assert worker is not None, "connect the bot with durable=True"
+        if stale_after is not None:
+            worker.stale_after = stale_after
+        self.adapter.work()
+
+    async def jobs_done(self, count: int, seconds: float = 10.0) -> None:
+        """Until ``count`` jobs are done and the worker is idle."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while await self.app.store.count_jobs("done") < count:
+            assert loop.time() < deadline, f"{count} job(s) not done in {seconds} s"
+            await asyncio.sleep(0.02)
+        assert self.adapter.worker is not None
+        await self.adapter.worker.idle()
+
+    async def stop_working(self) -> None:
+        if self.adapter.worker is not None:
+            await self.adapter.worker.stop()
+
     def for_token(self, token: str) -> list[Call]:
         return [c for c in self.fake.calls if c.params.get("webhook_token") == token]
 
@@ -73,11 +99,16 @@ class Bot:
         self.app, self.adapter, self.gateway = again.app, again.adapter, again.gateway
 
 
-async def connect(config: Config, engine: FakeEngine, fake: FakeDiscord) -> Bot:
+async def connect(
+    config: Config, engine: FakeEngine, fake: FakeDiscord, *, durable: bool = False
+) -> Bot:
     app = await build(config, engine_factory=lambda spec: engine, discord_http=fake.http)
     await app.start()  # probes the sandbox: Run and Test appear where bubblewrap works
     [adapter] = app.adapters
     assert isinstance(adapter, DiscordAdapter)
+    assert adapter.worker is app.worker is not None  # serve's: thread messages are jobs
+    if not durable:
+        adapter.worker = None  # the in-process path
     await adapter.client.login("test-token")  # setup_hook: the buttons (no command sync)
     await fake.serve_cdn()  # attachments people post are downloaded from 127.0.0.1
     gateway = fake.gateway(adapter.client)
@@ -104,12 +135,16 @@ async def connected(config: Config, fake: FakeEngine) -> AsyncIterator[Connect]:
     """Connects bots with settings of their own (``run_snippets=False``, …); closes them."""
     bots: list[Bot] = []
 
-    async def make(**settings: Any) -> Bot:
-        bot = await connect(dataclasses.replace(config, **settings), fake, FakeDiscord())
+    async def make(*, durable: bool = False, **settings: Any) -> Bot:
+        bot = await connect(
+            dataclasses.replace(config, **settings), fake, FakeDiscord(), durable=durable
+        )
         bots.append(bot)
         return bot
 
     yield make
+    for bot in bots:
+        await bot.stop_working()
     await settle()
     for bot in bots:
         await bot.app.aclose()
