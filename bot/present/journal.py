@@ -20,6 +20,9 @@ __all__ = ["Journaled"]
 
 
 class Journaled(Generic[Handle]):
+    #: the presenter says an interrupted answer will come again (the job is taken over)
+    durable = True
+
     def __init__(
         self,
         surface: Surface[Handle],

@@ -141,7 +141,8 @@ class Presenter:
                                 await live.finish(result)
                             live, started, streamed = LiveMessage(surface), None, None
         except asyncio.CancelledError:  # shutdown: never leave "writing …" behind
-            await asyncio.shield(_abandon(live, streamed, words.interrupted()))
+            durable = bool(getattr(surface, "durable", False))  # a job: performed again
+            await asyncio.shield(_abandon(live, streamed, words.interrupted(durable=durable)))
             raise
         except quiet:
             await live.withdraw()

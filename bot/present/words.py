@@ -255,8 +255,12 @@ def resumed() -> Status:
     return Status(text=text, summary="Interrupted by a restart; answering again")
 
 
-def interrupted() -> Status:
-    text = "⚠️ This answer was interrupted; send your message again to get it."
+def interrupted(*, durable: bool = False) -> Status:
+    """A turn cut short (a shutdown, a cancel); a durable one is answered again later."""
+    if durable:
+        text = "⚠️ This answer was interrupted by a restart; it is answered again when I'm back."
+    else:
+        text = "⚠️ This answer was interrupted; send your message again to get it."
     return Status(text=text, summary=text)
 
 

@@ -149,6 +149,29 @@ async def test_a_cancelled_turn_never_leaves_writing_behind(app: App, fake: Fake
     assert isinstance(last, Status) and "interrupted" in last.text
 
 
+async def test_a_durable_turn_records_its_message_and_says_it_comes_again(
+    app: App, fake: FakeEngine
+) -> None:
+    from bot.present.journal import Journaled
+
+    fake.delay, fake.chunk_size = 0.05, 2
+    surface, recorded = RecordingSurface(), []
+
+    async def record(handle: object) -> None:
+        recorded.append(handle)
+
+    journaled = Journaled(surface, record, lambda handle: {"id": handle})
+    task = asyncio.create_task(opened(app, journaled))  # type: ignore[arg-type]
+    while not surface.messages():
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [(handle, last)] = surface.messages().items()
+    assert recorded == [{"id": handle}]  # where the next attempt finds it
+    assert "answered again" in last.text
+
+
 async def test_a_refused_final_edit_is_posted_anew(app: App, fake: FakeEngine) -> None:
     fake.responder = lambda r: fenced("y = 2")
     surface = RecordingSurface()
