@@ -398,6 +398,13 @@ class SessionService:
     def _rate_key(caller: Caller) -> str:
         return f"{caller.platform}:{caller.workspace}:{caller.user}"
 
+    def _request(
+        self, caller: Caller, text: str, uploads: Sequence[Upload]
+    ) -> tuple[str | None, tuple[Upload, ...]]:
+        """A message's request (admitted) and its files; None when it is files only."""
+        text, files = as_text(text, uploads)
+        return (self._admit(caller, text) if text.strip() or not files else None), files
+
     def _admit(self, caller: Caller, text: str) -> str:
         """The checks every turn passes (allow-lists, prompt size, rate); the stripped text."""
         self._access.check(user=caller.user, channel=caller.channel)
@@ -470,8 +477,7 @@ class SessionService:
             session = await self.store.find_session(key)
         if session is None:
             raise NotASession()
-        text, files = as_text(text, uploads)
-        request = self._admit(caller, text) if text.strip() or not files else None
+        request, files = self._request(caller, text, uploads)
         queued = self._queued(session.id, ticket, request, None, files, waited=waited)
         async with contextlib.aclosing(queued) as events:
             async for event in events:
@@ -497,8 +503,7 @@ class SessionService:
         """
         if not self.visible(caller, session):
             raise SessionNotFound(session.id)
-        text, files = as_text(text, uploads)
-        request = self._admit(caller, text) if text.strip() or not files else None
+        request, files = self._request(caller, text, uploads)
         ticket = self._queue.join(session.key)
         return TurnStream(
             self._queue, ticket, self._queued(session.id, ticket, request, base, files)

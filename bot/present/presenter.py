@@ -45,7 +45,7 @@ from bot.values import (
     Waiting,
 )
 from engines import EngineError
-from storage import Session, Version
+from storage import Session, SessionKey
 
 __all__ = ["Outcome", "Presenter"]
 
@@ -398,14 +398,19 @@ class Presenter:
 
     # -- durable turns -------------------------------------------------------------------------
 
-    async def resumed(
+    async def resume(
         self,
         surface: Surface[Handle],
         handle: Handle,
-        answered: tuple[Session, Version] | None,
-    ) -> None:
-        """A turn is performed again after a restart: its earlier message says so, or shows
-        the version that was stored before the process died (then nothing is asked again)."""
+        key: SessionKey,
+        request: str,
+        since: float,
+    ) -> bool:
+        """A durable turn is performed again after a restart; ``handle`` is the message its
+        last attempt was writing. That message shows the version the attempt stored, when it
+        got that far (True: nothing is to be asked again), or says the answer comes anew
+        (False: the turn goes on)."""
+        answered = await self.sessions.answered(key, request, since)
         if answered is None:
             view: View = words.resumed()
         else:
@@ -421,6 +426,7 @@ class Presenter:
             await surface.edit(handle, view)
         except words.PlatformRefused:  # the message is gone: say it anew
             await surface.post(view)
+        return answered is not None
 
     # -- files -------------------------------------------------------------------------------
 

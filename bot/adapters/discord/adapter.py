@@ -557,10 +557,8 @@ class DiscordAdapter(ChatAdapter):
         surface = self.in_channel(thread, reply_to=thread.get_partial_message(payload["message"]))
         previous = journal.previous
         if journal.resumed and isinstance(previous, dict):
-            answered = await self.sessions.answered(key, text, job.created_at)
             handle = cast(discord.Message, thread.get_partial_message(int(previous["id"])))
-            await self.presenter.resumed(surface, handle, answered)
-            if answered is not None:
+            if await self.presenter.resume(surface, handle, key, text, job.created_at):
                 return None
         uploads: Sequence[Upload] | Exception = ()
         if payload["attachments"]:

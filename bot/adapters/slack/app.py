@@ -556,13 +556,11 @@ class SlackAdapter(ChatAdapter):
                 platform=PLATFORM, workspace=caller.workspace, channel=caller.channel,
                 thread=thread,
             )  # fmt: skip
-            answered = await self.sessions.answered(key, payload["text"], job.created_at)
             previous = Message(**journal.previous)
-            with contextlib.suppress(Exception):  # a stream left open is ended first (Slack
-                # refuses to update a message that is still streaming); else nothing to end
+            with contextlib.suppress(SlackApiError):  # a stream left open is ended first
+                # (Slack refuses to update a message still streaming); else nothing to end
                 await self.client.chat_stopStream(channel=previous.channel, ts=previous.ts)
-            await self.presenter.resumed(surface, previous, answered)
-            if answered is not None:
+            if await self.presenter.resume(surface, previous, key, payload["text"], job.created_at):
                 return
         journaled = Journaled(surface, journal.message, dataclasses.asdict)
         await self._thread_turn(
