@@ -26,7 +26,7 @@ from bot.present import Presenter
 from bot.runs import RunService
 from engines import Catalog, Engine, ModelSpec, create_engine
 from sandbox import Sandbox, SandboxPool
-from storage import Store, StoreError
+from storage import Store, StoreError, is_postgres_url
 
 if TYPE_CHECKING:
     from discord.http import HTTPClient
@@ -106,7 +106,11 @@ async def build(
             allow_any_model=config.allow_any_model,
         ),
         metrics=metrics,
-        rate_limiter=RateLimiter(limit=config.rate_limit_per_minute),
+        rate_limiter=RateLimiter(
+            limit=config.rate_limit_per_minute,
+            # replicas share one PostgreSQL: a user's requests are counted there too
+            shared=store.rate_hit if is_postgres_url(config.db_path) else None,
+        ),
         access=AccessPolicy(users=config.allowed_users, channels=config.allowed_channels),
         packages=(lambda lang: pool.sandbox.environment().packages_for(lang)) if pool else None,
     )

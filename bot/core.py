@@ -375,9 +375,12 @@ class SessionService:
             session.key.workspace,
         )
 
-    def check_rate(self, caller: Caller) -> None:
-        """Count one request of ``caller`` against the rate limit (runs, tests)."""
-        self._rate.check(self._rate_key(caller))
+    async def check_rate(self, caller: Caller) -> None:
+        """Count one request of ``caller`` against the rate limit (runs, tests), here and in
+        the replicas' shared window."""
+        key = self._rate_key(caller)
+        self._rate.check(key)
+        await self._rate.count(key)
 
     def _check_model_offered(self, caller: Caller, spec: ModelSpec) -> None:
         """Chat users pick from the catalog: an ad-hoc reference could make the bot download
@@ -443,6 +446,7 @@ class SessionService:
         ticket: Ticket,
     ) -> AsyncGenerator[Reply]:
         request = self._admit(caller, checked.prompt)
+        await self._rate.count(self._rate_key(caller))
         await ticket.wait()
         session = await self._create(caller, key, checked)
         if uploads:
@@ -478,6 +482,8 @@ class SessionService:
         if session is None:
             raise NotASession()
         request, files = self._request(caller, text, uploads)
+        if request is not None:
+            await self._rate.count(self._rate_key(caller))
         queued = self._queued(session.id, ticket, request, None, files, waited=waited)
         async with contextlib.aclosing(queued) as events:
             async for event in events:
@@ -505,9 +511,10 @@ class SessionService:
             raise SessionNotFound(session.id)
         request, files = self._request(caller, text, uploads)
         ticket = self._queue.join(session.key)
-        return TurnStream(
-            self._queue, ticket, self._queued(session.id, ticket, request, base, files)
+        queued = self._queued(
+            session.id, ticket, request, base, files, rate_key=self._rate_key(caller)
         )
+        return TurnStream(self._queue, ticket, queued)
 
     async def retry(
         self, caller: Caller, session_id: int, failure: int | None = None
@@ -538,7 +545,12 @@ class SessionService:
         uploads: Sequence[Upload] = (),
         *,
         waited: bool = False,
+        rate_key: str | None = None,
     ) -> AsyncGenerator[Reply]:
+        """``rate_key``: whose request this is, counted in the replicas' shared rate window
+        (files alone are free; :meth:`reply` counted it already)."""
+        if rate_key is not None and request is not None:
+            await self._rate.count(rate_key)
         if ticket.ahead and not waited:
             yield Waiting(position=ticket.ahead)
         await ticket.wait()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from bot.errors import EmptyPrompt, NotAllowed, PromptTooLong, RateLimited
 
-__all__ = ["AccessPolicy", "RateLimiter", "check_prompt"]
+__all__ = ["AccessPolicy", "RateLimiter", "SharedWindow", "check_prompt"]
 
 
 def check_prompt(text: str, *, limit: int) -> str:
@@ -22,16 +23,46 @@ def check_prompt(text: str, *, limit: int) -> str:
     return stripped
 
 
+class SharedWindow(Protocol):
+    """A sliding window kept where every replica counts (:meth:`storage.Store.rate_hit`)."""
+
+    def __call__(
+        self, key: str, *, window: float, limit: int, count: bool = True
+    ) -> Awaitable[float | None]: ...
+
+
 class RateLimiter:
-    """At most ``limit`` requests per user in any ``window`` seconds (a sliding window)."""
+    """At most ``limit`` requests per user in any ``window`` seconds (a sliding window).
+
+    The window is kept in memory, so a refusal is known before anything is posted
+    (:meth:`check`). With ``shared`` (several replicas on one PostgreSQL), each request is
+    also counted in the database's window (:meth:`count`), so a user whose messages are
+    spread over replicas gets the same limit as on one: the database's count is never below
+    this process's, so it is the one that binds.
+    """
 
     def __init__(
-        self, *, limit: int, window: float = 60.0, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        limit: int,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        shared: SharedWindow | None = None,
     ) -> None:
         self.limit = limit
         self.window = window
         self._clock = clock
+        self._shared = shared
         self._hits: dict[str, deque[float]] = {}
+
+    async def count(self, user: str) -> None:
+        """Count one request in the shared window, if there is one; :class:`RateLimited`
+        when the replicas together are over the limit."""
+        if self.limit <= 0 or self._shared is None:
+            return
+        wait = await self._shared(f"rate:{user}", window=self.window, limit=self.limit)
+        if wait is not None:
+            raise RateLimited(wait)
 
     def check(self, user: str, *, count: bool = True) -> None:
         """Count one request for ``user`` (unless ``count`` is False, to look ahead only);

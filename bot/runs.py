@@ -302,7 +302,7 @@ class RunService:
         version = await self.sessions.version(session, number)
         if version is None:
             raise NothingToDo(f"Session {session_id} has no version to run yet.")
-        self.sessions.check_rate(caller)
+        await self.sessions.check_rate(caller)
         return session, version, self.pool
 
     async def _store(

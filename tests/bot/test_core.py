@@ -3,10 +3,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
-from bot.app import App
+from bot.app import App, build
+from bot.config import Config
 from bot.errors import (
     EmptyPrompt,
     NotOwner,
@@ -18,7 +21,7 @@ from bot.errors import (
     UserError,
 )
 from bot.limits import RateLimiter
-from bot.values import Caller, Done, Failed, NonCode, Progress, Started, Waiting
+from bot.values import Caller, Done, Failed, NonCode, Progress, Reply, Started, Waiting
 from engines import EngineUnavailable, FakeEngine, GenerationRequest
 from storage import SessionKey
 
@@ -193,6 +196,42 @@ async def test_rate_limit_per_user(app: App) -> None:
     await collect(app.service.turn(session, CALLER, "b"))
     with pytest.raises(RateLimited, match="try again"):
         app.service.turn(session, CALLER, "c")
+
+
+async def test_replicas_count_a_user_in_one_shared_window(
+    app: App, db_target: Path | str, fake: FakeEngine
+) -> None:
+    """Two processes on one database: a user spreading requests over both gets the limit
+    once, not once per replica (each process's own window alone would allow 2 + 2)."""
+    other = await build(
+        Config(db_path=db_target, model="fake:echo", rate_limit_per_minute=0),
+        engine_factory=lambda spec: fake,
+    )
+    await other.start()
+    try:
+        services = [app.service, other.service]
+        for service in services:
+            service._rate = RateLimiter(limit=2, window=60, shared=service.store.rate_hit)
+        session = await app.service.start(caller=CALLER, key=key(), prompt="a")
+        await collect(app.service.turn(session, CALLER, "a"))
+        mine = await other.service.get(session.id, CALLER)
+        await collect(other.service.turn(mine, CALLER, "b"))
+        events = await collect_refusal(app.service.turn(session, CALLER, "c"))
+        assert isinstance(events, RateLimited)
+        with pytest.raises(RateLimited):  # a run counts in the same window
+            await other.service.check_rate(CALLER)
+        _, latest = await other.service.show(session.id, caller=CALLER)
+        assert latest is not None and latest.number == 2
+    finally:
+        await other.aclose()
+
+
+async def collect_refusal(replies: AsyncIterator[Reply]) -> BaseException | None:
+    try:
+        await collect(replies)
+    except RateLimited as err:
+        return err
+    return None
 
 
 async def test_duplicate_deliveries_are_recognised(app: App) -> None:
