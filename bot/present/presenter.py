@@ -412,21 +412,32 @@ class Presenter:
         (False: the turn goes on)."""
         answered = await self.sessions.answered(key, request, since)
         if answered is None:
-            view: View = words.resumed()
-        else:
-            session, version = answered
-            view = words.version_card(
-                session,
-                version,
-                self.sessions.language(session.language),
-                actions=self.runs.version_actions(session, version),
-                limit=surface.limit,
-            )
+            await self.restarted(surface, handle)
+            return False
+        session, version = answered
+        view = words.version_card(
+            session,
+            version,
+            self.sessions.language(session.language),
+            actions=self.runs.version_actions(session, version),
+            limit=surface.limit,
+        )
+        await self._replace(surface, handle, view)
+        return True
+
+    async def restarted(
+        self, surface: Surface[Handle], handle: Handle, *, answer: bool = True
+    ) -> None:
+        """The message a durable job's last attempt was writing says it was interrupted by a
+        restart and comes again below (an answer, or with ``answer`` False a button's work)."""
+        await self._replace(surface, handle, words.resumed(answer=answer))
+
+    @staticmethod
+    async def _replace(surface: Surface[Handle], handle: Handle, view: View) -> None:
         try:
             await surface.edit(handle, view)
         except words.PlatformRefused:  # the message is gone: say it anew
             await surface.post(view)
-        return answered is not None
 
     # -- files -------------------------------------------------------------------------------
 

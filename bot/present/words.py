@@ -249,10 +249,12 @@ def problem(error: BaseException, *, request: str = "", limit: int = 2000) -> No
     return Notice(text=text[:limit], summary=explain(error)[:150], problem=True)
 
 
-def resumed() -> Status:
-    """The earlier message of a turn that is answered again after a restart."""
-    text = "⚠️ _Interrupted by a restart — answering again below._"
-    return Status(text=text, summary="Interrupted by a restart; answering again")
+def resumed(*, answer: bool = True) -> Status:
+    """The earlier message of a turn (``answer``) or a button's work that is done again
+    after a restart."""
+    again = "answering again" if answer else "doing it again"
+    text = f"⚠️ _Interrupted by a restart — {again} below._"
+    return Status(text=text, summary=f"Interrupted by a restart; {again}")
 
 
 def interrupted(*, durable: bool = False) -> Status:

@@ -109,6 +109,7 @@ _REFUSED_TOKEN = frozenset(
 _TOKEN_FIX = "set SLACK_BOT_TOKEN to the app's xoxb- token (OAuth & Permissions)"
 _APP_TOKEN_FIX = "set SLACK_APP_TOKEN to an xapp- token with connections:write"
 JOB_KIND = "slack.thread"  # a person's message in a channel thread, as a durable job
+PRESS_KIND = "slack.press"  # a button pressed under a result, as a durable job
 _BUTTON = re.compile(rf"^{ACTION_PREFIX}({'|'.join(get_args(ActionKind))})$")
 #: the hosts a file's URL may name for the bot token to go with it (besides the API's own)
 _FILE_HOSTS = ("slack.com", "slack-gov.com")
@@ -230,6 +231,7 @@ class SlackAdapter(ChatAdapter):
         self._session()
         if self.worker is not None:
             self.worker.handle(JOB_KIND, self._perform)
+            self.worker.handle(PRESS_KIND, self._perform_press)
             self.worker.start()
         if self._connecting is None:
             self._connecting = asyncio.create_task(self._connect())
@@ -803,7 +805,39 @@ class SlackAdapter(ChatAdapter):
             form = run_modal(decoded, channel=caller.channel, thread=thread)
             self.jobs.spawn(self._open_form(surface, str(body.get("trigger_id") or ""), form))
             return
+        press = body.get("trigger_id") or action.get("action_ts")
+        if self.worker is not None and press:
+            payload = {"action": decoded.encode(), "team": caller.workspace,
+                       "user": caller.user, "channel": caller.channel, "thread": thread,
+                       "bot": dataclasses.asdict(_bot(context))}  # fmt: skip
+            # a lane of its own: a press does not wait behind the thread's turns (the core
+            # orders what must be ordered: a Retry's or a Fix's turn takes the thread's line)
+            await self.worker.accept(
+                delivery=f"slack:press:{press}", lane=f"slack:press:{press}",
+                kind=PRESS_KIND, payload=payload,
+            )  # fmt: skip
+            return
         self.jobs.spawn(self.presenter.act(surface, caller, decoded))
+
+    async def _perform_press(self, job: Job, journal: Journal) -> None:
+        """A button press written down by :meth:`_on_button`, acted on now. Performed again
+        after a crash, the message the first attempt was writing says so first."""
+        payload = job.payload
+        action = Action.decode(payload["action"])
+        if action is None:
+            return
+        caller = Caller(
+            platform=PLATFORM, workspace=payload["team"], user=payload["user"],
+            channel=payload["channel"],
+        )  # fmt: skip
+        surface = self._surface(SlackBot(**payload["bot"]), caller, thread=payload["thread"])
+        if journal.resumed and isinstance(journal.previous, dict):
+            previous = Message(**journal.previous)
+            with contextlib.suppress(SlackApiError):  # a stream left open is ended first
+                await self.client.chat_stopStream(channel=previous.channel, ts=previous.ts)
+            await self.presenter.restarted(surface, previous, answer=False)
+        journaled = Journaled(surface, journal.message, dataclasses.asdict)
+        await self.presenter.act(journaled, caller, action)
 
     async def _open_form(self, surface: SlackSurface, trigger: str, form: dict[str, Any]) -> None:
         try:
