@@ -55,6 +55,7 @@ class Journal:
 
     job: Job
     store: Store
+    _notes: dict[str, Any] | None = None
 
     @property
     def resumed(self) -> bool:
@@ -62,11 +63,22 @@ class Journal:
 
     @property
     def previous(self) -> Any:
-        return (self.job.progress or {}).get("message")
+        return self.earlier("message")
+
+    def earlier(self, name: str) -> Any:
+        """What the last attempt noted as ``name`` (None: nothing, or no attempt before)."""
+        return (self.job.progress or {}).get(name)
 
     async def message(self, handle: Any) -> None:
         """The platform message this attempt is writing (JSON-able: a ts, an id)."""
-        await self.store.job_progress(self.job.id, {"message": handle})
+        await self.note("message", handle)
+
+    async def note(self, name: str, value: Any) -> None:
+        """Record ``value`` (JSON-able) for the next attempt, beside what is noted already."""
+        if self._notes is None:
+            self._notes = dict(self.job.progress or {})
+        self._notes[name] = value
+        await self.store.job_progress(self.job.id, self._notes)
 
 
 Perform = Callable[[Job, Journal], Awaitable[None]]

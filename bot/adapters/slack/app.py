@@ -28,6 +28,13 @@
   turn takes its place in line in the listener itself, before any await. The presenter shows
   it all on a :class:`~bot.adapters.slack.surface.SlackSurface`; every button goes through
   :meth:`~bot.present.Presenter.act` (values of older buttons, ``12:3``, still work).
+- Durable (with ``serve``'s worker): a thread reply, a ``/code`` with a prompt and a button
+  press are jobs written before Slack hears "ok" (their message ts or trigger id the
+  delivery), so a redelivery does nothing and a process killed while acting on one is taken
+  over by the next (:mod:`bot.jobs`): the messages it had posted are noted as it goes (the
+  parent, the answer), so the next attempt says so in the answer's message and goes on from
+  what was stored. A bare ``/code`` (the form) and form submissions are not: a form's
+  trigger expires in seconds, and a lost submission is typed again.
 - The Run with input… button opens a form (standard input, arguments); its submission runs
   the version in the button's thread, as the Run button does. Arguments that do not split like
   a shell's keep the form open with the reason under the field.
@@ -110,6 +117,7 @@ _TOKEN_FIX = "set SLACK_BOT_TOKEN to the app's xoxb- token (OAuth & Permissions)
 _APP_TOKEN_FIX = "set SLACK_APP_TOKEN to an xapp- token with connections:write"
 JOB_KIND = "slack.thread"  # a person's message in a channel thread, as a durable job
 PRESS_KIND = "slack.press"  # a button pressed under a result, as a durable job
+CODE_KIND = "slack.code"  # a /code command with a prompt, as a durable job
 _BUTTON = re.compile(rf"^{ACTION_PREFIX}({'|'.join(get_args(ActionKind))})$")
 #: the hosts a file's URL may name for the bot token to go with it (besides the API's own)
 _FILE_HOSTS = ("slack.com", "slack-gov.com")
@@ -232,6 +240,7 @@ class SlackAdapter(ChatAdapter):
         if self.worker is not None:
             self.worker.handle(JOB_KIND, self._perform)
             self.worker.handle(PRESS_KIND, self._perform_press)
+            self.worker.handle(CODE_KIND, self._perform_code)
             self.worker.start()
         if self._connecting is None:
             self._connecting = asyncio.create_task(self._connect())
@@ -397,9 +406,78 @@ class SlackAdapter(ChatAdapter):
         text = command.get("text") or ""
         if command.get("command") == "/snippets":
             self.jobs.spawn(self._snippets(surface, caller, text))
-        else:
-            trigger = command.get("trigger_id", "")
-            self.jobs.spawn(self._code(surface, caller, to_plain(text), trigger))
+            return
+        trigger = command.get("trigger_id", "")
+        if self.worker is not None and trigger and text.strip():  # a bare /code: the form
+            payload = {"text": to_plain(text), "team": caller.workspace, "user": caller.user,
+                       "channel": caller.channel, "response_url": command.get("response_url"),
+                       "bot": dataclasses.asdict(_bot(context))}  # fmt: skip
+            await self.worker.accept(
+                delivery=f"slack:code:{trigger}", lane=f"slack:code:{trigger}",
+                kind=CODE_KIND, payload=payload,
+            )  # fmt: skip
+            return
+        self.jobs.spawn(self._code(surface, caller, to_plain(text), trigger))
+
+    async def _perform_code(self, job: Job, journal: Journal) -> None:
+        """A ``/code`` written down by :meth:`_on_command`, performed now. The parent message
+        and the answer in its thread are noted as they are posted, so that an attempt after a
+        crash goes on from there: it says so in the answer's message, then opens the session
+        (or, stored already, answers it, or shows the version stored)."""
+        payload = job.payload
+        caller = Caller(
+            platform=PLATFORM, workspace=payload["team"], user=payload["user"],
+            channel=payload["channel"],
+        )  # fmt: skip
+        url = payload.get("response_url")
+        surface = self._surface(
+            SlackBot(**payload["bot"]), caller,
+            respond=AsyncRespond(response_url=url) if url else None,
+        )  # fmt: skip
+        parent = journal.earlier("parent")
+        if not (journal.resumed and isinstance(parent, dict)):
+            await self._start(
+                Journaled(surface, functools.partial(journal.note, "parent"), dataclasses.asdict),
+                caller, parse_code(payload["text"], self.sessions.languages),
+                answer=lambda thread: Journaled(thread, journal.message, dataclasses.asdict),
+            )  # fmt: skip
+            return
+        posted = Message(**parent)
+        thread = surface.in_thread(posted.ts)
+        key = SessionKey(
+            platform=PLATFORM, workspace=caller.workspace, channel=posted.channel,
+            thread=posted.ts,
+        )  # fmt: skip
+        request = parse_code(payload["text"], self.sessions.languages)
+        previous = journal.previous
+        if isinstance(previous, dict):
+            handle = Message(**previous)
+            with contextlib.suppress(SlackApiError):  # a stream left open is ended first
+                await self.client.chat_stopStream(channel=handle.channel, ts=handle.ts)
+            if await self.presenter.resume(thread, handle, key, request.prompt, job.created_at):
+                return
+        journaled = Journaled(thread, journal.message, dataclasses.asdict)
+        session = await self.sessions.find(key)
+        if session is None:  # the parent was posted, the session not stored: open it here
+            try:
+                checked = self.sessions.check(
+                    caller, prompt=request.prompt, language=request.language,
+                    model=request.model,
+                )  # fmt: skip
+            except Exception as err:
+                await self.presenter.fail(journaled, err, request=request.prompt)
+                return
+            await self.presenter.turn(
+                journaled,
+                lambda: self.sessions.open(caller, key, checked),
+                request=checked.prompt,
+            )
+            return
+        await self.presenter.turn(
+            journaled,
+            lambda: self.sessions.turn(session, caller, request.prompt),
+            request=request.prompt,
+        )
 
     async def _code(self, surface: SlackSurface, caller: Caller, text: str, trigger: str) -> None:
         """``/code``: a session from the text, or the form when there is no prompt."""
@@ -455,8 +533,16 @@ class SlackAdapter(ChatAdapter):
         request = CodeRequest(language=language, model=model, prompt=prompt)
         self.jobs.spawn(self._start(self._surface(context, caller), caller, request))
 
-    async def _start(self, surface: SlackSurface, caller: Caller, request: CodeRequest) -> None:
-        """Check, post the parent message, then open the session in its thread."""
+    async def _start(
+        self,
+        surface: SlackSurface | Journaled[Message],
+        caller: Caller,
+        request: CodeRequest,
+        *,
+        answer: Callable[[SlackSurface], SlackSurface | Journaled[Message]] = lambda s: s,
+    ) -> None:
+        """Check, post the parent message, then open the session in its thread (on the
+        surface ``answer`` makes of the thread's: a durable job's notes what it posts)."""
         try:
             checked = self.sessions.check(
                 caller, prompt=request.prompt, language=request.language, model=request.model
@@ -469,7 +555,7 @@ class SlackAdapter(ChatAdapter):
             platform=PLATFORM, workspace=caller.workspace, channel=parent.channel, thread=parent.ts
         )
         outcome = await self.presenter.turn(
-            surface.in_thread(parent.ts),
+            answer(surface.in_thread(parent.ts)),
             lambda: self.sessions.open(caller, key, checked),
             request=checked.prompt,
         )
