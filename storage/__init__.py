@@ -1,5 +1,6 @@
 """The store of sessions and their versions, runs, files, failures, and of the rows replicas
-share (deliveries, rate windows, jobs): one protocol, two backends, migrations for both.
+share (deliveries, rate windows, jobs, API tokens, secrets): one protocol, two backends,
+migrations for both.
 
 Typical use::
 
@@ -11,6 +12,8 @@ Typical use::
         failure = await store.add_failure(session.id, request=..., message=...)
         retry = await store.take_failure(session.id)  # None: already retried
         job = await store.add_job(delivery=..., lane=..., kind="turn", payload={...})
+        token = await store.token_by_hash(sha256_hex)  # None: unknown, revoked, expired
+        key = await store.secret("web-links", lambda: os.urandom(32))  # one for every replica
 
 ``target`` is a SQLite file path (:class:`SqliteStore`, aiosqlite) or a ``postgresql://`` URL
 (:class:`PostgresStore`, asyncpg; imported only when one is opened, so asyncpg stays unloaded
@@ -32,6 +35,7 @@ from .errors import (
 from .migrations import migrate
 from .protocol import Store, is_postgres_url, open_store
 from .records import (
+    ApiToken,
     Failure,
     Job,
     JobState,
@@ -52,6 +56,7 @@ if TYPE_CHECKING:
     from .postgres import PostgresStore
 
 __all__ = [
+    "ApiToken",
     "ConstraintViolation",
     "Failure",
     "Job",

@@ -338,6 +338,42 @@ async def m008_durable(conn: aiosqlite.Connection) -> None:
     )
 
 
+async def m009_tokens(conn: aiosqlite.Connection) -> None:
+    """Bearer tokens of the HTTP API (``api_tokens``) and the keys every replica must share
+    (``secrets``, e.g. the one that signs web links).
+
+    A token is kept as the SHA-256 of its text (``hash``, unique: the lookup's index), never
+    the text, so a copy of the database holds no usable token; the length check refuses a
+    token stored unhashed by mistake. The column is ``owner``, as on ``sessions``, because
+    ``user`` is a reserved word in PostgreSQL. Revoking stamps ``revoked_at`` rather than
+    deleting the row, so that a listing still shows what was revoked and when.
+    """
+    await conn.execute(
+        """
+        CREATE TABLE api_tokens (
+            id           INTEGER PRIMARY KEY AUTOINCREMENT,
+            owner        TEXT NOT NULL,
+            label        TEXT NOT NULL DEFAULT '',
+            hash         TEXT NOT NULL UNIQUE CHECK (length(hash) = 64),
+            created_at   REAL NOT NULL,
+            expires_at   REAL,
+            revoked_at   REAL,
+            last_used_at REAL
+        )
+        """
+    )
+    # One user's tokens, newest first (read backwards).
+    await conn.execute("CREATE INDEX api_tokens_owner ON api_tokens (owner, id)")
+    await conn.execute(
+        """
+        CREATE TABLE secrets (
+            name  TEXT PRIMARY KEY,
+            value BLOB NOT NULL
+        )
+        """
+    )
+
+
 MIGRATIONS: Sequence[Migration] = (
     m001_initial,
     m002_runs,
@@ -347,6 +383,7 @@ MIGRATIONS: Sequence[Migration] = (
     m006_search,
     m007_files,
     m008_durable,
+    m009_tokens,
 )
 
 

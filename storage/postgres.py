@@ -18,6 +18,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -37,6 +38,7 @@ from .errors import (
 from .postgres_migrations import migrate
 from .protocol import is_postgres_url
 from .records import (
+    ApiToken,
     Failure,
     Job,
     JobState,
@@ -51,7 +53,7 @@ from .records import (
     Version,
     VersionStatus,
 )
-from .rows import FINISHED_JOB_TTL, FINISHED_STATES, PRUNE_EVERY, Clock
+from .rows import FINISHED_JOB_TTL, FINISHED_STATES, PRUNE_EVERY, TOKEN_TOUCH_EVERY, Clock
 
 __all__ = ["PostgresStore"]
 
@@ -76,7 +78,8 @@ _RUN_SELECT = """
 SELECT id, version_id, kind, status, exit_code, stdout, stderr, duration_ms, peak_memory_kb,
        limit_hit, compile_output, tests, created_at, stdin, args::text AS args,
        (SELECT COALESCE(json_agg(a.name), '[]')::text FROM artifacts AS a
-        WHERE a.run_id = runs.id) AS artifacts
+        WHERE a.run_id = runs.id) AS artifacts,
+       (SELECT v.number FROM versions AS v WHERE v.id = runs.version_id) AS version_number
 FROM runs
 """
 
@@ -88,11 +91,13 @@ _JOB_COLUMNS = (
     " progress::text AS progress, created_at"
 )
 _PRUNE_JOBS = "DELETE FROM jobs WHERE state IN ('done', 'failed') AND finished_at < $1"
+_TOKEN_COLUMNS = "id, owner, label, created_at, expires_at, revoked_at, last_used_at"
 
 _LIST_FILTERS = ("owner", "platform", "workspace")  # constant names, never values
 _HAS_VERSION = "EXISTS (SELECT 1 FROM versions AS v WHERE v.session_id = s.id)"
 
-# See SqliteStore's _CLAIMABLE: the same rule ($1 the claimer, $4 the stale cutoff).
+# See SqliteStore's _CLAIMABLE: the same rule ($1 the claimer, $4 the stale cutoff; the
+# ``/* kinds */`` comment is replaced by _KINDS, filtering the candidate by the prefixes in $5).
 # SKIP LOCKED passes over a job another replica is claiming this instant; the lock rechecks
 # the job's own state and heartbeat (READ COMMITTED re-reads a row it had to wait for), so a
 # job just claimed is not claimed twice.
@@ -109,9 +114,14 @@ WHERE j.state IN ('queued', 'running')
        AND NOT EXISTS (SELECT 1 FROM jobs AS e
                        WHERE e.lane = j.lane AND e.state IN ('queued', 'running')
                          AND e.id < j.id)))
+  /* kinds */
 ORDER BY j.id LIMIT 1
 FOR UPDATE SKIP LOCKED
 """
+_KINDS = (
+    "AND EXISTS (SELECT 1 FROM unnest($5::text[]) AS k (prefix)"
+    " WHERE left(j.kind, length(k.prefix)) = k.prefix)"
+)
 
 
 def _list_query(
@@ -418,18 +428,19 @@ class PostgresStore:
         now = self._clock()
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                run_id = await conn.fetchval(
+                inserted = await conn.fetchrow(
                     """
                     INSERT INTO runs (version_id, kind, status, exit_code, stdout, stderr,
                                       duration_ms, peak_memory_kb, limit_hit, compile_output,
                                       tests, created_at, stdin, args)
                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)
-                    RETURNING id
+                    RETURNING id, (SELECT number FROM versions WHERE id = $1) AS number
                     """,
                     version_id, kind, status, exit_code, stdout, stderr, duration_ms,
                     peak_memory_kb, limit_hit, compile_output, tests, now, stdin,
                     json.dumps(list(args)),
                 )  # fmt: skip
+                run_id = inserted["id"]
                 await conn.executemany(
                     "INSERT INTO artifacts (run_id, name, size, data) VALUES ($1, $2, $3, $4)",
                     [(run_id, name, len(data), data) for name, data in produced],
@@ -444,12 +455,27 @@ class PostgresStore:
             peak_memory_kb=peak_memory_kb, limit_hit=limit_hit, compile_output=compile_output,
             tests=tests, created_at=now, stdin=stdin, args=tuple(args),
             artifacts=tuple(sorted(name for name, _ in produced)),
+            version_number=inserted["number"],
         )  # fmt: skip
 
     async def latest_run(self, version_id: int) -> Run | None:
         row = await self._pool.fetchrow(
             _RUN_SELECT + "WHERE version_id = $1 ORDER BY id DESC LIMIT 1", version_id
         )
+        return rows.run(row) if row else None
+
+    async def list_runs(self, session_id: int, *, limit: int = 50) -> list[Run]:
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, not {limit}")
+        found = await self._pool.fetch(
+            _RUN_SELECT + "WHERE version_id IN (SELECT id FROM versions WHERE session_id = $1)"
+            " ORDER BY id DESC LIMIT $2",
+            session_id, limit,
+        )  # fmt: skip
+        return [rows.run(row) for row in found]
+
+    async def get_run(self, run_id: int) -> Run | None:
+        row = await self._pool.fetchrow(_RUN_SELECT + "WHERE id = $1", run_id)
         return rows.run(row) if row else None
 
     async def list_artifacts(self, run_id: int) -> list[RunArtifact]:
@@ -460,6 +486,13 @@ class PostgresStore:
             run_id,
         )
         return [rows.artifact(row) for row in found]
+
+    async def get_artifact(self, run_id: int, name: str) -> RunArtifact | None:
+        row = await self._pool.fetchrow(
+            f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE run_id = $1 AND name = $2",
+            run_id, name,
+        )  # fmt: skip
+        return rows.artifact(row) if row else None
 
     # -- files ------------------------------------------------------------------------------
 
@@ -600,17 +633,25 @@ class PostgresStore:
         )  # fmt: skip
         return rows.job(row) if row else None
 
-    async def claim_job(self, owner: str, *, stale_after: float) -> Job | None:
+    async def claim_job(
+        self, owner: str, *, stale_after: float, kinds: Sequence[str] | None = None
+    ) -> Job | None:
+        if kinds is not None and not kinds:
+            return None
         now = self._clock()
+        params: list[Any] = [owner, now, now, now - stale_after]
+        if kinds is not None:
+            params.append(list(kinds))
+        claimable = _CLAIMABLE.replace("/* kinds */", "" if kinds is None else _KINDS)
         row = await self._pool.fetchrow(
             f"""
             UPDATE jobs SET state = 'running', owner = $1, attempts = attempts + 1,
                             claimed_at = $2, heartbeat_at = $3
-            WHERE id = ({_CLAIMABLE})
+            WHERE id = ({claimable})
             RETURNING {_JOB_COLUMNS}
             """,
-            owner, now, now, now - stale_after,
-        )  # fmt: skip
+            *params,
+        )
         return rows.job(row) if row else None
 
     async def heartbeat(self, owner: str) -> None:
@@ -638,8 +679,81 @@ class PostgresStore:
     async def count_jobs(self, state: JobState) -> int:
         return int(await self._pool.fetchval("SELECT COUNT(*) FROM jobs WHERE state = $1", state))
 
+    async def get_job(self, job_id: int) -> Job | None:
+        row = await self._pool.fetchrow(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = $1", job_id)
+        return rows.job(row) if row else None
+
     async def prune_jobs(self, older_than: float = FINISHED_JOB_TTL) -> int:
         return _count(await self._pool.execute(_PRUNE_JOBS, self._clock() - older_than))
+
+    # -- API tokens and shared secrets ---------------------------------------------------------
+
+    async def add_token(
+        self, user: str, token_hash: str, *, label: str = "", expires_at: float | None = None
+    ) -> ApiToken:
+        now = self._clock()
+        with _refusals():
+            token_id = await self._pool.fetchval(
+                "INSERT INTO api_tokens (owner, label, hash, created_at, expires_at)"
+                " VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                user, label, token_hash, now, expires_at,
+            )  # fmt: skip
+        return ApiToken(
+            id=token_id, user=user, label=label, created_at=now, expires_at=expires_at,
+            revoked_at=None, last_used_at=None,
+        )  # fmt: skip
+
+    async def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        """A read by the unique index on ``hash``; a guarded write only when the recorded use
+        is a minute old (of two requests at once, one writes)."""
+        now = self._clock()
+        row = await self._pool.fetchrow(
+            f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE hash = $1 AND revoked_at IS NULL"
+            " AND (expires_at IS NULL OR expires_at > $2)",
+            token_hash, now,
+        )  # fmt: skip
+        if row is None:
+            return None
+        token = rows.token(row)
+        if token.last_used_at is not None and token.last_used_at > now - TOKEN_TOUCH_EVERY:
+            return token
+        status = await self._pool.execute(
+            "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2"
+            " AND (last_used_at IS NULL OR last_used_at <= $3)",
+            now, token.id, now - TOKEN_TOUCH_EVERY,
+        )  # fmt: skip
+        return replace(token, last_used_at=now) if _count(status) else token
+
+    async def list_tokens(self, user: str | None = None) -> list[ApiToken]:
+        if user is None:
+            found = await self._pool.fetch(
+                f"SELECT {_TOKEN_COLUMNS} FROM api_tokens ORDER BY id DESC"
+            )
+        else:
+            found = await self._pool.fetch(
+                f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE owner = $1 ORDER BY id DESC", user
+            )
+        return [rows.token(row) for row in found]
+
+    async def revoke_token(self, token_id: int) -> bool:
+        status = await self._pool.execute(
+            "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2",
+            self._clock(), token_id,
+        )  # fmt: skip
+        return _count(status) > 0
+
+    async def secret(self, name: str, make: Callable[[], bytes]) -> bytes:
+        """Read; else insert-if-absent, then read again in a statement of its own: under READ
+        COMMITTED an insert racing another waits for it on the primary key and does nothing,
+        and the later statement's snapshot sees the row that won."""
+        found = await self._pool.fetchval("SELECT value FROM secrets WHERE name = $1", name)
+        if found is not None:
+            return bytes(found)
+        await self._pool.execute(
+            "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            name, bytes(make()),
+        )  # fmt: skip
+        return bytes(await self._pool.fetchval("SELECT value FROM secrets WHERE name = $1", name))
 
     # -- plumbing ---------------------------------------------------------------------------
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
 from .records import (
+    ApiToken,
     Failure,
     Job,
     JobState,
@@ -205,8 +206,21 @@ class Store(Protocol):
         """The version's most recent run, if any (its artifacts' names, not their bytes)."""
         ...
 
+    async def list_runs(self, session_id: int, *, limit: int = 50) -> list[Run]:
+        """The session's runs, of all its versions, newest first (as :meth:`latest_run`
+        returns them, ``version_number`` set). ``ValueError`` for a negative ``limit``."""
+        ...
+
+    async def get_run(self, run_id: int) -> Run | None:
+        """Run ``run_id`` (as :meth:`latest_run` returns it), if there is one."""
+        ...
+
     async def list_artifacts(self, run_id: int) -> list[RunArtifact]:
         """The files a run produced, by name (code point order)."""
+        ...
+
+    async def get_artifact(self, run_id: int, name: str) -> RunArtifact | None:
+        """The file ``name`` run ``run_id`` produced (its bytes too), if it produced one."""
         ...
 
     # -- files ------------------------------------------------------------------------------
@@ -272,7 +286,9 @@ class Store(Protocol):
         any replica). ``TypeError`` for a payload that is not a JSON object."""
         ...
 
-    async def claim_job(self, owner: str, *, stale_after: float) -> Job | None:
+    async def claim_job(
+        self, owner: str, *, stale_after: float, kinds: Sequence[str] | None = None
+    ) -> Job | None:
         """Claim the oldest job that may run now, for ``owner``; None when there is none.
 
         A lane's jobs run one at a time in id order: only a lane's first unfinished job is
@@ -280,6 +296,11 @@ class Store(Protocol):
         when it is running but its heartbeat is older than ``stale_after`` seconds (its owner
         died: it is claimed again). A claim sets it running for ``owner`` with a fresh
         heartbeat and counts an attempt. Two claimers, in any processes, never get one job.
+
+        With ``kinds``, only a job whose kind starts with one of those prefixes (exactly,
+        case and all) is claimed (``("run.",)``: a worker that only runs snippets); the
+        lane rule still counts every job, so a job waits behind its lane's earlier ones of
+        any kind. An empty ``kinds`` claims nothing.
         """
         ...
 
@@ -299,6 +320,44 @@ class Store(Protocol):
         """How many jobs are in ``state`` (for a gauge)."""
         ...
 
+    async def get_job(self, job_id: int) -> Job | None:
+        """One job as it stands now (None once pruned), e.g. to wait for its result."""
+        ...
+
     async def prune_jobs(self, older_than: float = 86400) -> int:
         """Delete the jobs finished more than ``older_than`` seconds ago; returns how many."""
+        ...
+
+    # -- API tokens and shared secrets ---------------------------------------------------------
+
+    async def add_token(
+        self, user: str, token_hash: str, *, label: str = "", expires_at: float | None = None
+    ) -> ApiToken:
+        """Keep a new token of ``user`` by its hash (the SHA-256 hex of its text, see
+        :mod:`bot.tokens`); ``expires_at`` in unix seconds, None for never.
+        :class:`ConstraintViolation` for a hash that is not 64 characters or is known
+        already."""
+        ...
+
+    async def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        """The live token of that hash: None when unknown, revoked or expired (by the
+        store's clock). Records its use in ``last_used_at``, at most once a minute per token
+        (the record returned shows the time recorded)."""
+        ...
+
+    async def list_tokens(self, user: str | None = None) -> list[ApiToken]:
+        """Every token (only ``user``'s, when given), newest first; revoked and expired ones
+        too, with their ``revoked_at`` and ``expires_at``."""
+        ...
+
+    async def revoke_token(self, token_id: int) -> bool:
+        """Revoke token ``token_id`` from now on (one revoked already keeps its time); False
+        when there is no such token."""
+        ...
+
+    async def secret(self, name: str, make: Callable[[], bytes]) -> bytes:
+        """The shared secret ``name``; the first caller, in any process, stores ``make()``
+        and every caller gets that same value (insert if absent, then read), so that every
+        replica signs and checks with one key. ``make`` may be called and its value thrown
+        away when another process stored one first."""
         ...

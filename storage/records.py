@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 __all__ = [
+    "ApiToken",
     "Failure",
     "Job",
     "JobState",
@@ -95,6 +96,10 @@ class Run:
     # The names of the files it produced, sorted; their bytes only from list_artifacts(), so
     # that showing a result does not load every file it wrote.
     artifacts: tuple[str, ...] = ()
+    # Its version's number within the session (read along with the run, by its primary key),
+    # so that a list of runs can say "version 3" without a query per run. None only for a
+    # Run built by hand.
+    version_number: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,3 +151,20 @@ class Job:
     attempts: int  # how many times it was claimed: 1 on the first claim, +1 on each reclaim
     progress: dict[str, Any] | None  # what the bot recorded while running (None: nothing yet)
     created_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiToken:
+    """A bearer token of the HTTP API, as stored: who it speaks for and its life so far.
+
+    Never the token nor its hash: the store keeps only the hash (see :mod:`bot.tokens`), and a
+    record that leaves the store (a listing, a log line) carries neither.
+    """
+
+    id: int
+    user: str  # whom the API takes its bearer for (the owner of the sessions it makes)
+    label: str  # what it is for, in its creator's words ("" for none)
+    created_at: float  # unix seconds
+    expires_at: float | None  # None: never expires
+    revoked_at: float | None  # None: not revoked
+    last_used_at: float | None  # recorded at most once a minute; None: never used

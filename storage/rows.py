@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol, cast
 
 from .records import (
+    ApiToken,
     Failure,
     Job,
     JobState,
@@ -32,6 +33,7 @@ __all__ = [
     "FINISHED_JOB_TTL",
     "FINISHED_STATES",
     "PRUNE_EVERY",
+    "TOKEN_TOUCH_EVERY",
     "Clock",
     "Row",
     "artifact",
@@ -43,6 +45,7 @@ __all__ = [
     "like_pattern",
     "run",
     "session",
+    "token",
     "version",
 ]
 
@@ -54,6 +57,9 @@ Clock = Callable[[], float]  # unix seconds: what created_at, expiries and heart
 PRUNE_EVERY = 100
 FINISHED_JOB_TTL = 86400.0  # a finished job is kept a day (for the gauge, for a look after)
 FINISHED_STATES: tuple[JobState, ...] = ("done", "failed")
+# A token's last_used_at is written at most this often (seconds): a client making a request a
+# second costs one write a minute, not one a request.
+TOKEN_TOUCH_EVERY = 60.0
 
 
 class Row(Protocol):
@@ -139,6 +145,7 @@ def run(row: Row) -> Run:
         # Sorted here, by code point, as list_artifacts() orders them (PostgreSQL's collation
         # would order them otherwise).
         artifacts=tuple(sorted(json.loads(row["artifacts"]))),
+        version_number=row["version_number"],
     )
 
 
@@ -186,4 +193,17 @@ def job(row: Row) -> Job:
         attempts=row["attempts"],
         progress=None if progress is None else json.loads(progress),
         created_at=row["created_at"],
+    )
+
+
+def token(row: Row) -> ApiToken:
+    """A token's record from a row of ``api_tokens`` (its ``hash`` is not read)."""
+    return ApiToken(
+        id=row["id"],
+        user=row["owner"],
+        label=row["label"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+        last_used_at=row["last_used_at"],
     )

@@ -21,6 +21,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -34,6 +35,7 @@ from .errors import (
     VersionNotFound,
 )
 from .records import (
+    ApiToken,
     Failure,
     Job,
     JobState,
@@ -48,7 +50,7 @@ from .records import (
     Version,
     VersionStatus,
 )
-from .rows import FINISHED_JOB_TTL, FINISHED_STATES, PRUNE_EVERY, Clock
+from .rows import FINISHED_JOB_TTL, FINISHED_STATES, PRUNE_EVERY, TOKEN_TOUCH_EVERY, Clock
 from .sqlite_pool import READERS, SqlitePool
 
 __all__ = ["SqliteStore"]
@@ -70,7 +72,8 @@ _RUN_SELECT = """
 SELECT id, version_id, kind, status, exit_code, stdout, stderr, duration_ms, peak_memory_kb,
        limit_hit, compile_output, tests, created_at, stdin, args,
        (SELECT json_group_array(a.name) FROM artifacts AS a WHERE a.run_id = runs.id)
-           AS artifacts
+           AS artifacts,
+       (SELECT v.number FROM versions AS v WHERE v.id = runs.version_id) AS version_number
 FROM runs
 """
 
@@ -79,6 +82,7 @@ _FILE_COLUMNS = "id, session_id, name, size, data, created_at"
 _ARTIFACT_COLUMNS = "id, run_id, name, size, data"
 _PRUNE_JOBS = "DELETE FROM jobs WHERE state IN ('done', 'failed') AND finished_at < ?"
 _JOB_COLUMNS = "id, delivery, lane, kind, payload, state, owner, attempts, progress, created_at"
+_TOKEN_COLUMNS = "id, owner, label, created_at, expires_at, revoked_at, last_used_at"
 
 # The only columns list_sessions() may filter on; SQL text is built from these constant names,
 # never from values.
@@ -116,8 +120,20 @@ WHERE j.state IN ('queued', 'running')
        AND NOT EXISTS (SELECT 1 FROM jobs AS e
                        WHERE e.lane = j.lane AND e.state IN ('queued', 'running')
                          AND e.id < j.id)))
+  /* kinds */
 ORDER BY j.id LIMIT 1
 """
+
+
+def _kinds_filter(kinds: Sequence[str] | None) -> tuple[str, dict[str, str]]:
+    """The ``/* kinds */`` line of :data:`_CLAIMABLE` and its named parameters: the candidate's
+    kind starts with one of ``kinds`` (``substr``, not ``LIKE``, which folds ASCII case here
+    and not in PostgreSQL). Only the candidate is filtered; the lane rule reads every job."""
+    if kinds is None:
+        return "", {}
+    params = {f"kind{n}": prefix for n, prefix in enumerate(kinds)}
+    tests = [f"substr(j.kind, 1, length(:{name})) = :{name}" for name in params]
+    return "AND (" + " OR ".join(tests) + ")", params
 
 
 def _list_query(
@@ -359,8 +375,10 @@ class SqliteStore:
         produced = [(name, bytes(data)) for name, data in artifacts]
         now = self._clock()
 
-        def insert(db: sqlite3.Connection) -> int:
-            if db.execute("SELECT 1 FROM versions WHERE id = ?", (version_id,)).fetchone() is None:
+        def insert(db: sqlite3.Connection) -> tuple[int, int]:
+            version = db.execute("SELECT number FROM versions WHERE id = ?", (version_id,))
+            found = version.fetchone()
+            if found is None:
                 raise VersionNotFound(version_id)
             (run_id,) = db.execute(
                 """
@@ -378,16 +396,16 @@ class SqliteStore:
                 "INSERT INTO artifacts (run_id, name, size, data) VALUES (?, ?, ?, ?)",
                 [(run_id, name, len(data), data) for name, data in produced],
             )
-            return int(run_id)
+            return int(run_id), int(found["number"])
 
         with _refusals():
-            run_id = await self._pool.transaction(insert)
+            run_id, number = await self._pool.transaction(insert)
         return Run(
             id=run_id, version_id=version_id, kind=kind, status=status, exit_code=exit_code,
             stdout=stdout, stderr=stderr, duration_ms=duration_ms,
             peak_memory_kb=peak_memory_kb, limit_hit=limit_hit, compile_output=compile_output,
             tests=tests, created_at=now, stdin=stdin, args=tuple(args),
-            artifacts=tuple(sorted(name for name, _ in produced)),
+            artifacts=tuple(sorted(name for name, _ in produced)), version_number=number,
         )  # fmt: skip
 
     async def latest_run(self, version_id: int) -> Run | None:
@@ -396,12 +414,34 @@ class SqliteStore:
         )
         return rows.run(found[0]) if found else None
 
+    async def list_runs(self, session_id: int, *, limit: int = 50) -> list[Run]:
+        """Through the versions' ``UNIQUE (session_id, number)`` index and ``runs_version``."""
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, not {limit}")
+        found = await self._pool.read(
+            _RUN_SELECT + "WHERE version_id IN (SELECT id FROM versions WHERE session_id = ?)"
+            " ORDER BY id DESC LIMIT ?",
+            (session_id, limit),
+        )
+        return [rows.run(row) for row in found]
+
+    async def get_run(self, run_id: int) -> Run | None:
+        found = await self._pool.read(_RUN_SELECT + "WHERE id = ?", (run_id,))
+        return rows.run(found[0]) if found else None
+
     async def list_artifacts(self, run_id: int) -> list[RunArtifact]:
         found = await self._pool.read(
             f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE run_id = ? ORDER BY name",
             (run_id,),
         )
         return [rows.artifact(row) for row in found]
+
+    async def get_artifact(self, run_id: int, name: str) -> RunArtifact | None:
+        found = await self._pool.read(
+            f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE run_id = ? AND name = ?",
+            (run_id, name),
+        )
+        return rows.artifact(found[0]) if found else None
 
     # -- files ------------------------------------------------------------------------------
 
@@ -551,21 +591,26 @@ class SqliteStore:
         )
         return rows.job(found[0]) if found else None
 
-    async def claim_job(self, owner: str, *, stale_after: float) -> Job | None:
+    async def claim_job(
+        self, owner: str, *, stale_after: float, kinds: Sequence[str] | None = None
+    ) -> Job | None:
         """One ``UPDATE … WHERE id = (the claimable one) RETURNING`` statement, inside the
         writer's ``BEGIN IMMEDIATE``: the write lock is held before anything is read, so two
         claimers (two stores on one file, two processes) take turns and the second sees the
         first's claim."""
+        if kinds is not None and not kinds:
+            return None
         now = self._clock()
         cutoff = now - stale_after
+        only, kind_params = _kinds_filter(kinds)
         found, _ = await self._pool.write(
             f"""
             UPDATE jobs SET state = 'running', owner = :owner, attempts = attempts + 1,
                             claimed_at = :now, heartbeat_at = :now
-            WHERE id = ({_CLAIMABLE})
+            WHERE id = ({_CLAIMABLE.replace("/* kinds */", only)})
             RETURNING {_JOB_COLUMNS}
             """,
-            {"owner": owner, "now": now, "cutoff": cutoff},
+            {"owner": owner, "now": now, "cutoff": cutoff, **kind_params},
         )
         return rows.job(found[0]) if found else None
 
@@ -598,9 +643,85 @@ class SqliteStore:
         found = await self._pool.read("SELECT COUNT(*) AS n FROM jobs WHERE state = ?", (state,))
         return int(found[0]["n"])
 
+    async def get_job(self, job_id: int) -> Job | None:
+        found = await self._pool.read(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        return rows.job(found[0]) if found else None
+
     async def prune_jobs(self, older_than: float = FINISHED_JOB_TTL) -> int:
         _, deleted = await self._pool.write(_PRUNE_JOBS, (self._clock() - older_than,))
         return deleted
+
+    # -- API tokens and shared secrets ---------------------------------------------------------
+
+    async def add_token(
+        self, user: str, token_hash: str, *, label: str = "", expires_at: float | None = None
+    ) -> ApiToken:
+        now = self._clock()
+        with _refusals():
+            found, _ = await self._pool.write(
+                "INSERT INTO api_tokens (owner, label, hash, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?) RETURNING id",
+                (user, label, token_hash, now, expires_at),
+            )
+        return ApiToken(
+            id=found[0]["id"], user=user, label=label, created_at=now, expires_at=expires_at,
+            revoked_at=None, last_used_at=None,
+        )  # fmt: skip
+
+    async def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        """A read on a reader (by the unique index on ``hash``); a write only when the
+        recorded use is a minute old, and then guarded, so two requests at once write once."""
+        now = self._clock()
+        found = await self._pool.read(
+            f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE hash = ? AND revoked_at IS NULL"
+            " AND (expires_at IS NULL OR expires_at > ?)",
+            (token_hash, now),
+        )
+        if not found:
+            return None
+        token = rows.token(found[0])
+        if token.last_used_at is not None and token.last_used_at > now - TOKEN_TOUCH_EVERY:
+            return token
+        touched, _ = await self._pool.write(
+            "UPDATE api_tokens SET last_used_at = ? WHERE id = ?"
+            " AND (last_used_at IS NULL OR last_used_at <= ?) RETURNING last_used_at",
+            (now, token.id, now - TOKEN_TOUCH_EVERY),
+        )
+        return replace(token, last_used_at=now) if touched else token
+
+    async def list_tokens(self, user: str | None = None) -> list[ApiToken]:
+        sql = f"SELECT {_TOKEN_COLUMNS} FROM api_tokens"
+        params: tuple[str, ...] = ()
+        if user is not None:
+            sql += " WHERE owner = ?"
+            params = (user,)
+        found = await self._pool.read(sql + " ORDER BY id DESC", params)
+        return [rows.token(row) for row in found]
+
+    async def revoke_token(self, token_id: int) -> bool:
+        _, changed = await self._pool.write(
+            "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?",
+            (self._clock(), token_id),
+        )
+        return changed > 0
+
+    async def secret(self, name: str, make: Callable[[], bytes]) -> bytes:
+        """A read first (the usual case: it exists); else insert-if-absent and read back in
+        one write transaction, which SQLite's one writer per file makes atomic."""
+        found = await self._pool.read("SELECT value FROM secrets WHERE name = ?", (name,))
+        if found:
+            return bytes(found[0]["value"])
+        value = bytes(make())
+
+        def store(db: sqlite3.Connection) -> bytes:
+            db.execute(
+                "INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                (name, value),
+            )
+            (kept,) = db.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
+            return bytes(kept)
+
+        return await self._pool.transaction(store)
 
     # -- plumbing ---------------------------------------------------------------------------
 

@@ -51,7 +51,7 @@ async def test_blank_database_gets_the_schema(conn: aiosqlite.Connection) -> Non
 
     assert await migrate(conn) == len(MIGRATIONS)
 
-    assert await schema_version(conn) == len(MIGRATIONS) == 8
+    assert await schema_version(conn) == len(MIGRATIONS) == 9
     tables = {str(r[0]) for r in await rows(conn, "SELECT name FROM sqlite_schema")}
     assert {"sessions", "versions", "runs", "failures", "files", "artifacts"} <= tables
     assert await columns(conn, "sessions") == [
@@ -253,7 +253,7 @@ async def test_a_v7_database_with_data_gets_the_durable_tables(
     await conn.commit()
     before = await rows(conn, "SELECT * FROM sessions")
 
-    assert await migrate(conn) == 8
+    assert await migrate(conn) == len(MIGRATIONS)
 
     assert await rows(conn, "SELECT * FROM sessions") == before
     await check_durable_schema(conn)

@@ -119,8 +119,8 @@ def test_both_dialects_have_the_same_steps() -> None:
 async def test_a_blank_schema_gets_every_step_once_recorded(conn: Any) -> None:
     assert await postgres_migrations.schema_version(conn) == 0
 
-    assert await postgres_migrations.migrate(conn) == len(postgres_migrations.MIGRATIONS) == 8
-    assert await postgres_migrations.migrate(conn) == 8  # idempotent
+    assert await postgres_migrations.migrate(conn) == len(postgres_migrations.MIGRATIONS) == 9
+    assert await postgres_migrations.migrate(conn) == 9  # idempotent
 
     recorded = await names(conn, "SELECT name FROM schema_migrations ORDER BY version")
     assert recorded == [step.__name__ for step in postgres_migrations.MIGRATIONS]
@@ -152,7 +152,7 @@ async def test_the_tables_have_sqlites_columns(conn: Any) -> None:
             " ORDER BY ordinal_position",
         )
     assert found == expected
-    assert len(tables) == 9
+    assert len(tables) == 11
 
 
 async def test_triggers_and_indexes(conn: Any) -> None:
@@ -187,7 +187,7 @@ async def test_replicas_opening_one_blank_database_at_once_migrate_it_once(
 
     conn = await asyncpg.connect(postgres_db)
     try:
-        assert await conn.fetchval("SELECT COUNT(*) FROM schema_migrations") == 8
+        assert await conn.fetchval("SELECT COUNT(*) FROM schema_migrations") == 9
     finally:
         await conn.close()
 
@@ -209,7 +209,8 @@ async def test_a_failed_step_rolls_back(conn: Any) -> None:
 async def test_a_newer_database_is_refused(conn: Any) -> None:
     await postgres_migrations.migrate(conn)
     await conn.execute(
-        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (9, 'm009_future', 0)"
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'future', 0)",
+        len(postgres_migrations.MIGRATIONS) + 1,
     )
 
     with pytest.raises(StoreError, match="newer"):
@@ -289,7 +290,7 @@ async def test_search_works_without_pg_trgm(postgres_dsn: str) -> None:
                 assert [s.id for s in await store.list_sessions(search=text)] == [chart], text
         plain = await asyncpg.connect(url)
         try:
-            assert await plain.fetchval("SELECT COUNT(*) FROM schema_migrations") == 8
+            assert await plain.fetchval("SELECT COUNT(*) FROM schema_migrations") == 9
             assert await names(plain, "SELECT extname FROM pg_extension") == ["plpgsql"]
         finally:
             await plain.close()
