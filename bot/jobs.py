@@ -88,8 +88,11 @@ class Worker:
     """Claims jobs from the store and performs them, at most ``concurrency`` at once.
 
     ``perform`` is the adapter's own handler of the event kind (the job's ``kind`` says whose:
-    ``slack.message``, ``discord.message``…); it must show its own errors (the presenter
-    does), and anything it raises marks the job failed, logged, never retried.
+    ``slack.thread``, ``discord.thread``, ``run.sandbox``…); it must show its own errors (the
+    presenter does), and anything it raises marks the job failed, logged, never retried.
+    A worker claims only the kinds it has a handler for, so a replica that serves only Slack
+    leaves Discord's jobs to a replica that has Discord, and ``serve`` leaves runs to
+    ``codethread worker`` (:mod:`bot.remote_runs`).
     """
 
     def __init__(
@@ -166,7 +169,9 @@ class Worker:
                 await self._wait(POLL_EVERY)
                 continue
             try:
-                job = await self.store.claim_job(self.owner, stale_after=self.stale_after)
+                job = await self.store.claim_job(
+                    self.owner, stale_after=self.stale_after, kinds=tuple(self._performers)
+                )
             except Exception as err:  # the database is away: try again soon
                 log.warning("could not claim a job: %s", err)
                 await self._wait(POLL_EVERY)

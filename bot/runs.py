@@ -45,27 +45,40 @@ OnQueued = Callable[[int], None]
 
 class RunService:
     def __init__(
-        self, *, sessions: SessionService, pool: SandboxPool | None, repair_attempts: int = 2
+        self,
+        *,
+        sessions: SessionService,
+        pool: SandboxPool | None,
+        repair_attempts: int = 2,
+        history: bool = False,
     ) -> None:
+        """``history``: the web page is reachable (a public URL is set), so every version
+        offers View history."""
         self.sessions = sessions
         self.pool = pool
         self.repair_attempts = repair_attempts
+        self.history = history
         self._disabled: str | None = None if pool else "Running snippets is turned off here."
         self._busy: set[tuple[str, int]] = set()  # (test or fix, session id) in progress
 
     async def prepare(self) -> None:
         """Probe the sandbox once (at start-up); a failure disables running, with the reason."""
         if self.pool is not None:
-            self._disabled = await self.pool.sandbox.check()
+            self._disabled = await self.pool.check()
             if self._disabled:
                 log.warning("%s", self._disabled)
 
     # -- what a version offers -----------------------------------------------------------------
 
     @property
+    def disabled(self) -> str | None:
+        """Why running is off here (None: it is on, or not checked yet)."""
+        return self._disabled
+
+    @property
     def can_run(self) -> bool:
         """Whether Run and Test work here; surfaces show no such buttons otherwise."""
-        return self.pool is not None and self._disabled is None and self.pool.sandbox.available()
+        return self.pool is not None and self._disabled is None and self.pool.available()
 
     def can_test(self, language: str) -> bool:
         """Whether the model can be asked for unit tests of a ``language`` snippet here."""
@@ -74,7 +87,8 @@ class RunService:
     def version_actions(self, session: Session, version: Version) -> tuple[Action, ...]:
         """The buttons under a version. The latest: Run, Run with input… and Test where they
         work, Diff (from the one before), Download, Delete session. An older one (shown
-        again): Run, Run with input…, Revert to it, Download."""
+        again): Run, Run with input…, Revert to it, Download. Both end with View history
+        where the web page is reachable."""
         ref = {"session_id": session.id, "number": version.number}
         actions = []
         if self.can_run:
@@ -83,13 +97,18 @@ class RunService:
         if version.number < session.version_count:
             actions.append(Action(kind="revert", **ref))
             actions.append(Action(kind="download", **ref))
-            return tuple(actions)
+            return self._with_history(actions, ref)
         if self.can_test(session.language):
             actions.append(Action(kind="test", **ref))
         if version.number > 1:
             actions.append(Action(kind="diff", **ref))
         actions.append(Action(kind="download", **ref))
         actions.append(Action(kind="delete", session_id=session.id))
+        return self._with_history(actions, ref)
+
+    def _with_history(self, actions: list[Action], ref: dict[str, int]) -> tuple[Action, ...]:
+        if self.history:
+            actions.append(Action(kind="history", **ref))
         return tuple(actions)
 
     # -- run, test, fix, repair ----------------------------------------------------------------

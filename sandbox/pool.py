@@ -43,6 +43,14 @@ class SandboxPool:
     def __repr__(self) -> str:
         return f"SandboxPool(size={self.size}, active={self._active}, waiting={self.waiting})"
 
+    async def check(self) -> str | None:
+        """Why this pool's runs cannot work (None: they can); see :meth:`Sandbox.check`."""
+        return await self.sandbox.check()
+
+    def available(self) -> bool:
+        """Whether runs can start now (the sandbox's tools are there)."""
+        return self.sandbox.available()
+
     @property
     def active(self) -> int:
         """Runs going on now."""
