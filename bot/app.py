@@ -9,6 +9,7 @@ Discord, a recording HTTP client).
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,10 @@ from bot.languages import Languages
 from bot.limits import AccessPolicy, RateLimiter
 from bot.metrics import Metrics
 from bot.present import Presenter
+from bot.present.presenter import HISTORY_LINK_MINUTES
+from bot.remote_runs import JobPool
 from bot.runs import RunService
+from bot.web.auth import store_login_url
 from engines import Catalog, Engine, ModelSpec, create_engine
 from sandbox import Sandbox, SandboxPool
 from storage import Store, StoreError, is_postgres_url
@@ -89,11 +93,11 @@ async def build(
     except (OSError, sqlite3.Error, StoreError) as err:
         where = "" if isinstance(config.db_path, str) else f" {config.db_path}"  # a URL's password
         raise ConfigError(f"Cannot open the database{where}: {err}") from None
-    pool = (
-        SandboxPool(Sandbox(environment_dir=config.sandbox.directory))
-        if config.run_snippets
-        else None
-    )
+    pool: SandboxPool | None = None
+    if config.run_snippets:
+        sandbox = Sandbox(environment_dir=config.sandbox.directory)
+        # with run workers, a run is a job that a `codethread worker` performs
+        pool = JobPool(sandbox, store) if config.run_workers else SandboxPool(sandbox)
     metrics = Metrics()
     service = SessionService(
         store=store,
@@ -114,14 +118,24 @@ async def build(
         access=AccessPolicy(users=config.allowed_users, channels=config.allowed_channels),
         packages=(lambda lang: pool.sandbox.environment().packages_for(lang)) if pool else None,
     )
-    runs = RunService(sessions=service, pool=pool, repair_attempts=config.repair_attempts)
+    runs = RunService(
+        sessions=service,
+        pool=pool,
+        repair_attempts=config.repair_attempts,
+        history=config.public_url is not None,
+    )
+    history = None
+    if config.public_url is not None:  # View history: a one-time link to the web page
+        history = functools.partial(
+            store_login_url, store, base=config.public_url, ttl=HISTORY_LINK_MINUTES * 60
+        )
     app = App(
         config=config,
         store=store,
         engines=engines,
         service=service,
         runs=runs,
-        presenter=Presenter(service, runs),
+        presenter=Presenter(service, runs, history=history),
         metrics=metrics,
     )
     if adapters:

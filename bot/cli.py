@@ -369,6 +369,99 @@ def snippets_delete(session_id: int, yes: bool) -> None:
     _run(go())
 
 
+@main.group()
+def tokens() -> None:
+    """Create, list and revoke the bearer tokens of the HTTP API."""
+
+
+def _when(stamp: float | None, none: str) -> str:
+    return none if stamp is None else datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M")
+
+
+@tokens.command("create")
+@click.option("--user", "-u", required=True, help="Whom the token speaks for (owns what it makes).")
+@click.option(
+    "--expires",
+    "days",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="DAYS",
+    help="Expire after this many days (default: never, until revoked).",
+)
+@click.option("--label", default="", help="What the token is for, shown by `tokens list`.")
+def tokens_create(user: str, days: float | None, label: str) -> None:
+    """Make a token and print it, once.
+
+    Only its hash is kept, so it cannot be shown again: store it where the client reads it
+    (`Authorization: Bearer <token>`). Lost, it is revoked and replaced, not recovered."""
+
+    async def go() -> None:
+        from bot.tokens import issue
+
+        async with _app() as app:
+            try:
+                text, token = await issue(app.store, user, days=days, label=label)
+            except ValueError as err:
+                raise click.UsageError(str(err)) from None
+        click.echo(text)
+        expiry = "" if token.expires_at is None else f", expires {_when(token.expires_at, '')}"
+        click.echo(
+            f"Token {token.id} for {token.user}{expiry}: shown only now, it cannot be shown again.",
+            err=True,
+        )
+
+    _run(go())
+
+
+@tokens.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def tokens_list(as_json: bool) -> None:
+    """List every token, newest first, revoked and expired ones too (never the tokens
+    themselves: only their hashes are kept)."""
+
+    async def go() -> None:
+        async with _app() as app:
+            found = await app.store.list_tokens()
+        if as_json:
+            rows = [
+                {"id": t.id, "user": t.user, "label": t.label, "created_at": t.created_at,
+                 "expires_at": t.expires_at, "last_used_at": t.last_used_at,
+                 "revoked_at": t.revoked_at}
+                for t in found
+            ]  # fmt: skip
+            click.echo(json.dumps(rows, indent=2))
+            return
+        if not found:
+            click.echo("No tokens yet. Make one with: codethread tokens create --user NAME")
+            return
+        click.echo(
+            f"{'id':>5}  {'user':<16} {'created':<16}  {'expires':<16}  {'last used':<16}  "
+            f"{'revoked':<16}  label"
+        )
+        for t in found:
+            click.echo(
+                f"{t.id:>5}  {t.user:<16} {_when(t.created_at, '-'):<16}  "
+                f"{_when(t.expires_at, 'never'):<16}  {_when(t.last_used_at, 'never'):<16}  "
+                f"{_when(t.revoked_at, '-'):<16}  {t.label}".rstrip()
+            )
+
+    _run(go())
+
+
+@tokens.command("revoke")
+@click.argument("token_id", metavar="ID", type=int)
+def tokens_revoke(token_id: int) -> None:
+    """Revoke token ID (see `tokens list`): the API refuses it from its next request on."""
+
+    async def go() -> None:
+        async with _app() as app:
+            revoked = await app.store.revoke_token(token_id)
+        if not revoked:
+            raise click.ClickException(f"No token with id {token_id}: see codethread tokens list.")
+        click.echo(f"Revoked token {token_id}.")
+
+    _run(go())
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option(
@@ -450,6 +543,58 @@ def serve(port: int, host: str, log_level: str, log_format: str) -> None:
         config = load_config()
         check_db_path(config)
         await run_server(config, host=host, port=port)
+
+    _run(go())
+
+
+@main.command()
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    envvar="CODETHREAD_LOG_LEVEL",
+    help="Least severe log lines written (env CODETHREAD_LOG_LEVEL).",
+)
+def worker(log_level: str) -> None:
+    """Perform the sandbox runs that `serve` processes write down (run_workers = true).
+
+    Claims runs from the shared database (CODETHREAD_DB, a PostgreSQL URL when serve runs on
+    other machines), as many at once as this machine has cores, in its own bubblewrap
+    sandbox, until Ctrl-C or SIGTERM. Needs the same config as serve."""
+    from bot import logs
+    from bot.config import check_db_path, load_config
+    from bot.server import work
+
+    logs.setup(level=log_level, format="text")
+
+    async def go() -> None:
+        config = load_config()
+        check_db_path(config)
+        await work(config)
+
+    _run(go())
+
+
+@main.command("web")
+@click.option(
+    "--port",
+    default=0,
+    type=click.IntRange(0, 65535),
+    help="Port on 127.0.0.1 (default: a free one).",
+)
+def web_command(port: int) -> None:
+    """Open your snippets in the browser, on this machine.
+
+    Serves the page and the API of `serve` (without the chat adapters) on 127.0.0.1 and opens
+    a sign-in link that works once, within ten minutes (printed too). Runs until Ctrl-C."""
+    from bot.config import check_db_path, load_config
+    from bot.web.launch import launch
+
+    async def go() -> None:
+        config = load_config()
+        check_db_path(config)
+        await launch(config, port=port, echo=click.echo)
 
     _run(go())
 

@@ -21,7 +21,9 @@ user config dir) when it exists. It may hold these top-level keys and any number
     discord_allow_dms = false       # answer in Discord direct messages too
     discord_shard_count = 4         # Discord: the bot's shards in all (env DISCORD_SHARD_COUNT)
     discord_shard_ids = [0, 1]      # the shards this process connects (env DISCORD_SHARD_IDS=0,1)
+    public_url = "https://bot.example.com"  # the web page (View history; CODETHREAD_PUBLIC_URL)
     run_snippets = true             # Run/Test/Fix in the bubblewrap sandbox
+    run_workers = false             # runs go to `codethread worker` processes (PostgreSQL)
     repair_attempts = 2             # fix-and-test rounds of an automatic repair
     allow_any_model = false         # chat users may name any openai:/hf: model, not just these
 
@@ -62,7 +64,7 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NewType
 
 import platformdirs
 
@@ -70,6 +72,9 @@ from bot.errors import ConfigError
 from engines import Catalog, ModelSpec
 from sandbox.environment import Settings as SandboxSettings
 from storage import is_postgres_url
+
+#: where people reach the bot's web page: an http(s) URL without a trailing slash
+PublicUrl = NewType("PublicUrl", str)
 
 __all__ = ["Config", "check_db_path", "config_file", "default_config_path", "load_config"]
 
@@ -169,7 +174,14 @@ class Config:
         default=(), metadata=_source(toml=True, env="DISCORD_SHARD_IDS")
     )
     #: Run/Test/Fix in the bubblewrap sandbox (when it works here)
+    #: where people reach this bot's web page (``https://bot.example.com``): View history
+    #: buttons link there; None: no such button
+    public_url: PublicUrl | None = field(
+        default=None, metadata=_source(toml=True, env="CODETHREAD_PUBLIC_URL")
+    )
     run_snippets: bool = field(default=True, metadata=_TOML)
+    #: runs are jobs for ``codethread worker`` processes (a shared PostgreSQL), not run here
+    run_workers: bool = field(default=False, metadata=_TOML)
     #: fix-and-test rounds of an automatic repair
     repair_attempts: int = field(default=2, metadata=_TOML)
     #: chat users may name any openai:/hf: reference, not only catalog entries
@@ -193,6 +205,17 @@ def _read_str(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("must be a string")
     return value
+
+
+def _url_from_env(value: str) -> PublicUrl:
+    url = value.strip().rstrip("/")
+    if not url.startswith(("http://", "https://")) or url.endswith("://"):
+        raise ValueError("must be an http:// or https:// URL, e.g. https://bot.example.com")
+    return PublicUrl(url)
+
+
+def _read_url(value: Any) -> PublicUrl:
+    return _url_from_env(_read_str(value))
 
 
 def _read_int(value: Any) -> int:
@@ -251,6 +274,7 @@ _READERS: dict[object, _Reader] = {
     str: _read_str,
     int: _read_int,
     int | None: _read_int,  # TOML has no null: a key that is there sets a number
+    PublicUrl | None: _read_url,
     float: _read_float,
     bool: _read_bool,
     frozenset[str]: _read_ids,
@@ -280,6 +304,7 @@ def _numbers_from_env(value: str) -> tuple[int, ...]:
 #: variables read as numbers (the rest are text, or a path); ValueError says what they take
 _ENV_READERS: dict[object, Callable[[str], Any]] = {
     int | None: _number_from_env,
+    PublicUrl | None: _url_from_env,
     tuple[int, ...]: _numbers_from_env,
 }
 

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
+import functools
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -27,10 +29,14 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+import bot.web
+from bot import api
 from bot.app import App, build
 from bot.config import Config
 from bot.errors import UserError
 from bot.health import Readiness
+from bot.jobs import Worker
+from bot.remote_runs import RUN_KIND, perform_run
 
 __all__ = ["make_web_app", "serve"]
 
@@ -68,15 +74,19 @@ async def _readyz(request: web.Request) -> web.Response:
 @web.middleware
 async def _bounded_body(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A body must arrive whole within :data:`BODY_SECONDS` (read here, so later reads get
-    it from memory); one over :data:`MAX_BODY` is a 413, never read further."""
-    if (request.content_length or 0) > MAX_BODY:
+    it from memory); one over :data:`MAX_BODY` (an API file upload: its own cap) is a 413,
+    never read further."""
+    limit = api.body_limit(request, MAX_BODY)
+    if (request.content_length or 0) > limit:
         return web.json_response({"error": "request body too large"}, status=413)
     if request.can_read_body:
         try:
             async with asyncio.timeout(BODY_SECONDS):
-                await request.read()
+                body = await request.read()
         except TimeoutError:
             return web.json_response({"error": "request body too slow"}, status=408)
+        if len(body) > limit:  # sent without a length
+            return web.json_response({"error": "request body too large"}, status=413)
     return await handler(request)
 
 
@@ -112,8 +122,11 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 def make_web_app(app: App) -> web.Application:
-    """``/livez``, ``/readyz``, ``/metrics`` and the adapters' routes (``/slack/events``)."""
-    web_app = web.Application(client_max_size=MAX_BODY, middlewares=[_bounded_body])
+    """``/livez``, ``/readyz``, ``/metrics``, the API (``/api/``) and the adapters' routes
+    (``/slack/events``)."""
+    web_app = web.Application(
+        client_max_size=max(MAX_BODY, api.MAX_FILE_BODY), middlewares=[_bounded_body]
+    )
     web_app[APP_KEY] = app
     web_app[READY_KEY] = Readiness(app)
     pool, worker = app.runs.pool, app.worker
@@ -126,6 +139,8 @@ def make_web_app(app: App) -> web.Application:
     web_app.router.add_get("/readyz", _readyz)
     web_app.router.add_get("/healthz", _readyz)
     web_app.router.add_get("/metrics", _metrics)
+    api.mount(web_app, app)
+    bot.web.mount(web_app, app)  # the page at /, signed in by link (bot/web)
     for adapter in app.adapters:
         web_app.router.add_routes(adapter.routes())
     return web_app
@@ -180,6 +195,36 @@ async def serve(config: Config, *, host: str, port: int) -> None:
                 await asyncio.wait_for(adapter.drain(), DRAIN_SECONDS)
         if site_runner is not None:
             await site_runner.cleanup()
+        await app.aclose()
+
+
+async def work(config: Config, *, stop: asyncio.Event | None = None) -> None:
+    """``codethread worker``: perform the sandbox runs that ``serve`` processes write down
+    (:mod:`bot.remote_runs`), as many at once as this machine's pool, until SIGINT or
+    SIGTERM (or ``stop`` is set). A machine whose sandbox does not work says why and claims
+    nothing."""
+    app = await build(dataclasses.replace(config, run_workers=False), adapters=False)
+    try:
+        await app.runs.prepare()
+        pool = app.runs.pool
+        if pool is None or not app.runs.can_run:
+            reason = app.runs.disabled or "running snippets is off (run_snippets = false)"
+            raise UserError(f"This machine cannot run snippets: {reason}")
+        worker = Worker(app.store, concurrency=pool.size, stale_after=config.job_stale_after)
+        worker.handle(RUN_KIND, functools.partial(perform_run, pool))
+        worker.start()
+        log.info("run worker %s: up to %d runs at once", worker.owner, pool.size)
+        if stop is None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+            log.info("shutting down")
+        finally:
+            await worker.stop(drain=DRAIN_SECONDS)
+    finally:
         await app.aclose()
 
 

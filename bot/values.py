@@ -51,7 +51,7 @@ class Caller:
 
 
 ActionKind = Literal[
-    "run", "input", "test", "fix", "diff", "revert", "download", "delete", "retry"
+    "run", "input", "test", "fix", "diff", "revert", "download", "delete", "retry", "history"
 ]  # fmt: skip
 _KINDS: frozenset[str] = frozenset(get_args(ActionKind))
 

@@ -18,11 +18,11 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from bot.core import SessionService, StartCheck
-from bot.errors import UserError
+from bot.errors import NothingToDo, UserError
 from bot.present import attachments, words
 from bot.present.live import LiveMessage
 from bot.present.surface import Handle, StatusLine, Streams, Surface
@@ -53,12 +53,23 @@ log = logging.getLogger("codethread.present")
 
 Outcome = Done | NonCode | Failed | RunReport
 Stream = AsyncIterator[Reply | RunReport]
+#: a person's one-time link to the web page (bot.web.auth.store_login_url, bound to its URL)
+HistoryLinks = Callable[[Caller], Awaitable[str]]
+HISTORY_LINK_MINUTES = 10
 
 
 class Presenter:
-    def __init__(self, sessions: SessionService, runs: RunService) -> None:
+    def __init__(
+        self,
+        sessions: SessionService,
+        runs: RunService,
+        *,
+        history: HistoryLinks | None = None,
+    ) -> None:
+        """``history`` makes a person's one-time link to the web page (View history)."""
         self.sessions = sessions
         self.runs = runs
+        self._history = history
 
     # -- turns -------------------------------------------------------------------------------
 
@@ -213,6 +224,19 @@ class Presenter:
                 await self.revert(surface, caller, sid, action.number)
             case "download":
                 await self.download(surface, caller, sid, action.number)
+            case "history":
+                await self.history(surface, caller)
+
+    async def history(self, surface: Surface[Handle], caller: Caller) -> None:
+        """View history: a link for the person who pressed it, told only to them (the card
+        is public; the link signs in whoever opens it, as that person)."""
+        try:
+            if self._history is None:
+                raise NothingToDo("The web page is not set up here (no public URL).")
+            url = await self._history(caller)
+            await surface.tell(words.history_link(url, minutes=HISTORY_LINK_MINUTES))
+        except Exception as err:
+            await self.fail(surface, err)
 
     async def compare(
         self,

@@ -53,6 +53,7 @@ __all__ = [
     "download",
     "explain",
     "failure",
+    "history_link",
     "interrupted",
     "loading",
     "look",
@@ -569,6 +570,18 @@ def diff_card(comparison: Comparison, *, limit: int) -> Notice:
     return Notice(text=f"{head} (the whole diff is attached)\n{shown}", summary=head, file=file)
 
 
+def history_link(url: str, *, minutes: int) -> Notice:
+    """The private answer to View history: a link that signs this person in, once."""
+    return Notice(
+        text=(
+            f"🕘 [Open your snippets' history]({url}): versions, diffs and runs, with "
+            f"highlighted code. The link is yours alone: it signs you in once, within "
+            f"{minutes} minutes."
+        ),
+        summary="Your history link",
+    )
+
+
 def download(session: Session, version: Version, language: Language) -> Notice:
     """A version's code as a file named for its language."""
     text = f"📥 Version {version.number} of #{session.id} as `snippet.{language.extension}`."
@@ -672,6 +685,7 @@ _LOOKS = {
     "revert": ActionLook(kind="revert", label="Revert to this", emoji="⏪"),
     "download": ActionLook(kind="download", label="Download", emoji="📥"),
     "delete": ActionLook(kind="delete", label="Delete session", emoji="🗑️", style="danger"),
+    "history": ActionLook(kind="history", label="View history", emoji="🕘"),
 }
 
 
@@ -685,6 +699,7 @@ _COMMANDS = {
     "revert": "/revert",
     "download": "/export",
     "delete": "/delete",
+    "history": "codethread web",
 }
 
 
@@ -695,7 +710,7 @@ def commands(actions: Sequence[Action]) -> str:
         for a in actions
         # the terminal has the code on screen and `snippets export`; /run's options are in
         # /help
-        if a.kind not in ("download", "input")
+        if a.kind not in ("download", "input", "history")
     ]
     return f"Next: {' · '.join(named)}" if named else ""
 

@@ -1,0 +1,338 @@
+"""The page's handlers: server-rendered HTML of the caller's own sessions, and its forms.
+
+``GET /`` lists the signed-in person's sessions (with search) under a box that starts a new
+one; ``GET /s/{id}`` shows a session: its versions, the chosen one highlighted with its note,
+the buttons the core offers for it, the comparison form, and its runs with their output and
+the files they made (pictures shown, from the API's artifact URL, which the cookie
+authorises). ``GET /s/{id}/diff`` compares any two versions.
+
+What changes state is either the page's script talking to the JSON API (the prompt boxes,
+which stream the answer as it is written) or a plain form with the CSRF token: a button's form
+goes to ``POST /s/{id}/act`` and through :meth:`Presenter.act`, exactly as a chat button does
+(see :mod:`bot.web.surface`). The prompt boxes are plain forms too (``POST /new``,
+``POST /s/{id}/turn``), which the script takes over; without the script they still work, in
+one answer at the end.
+
+Only the signed-in person's own sessions are shown; any other id, and any session of another
+person, gets the same "not found" page.
+"""
+
+from __future__ import annotations
+
+import shlex
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from bot.errors import NotOwner, SessionNotFound, UserError
+from bot.present import web as say
+from bot.present import words
+from bot.values import Action, Caller
+from bot.web import auth, render
+from bot.web.shapes import index_values, session_values
+from bot.web.site import SECURITY_HEADERS, SITE, CsrfMissing, Site, Visitor
+from bot.web.surface import PageSurface
+from storage import Session, SessionKey
+
+__all__ = ["routes"]
+
+#: the buttons that are forms (Diff and Download are links; View history is this page)
+_PRESSABLE = frozenset({"run", "input", "test", "fix", "revert", "delete", "retry"})
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/", index),
+        web.get("/login", login),
+        web.post("/logout", logout),
+        web.post("/new", new_session),
+        web.get(r"/s/{id:\d{1,18}}", session_page),
+        web.get(r"/s/{id:\d{1,18}}/diff", diff_page),
+        web.get(r"/s/{id:\d{1,18}}/download", download),
+        web.post(r"/s/{id:\d{1,18}}/act", act),
+        web.post(r"/s/{id:\d{1,18}}/turn", turn),
+        web.get("/static/{name}", static),
+    ]
+
+
+# -- answers ---------------------------------------------------------------------------------
+
+
+def html(template: str, values: Mapping[str, Any], *, status: int = 200) -> web.Response:
+    base = {"w": say.LABELS, "script": say.SCRIPT, "static": render.static_url}
+    body = render.page(template, {**base, **values})
+    response = web.Response(text=body, status=status, content_type="text/html")
+    response.headers.update(SECURITY_HEADERS)
+    response.headers["Cache-Control"] = "no-store"  # private, and carries the CSRF token
+    return response
+
+
+def signed_out(message: str = say.SIGNED_OUT, *, status: int = 401) -> web.Response:
+    return html("message.html", {"title": say.LABELS["sign_in"], "message": message}, status=status)
+
+
+def not_found(session_id: object) -> web.Response:
+    """The same page for a missing session and another person's: nothing tells them apart."""
+    message = words.explain(SessionNotFound(session_id))
+    return html("message.html", {"title": say.LABELS["not_found"], "message": message}, status=404)
+
+
+def _see(location: str) -> web.HTTPSeeOther:
+    return web.HTTPSeeOther(location, headers=SECURITY_HEADERS)
+
+
+def _https(request: web.Request) -> bool:
+    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    return request.secure or forwarded == "https"
+
+
+async def _visitor(request: web.Request, *, form: bool = False) -> Visitor | web.Response:
+    try:
+        visitor = await request.app[SITE].visitor(request, form=form)
+    except CsrfMissing:
+        return html("message.html", {"title": say.LABELS["sign_in"], "message": say.FORM_EXPIRED},
+                    status=403)  # fmt: skip
+    return visitor if visitor is not None else signed_out()
+
+
+async def _owned(site: Site, visitor: Visitor, session_id: int) -> Session | None:
+    try:
+        return await site.app.service.owned(session_id, visitor.caller)
+    except (SessionNotFound, NotOwner):
+        return None
+
+
+def _number(text: str | None) -> int | None:
+    """A version number from the query: None when absent; ValueError when not a number."""
+    if text is None or text == "":
+        return None
+    number = int(text)
+    if not 1 <= number <= 10**9:  # no session has more; the store takes 64-bit numbers only
+        raise ValueError(text)
+    return number
+
+
+# -- signing in and out ---------------------------------------------------------------------------
+
+
+async def login(request: web.Request) -> web.Response:
+    """A login link: a valid one sets the session cookie, then the page goes to ``/``.
+
+    It goes there by a refresh of this page, not a 302: a link clicked in a chat app is a
+    navigation from another site, and a browser sends a SameSite=Strict cookie on none of its
+    requests, redirects included; the refresh is a navigation of our own page."""
+    site = request.app[SITE]
+    key = await site.key()
+    grant = await auth.read_link(key, site.app.store, request.query.get("t", ""))
+    if grant is None:
+        return signed_out(say.LINK_REJECTED, status=403)
+    response = html("signed_in.html", {"title": say.LABELS["product"]})
+    response.set_cookie(
+        auth.COOKIE,
+        auth.session_cookie(key, grant.caller),
+        max_age=int(auth.COOKIE_SECONDS),
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=_https(request),
+    )
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    visitor = await _visitor(request, form=True)
+    if isinstance(visitor, web.Response):
+        return visitor
+    response = signed_out(status=200)
+    response.del_cookie(auth.COOKIE, path="/")
+    return response
+
+
+# -- pages ------------------------------------------------------------------------------------
+
+
+async def index(request: web.Request) -> web.Response:
+    visitor = await _visitor(request)
+    if isinstance(visitor, web.Response):
+        return visitor
+    search = request.query.get("q", "").strip()[:200] or None
+    values = await index_values(request.app[SITE], visitor, search=search)
+    return html("index.html", values)
+
+
+async def session_page(request: web.Request) -> web.Response:
+    visitor = await _visitor(request)
+    if isinstance(visitor, web.Response):
+        return visitor
+    site, session_id = request.app[SITE], int(request.match_info["id"])
+    session = await _owned(site, visitor, session_id)
+    if session is None:
+        return not_found(session_id)
+    try:
+        number = _number(request.query.get("v"))
+        values = await session_values(site, visitor, session, number)
+    except (ValueError, UserError):
+        return not_found(f"{session_id} version {request.query.get('v')}")
+    return html("session.html", values)
+
+
+async def diff_page(request: web.Request) -> web.Response:
+    visitor = await _visitor(request)
+    if isinstance(visitor, web.Response):
+        return visitor
+    site, session_id = request.app[SITE], int(request.match_info["id"])
+    session = await _owned(site, visitor, session_id)
+    if session is None:
+        return not_found(session_id)
+    try:
+        old, new = _number(request.query.get("from")), _number(request.query.get("to"))
+    except ValueError:
+        return not_found(session_id)
+    values = await session_values(site, visitor, session, new, compare=(old, new))
+    return html("diff.html", values, status=400 if values["problems"] else 200)
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    """A version's code as a file (the presenter's Download, as every surface has it)."""
+    visitor = await _visitor(request)
+    if isinstance(visitor, web.Response):
+        return visitor
+    site, session_id = request.app[SITE], int(request.match_info["id"])
+    if await _owned(site, visitor, session_id) is None:
+        return not_found(session_id)
+    try:
+        number = _number(request.query.get("v"))
+    except ValueError:
+        return not_found(session_id)
+    surface = PageSurface()
+    await site.app.presenter.download(surface, visitor.caller, session_id, number)
+    file = surface.file
+    if file is None:
+        return not_found(f"{session_id} version {number}")
+    code = file.payload if file.payload.endswith(b"\n") else file.payload + b"\n"
+    response = web.Response(body=code, content_type="text/plain", charset="utf-8")
+    response.headers.update(SECURITY_HEADERS)
+    response.headers["Content-Disposition"] = f'attachment; filename="{file.filename}"'
+    return response
+
+
+async def static(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    try:
+        body, content_type = render.static(name)
+    except KeyError:
+        raise web.HTTPNotFound() from None
+    response = web.Response(body=body, content_type=content_type)
+    response.headers.update(SECURITY_HEADERS)
+    # the page names each file with its content's hash (render.static_url): it never changes
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response
+
+
+# -- forms ------------------------------------------------------------------------------------
+
+
+async def act(request: web.Request) -> web.Response:
+    """A button's form: the presenter acts as for any surface's button, then the page that
+    shows the new state (or the refusal, in the presenter's words)."""
+    visitor = await _visitor(request, form=True)
+    if isinstance(visitor, web.Response):
+        return visitor
+    site, session_id = request.app[SITE], int(request.match_info["id"])
+    session = await _owned(site, visitor, session_id)
+    if session is None:
+        return not_found(session_id)
+    fields = await request.post()
+    action = Action.decode(str(fields.get("action", "")))
+    if action is None or action.session_id != session_id or action.kind not in _PRESSABLE:
+        return not_found(session_id)
+    surface = PageSurface()
+    presenter, caller = site.app.presenter, visitor.caller
+    if action.kind == "input":  # Run with input…: the form carries stdin and arguments
+        try:
+            args = shlex.split(str(fields.get("args", "")))
+        except ValueError as err:
+            return await _refused(site, visitor, session, [say.bad_arguments(err)])
+        stdin = str(fields.get("stdin", "")).replace("\r\n", "\n")
+        await presenter.run(
+            surface, caller, session_id, number=action.number, stdin=stdin, args=args
+        )
+    else:
+        await presenter.act(surface, caller, action)
+    if surface.problems or surface.answers:
+        return await _refused(site, visitor, session, surface.problems + surface.answers)
+    if surface.closed is not None:
+        raise _see("/")
+    if action.makes_version:
+        raise _see(f"/s/{session_id}")
+    shown = f"?v={action.number}" if action.number else ""
+    raise _see(f"/s/{session_id}{shown}#runs")
+
+
+async def turn(request: web.Request) -> web.Response:
+    """The prompt box under a version, without the script: the next version, in one answer."""
+    visitor = await _visitor(request, form=True)
+    if isinstance(visitor, web.Response):
+        return visitor
+    site, session_id = request.app[SITE], int(request.match_info["id"])
+    session = await _owned(site, visitor, session_id)
+    if session is None:
+        return not_found(session_id)
+    text = str((await request.post()).get("text", ""))
+    surface = PageSurface()
+    service = site.app.service
+    await site.app.presenter.turn(
+        surface, lambda: service.turn(session, visitor.caller, text), request=text
+    )
+    if surface.problems or surface.answers:
+        return await _refused(site, visitor, session, surface.problems + surface.answers)
+    raise _see(f"/s/{session_id}")
+
+
+async def new_session(request: web.Request) -> web.Response:
+    """The prompt box of ``/``, without the script: a new session and its first version."""
+    visitor = await _visitor(request, form=True)
+    if isinstance(visitor, web.Response):
+        return visitor
+    site, caller = request.app[SITE], visitor.caller
+    fields = await request.post()
+    service, surface = site.app.service, PageSurface()
+    try:
+        checked = service.check(
+            caller,
+            prompt=str(fields.get("prompt", "")),
+            language=str(fields.get("language", "")) or None,
+            model=str(fields.get("model", "")) or None,
+        )
+    except UserError as err:
+        values = await index_values(site, visitor, problems=[words.explain(err)])
+        return html("index.html", values, status=400)
+    outcome = await site.app.presenter.show(surface, service.open(caller, web_key(caller), checked))
+    if outcome is not None and outcome.session.version_count:
+        raise _see(f"/s/{outcome.session.id}")
+    values = await index_values(site, visitor, problems=surface.problems + surface.answers)
+    return html("index.html", values, status=400)
+
+
+def web_key(caller: Caller) -> SessionKey:
+    """Where a session started on the page lives: the person's platform and workspace (so
+    their other surfaces list it too), a ``web`` channel and a fresh thread of its own."""
+    return SessionKey(
+        platform=caller.platform,
+        workspace=caller.workspace,
+        channel="web",
+        thread=f"web-{uuid.uuid4().hex}",
+    )
+
+
+async def _refused(
+    site: Site, visitor: Visitor, session: Session, problems: list[str]
+) -> web.Response:
+    """The session page again, with what went wrong on top."""
+    fresh = await _owned(site, visitor, session.id)
+    if fresh is None:
+        return not_found(session.id)
+    values = await session_values(site, visitor, fresh, None, problems=problems)
+    return html("session.html", values, status=400)
