@@ -108,7 +108,8 @@ class Worker:
         self.concurrency = concurrency
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stale_after = stale_after
-        self.heartbeat_every = heartbeat_every
+        # a running job must never look stale to another replica: beat well within it
+        self.heartbeat_every = min(heartbeat_every, stale_after / 3)
         self._performers: dict[str, Perform] = {}
         self._running: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()

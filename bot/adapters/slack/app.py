@@ -344,13 +344,30 @@ class SlackAdapter(ChatAdapter):
         retry = request.headers.get("x-slack-retry-num", [None])[0]
         if body.get("type") == "event_callback" and retry not in (None, "0"):
             self._count("retry")
-        delivery = _delivery(body)
+        delivery = None if self._becomes_job(body) else _delivery(body)
         if delivery is not None and not await self.sessions.claim_delivery(delivery):
             self._count("duplicate")
             log.info("dropped a repeated delivery %s (retry %s)", delivery, retry or "-")
             return BoltResponse(status=200, body="")
         await next()
         return response
+
+    def _becomes_job(self, body: dict[str, Any]) -> bool:
+        """A request the worker will write down as a job (a thread message, a ``/code`` with
+        a prompt): the job's own unique delivery dedupes it, in the same write. A claim of its
+        event id first would be a second write, and a process killed between the two would
+        leave the claim without the job, so Slack's retry of it would be dropped as seen."""
+        if self.worker is None:
+            return False
+        if "command" in body:
+            return body["command"] == "/code" and bool(str(body.get("text") or "").strip())
+        event = body.get("event") or {}
+        return (
+            event.get("type") in ("message", "app_mention")
+            and event.get("channel_type") != "im"
+            and bool(event.get("thread_ts"))
+            and event.get("thread_ts") != event.get("ts")
+        )
 
     def _count(self, kind: str) -> None:
         self.metrics.events.labels(platform=PLATFORM, kind=kind).inc()
@@ -412,10 +429,11 @@ class SlackAdapter(ChatAdapter):
             payload = {"text": to_plain(text), "team": caller.workspace, "user": caller.user,
                        "channel": caller.channel, "response_url": command.get("response_url"),
                        "bot": dataclasses.asdict(_bot(context))}  # fmt: skip
-            await self.worker.accept(
+            if not await self.worker.accept(
                 delivery=f"slack:code:{trigger}", lane=f"slack:code:{trigger}",
                 kind=CODE_KIND, payload=payload,
-            )  # fmt: skip
+            ):  # fmt: skip
+                self._count("duplicate")
             return
         self.jobs.spawn(self._code(surface, caller, to_plain(text), trigger))
 
@@ -597,9 +615,12 @@ class SlackAdapter(ChatAdapter):
             payload = {"event": event, "bot": dataclasses.asdict(_bot(context)), "text": text,
                        "team": caller.workspace, "mention": mention}  # fmt: skip
             lane = f"{PLATFORM}:{caller.workspace}:{caller.channel}:{thread}"
-            # False: the other of a mention's two events (app_mention and message), or a
-            # message another replica took
-            await self.worker.accept(delivery=delivery, lane=lane, kind=JOB_KIND, payload=payload)
+            # False: a redelivery, the other of a mention's two events (app_mention and
+            # message), or a message another replica took
+            if not await self.worker.accept(
+                delivery=delivery, lane=lane, kind=JOB_KIND, payload=payload
+            ):
+                self._count("duplicate")
             return
         if not self.sessions.first_delivery(delivery):
             return  # the other of a mention's two events (app_mention and message)

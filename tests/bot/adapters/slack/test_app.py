@@ -243,7 +243,8 @@ async def test_retries_and_repeated_events_answer_once(bot: Bot, engine: FakeEng
 
     assert len(engine.requests) == 2
     assert len(bot.slack.thread("C1", parent.ts)) == 2
-    assert bot.count("duplicate") == 3 and bot.count("retry") == 1
+    # the command's copy, the message's two, and the mention (the message's other event)
+    assert bot.count("duplicate") == 4 and bot.count("retry") == 1
 
 
 async def test_ignore_rules(bot: Bot, engine: FakeEngine) -> None:
