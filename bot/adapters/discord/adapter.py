@@ -17,6 +17,9 @@
   same shard, or a repeated dispatch, adds nothing), and the worker performs it, one turn of a
   thread at a time across replicas (:meth:`DiscordAdapter._perform`); a process killed in the
   middle of an answer is taken over, and the message it was writing says it was interrupted.
+  Button presses and ``/code`` with its prompt are jobs too, written down before they are
+  acknowledged and answerable from any replica through the interaction's token
+  (:mod:`.durable`).
 - Shutdown: :meth:`DiscordAdapter.drain` waits for the answers in flight (every piece of work
   started after an acknowledgement is a job of :class:`~bot.adapters.base.Jobs`);
   :meth:`DiscordAdapter.aclose` cancels what is left, and the presenter marks an interrupted
@@ -24,8 +27,9 @@
 
 The parts: this module (connection, thread messages, lifecycle, :func:`sync_commands`),
 :mod:`.interactions` (slash commands, autocomplete, buttons, forms), :mod:`.commands`
-(command shapes), :mod:`.buttons`, :mod:`.forms` (Run with input…), :mod:`.surface` (where
-views go, and delivery that is not lost), :mod:`.render` (how views look: Components V2) and
+(command shapes), :mod:`.durable` (presses and ``/code`` as jobs), :mod:`.buttons`,
+:mod:`.forms` (Run with input…), :mod:`.surface` (where views go, and delivery that is not
+lost), :mod:`.render` (how views look: Components V2) and
 :mod:`.http` (``DISCORD_API_URL``).
 
 Gateway intents: ``guilds``, ``guild_messages`` and the privileged ``message_content`` (enable
@@ -70,6 +74,7 @@ from discord.webhook.async_ import async_context
 from bot.adapters.base import AdapterHealth, ChatAdapter, Jobs
 from bot.adapters.discord.buttons import ActionButton
 from bot.adapters.discord.commands import build_commands
+from bot.adapters.discord.durable import CODE_KIND, PRESS_KIND, DurableInteractions
 from bot.adapters.discord.forms import submitted
 from bot.adapters.discord.http import ApiHTTPClient, ApiWebhooks
 from bot.adapters.discord.interactions import Interactions
@@ -312,8 +317,9 @@ class DiscordAdapter(ChatAdapter):
         self.edit_interval = edit_interval  # seconds between edits of a streaming message
         self.__token = token
         self.jobs = Jobs("discord")
-        self.worker = worker  # thread messages are durable jobs when there is one
-        self._working = False  # the worker performs this adapter's jobs (see work)
+        self.worker = worker  # thread messages, presses, /code are durable jobs with one
+        self._working: Worker | None = None  # the worker performing this adapter's jobs
+        self.durable = DurableInteractions(self)
         self.health = AdapterHealth()
         #: the shards this process connects ((0,) without sharding), and those not ready now
         self.shards = _shards(shard_count, shard_ids)
@@ -374,11 +380,15 @@ class DiscordAdapter(ChatAdapter):
         self._task = asyncio.create_task(self._run(), name="codethread-discord", context=context)
 
     def work(self) -> None:
-        """Have the worker, when there is one, perform this adapter's jobs (from now on)."""
-        if self.worker is not None and not self._working:
-            self._working = True
-            self.worker.handle("discord.", self._perform)
-            self.worker.start()
+        """Have the worker, when there is one, perform this adapter's jobs (from now on; a
+        worker put in place of another takes them over)."""
+        worker = self.worker
+        if worker is not None and self._working is not worker:
+            self._working = worker
+            worker.handle(JOB_KIND, self._perform)
+            worker.handle(PRESS_KIND, self.durable.perform_press)
+            worker.handle(CODE_KIND, self.durable.perform_code)
+            worker.start()
 
     async def _run(self) -> None:
         """Log in, then hold the gateway (discord.py reconnects by itself) until closed; a
@@ -433,7 +443,7 @@ class DiscordAdapter(ChatAdapter):
 
     async def drain(self) -> None:
         """Wait until every answer in flight has been shown (the worker's jobs first)."""
-        if self.worker is not None and self._working:
+        if self.worker is not None and self._working is self.worker:
             await self.worker.idle()
         await self.jobs.drain()
 
@@ -548,7 +558,7 @@ class DiscordAdapter(ChatAdapter):
     ) -> Callable[[], Coroutine[Any, Any, object]] | None:
         """What starts the turn of a job's message, its files in hand (None: no turn)."""
         payload = job.payload
-        thread = await self._thread(int(payload["channel"]))
+        thread = await self.owned_thread(int(payload["channel"]))
         if thread is None:
             return None  # not a thread the bot opened: not a session
         caller = caller_for(_user(payload["author"]), payload["guild"], thread)
@@ -575,7 +585,7 @@ class DiscordAdapter(ChatAdapter):
             caller, key, text, uploads=uploads, quiet=True,
         )  # fmt: skip
 
-    async def _thread(self, channel_id: int) -> discord.Thread | None:
+    async def owned_thread(self, channel_id: int) -> discord.Thread | None:
         """The thread ``channel_id`` if the bot opened it: from the cache, else looked up."""
         cached = self.client.get_channel(channel_id)
         if isinstance(cached, discord.Thread):

@@ -4,9 +4,13 @@ and the Run with input… form.
 Each handler acknowledges first (Discord's 3-second window: ``defer``; a refusal found without
 I/O is the acknowledgement itself), turns the interaction into a
 :class:`~bot.values.Caller` and plain values, and hands the rest to the presenter as a job of
-the adapter (so that shutdown drains it). ``/snippets``, Delete and refusals answer only the
-person who acted; Run and Test answer in the interaction's public response; Fix and Retry
-stream the next version into the thread, as a reply to the message whose button was pressed.
+the adapter (so that shutdown drains it). With a worker (``serve``), a checked button press
+and a checked ``/code`` are durable jobs instead, written down before they are acknowledged
+(:mod:`.durable`); ``/snippets``, the Run with input… form and its submission stay in memory.
+
+``/snippets``, Delete and refusals answer only the person who acted; Run and Test answer in
+the interaction's public response; Fix and Retry stream the next version into the thread, as
+a reply to the message whose button was pressed.
 Run with input… answers with a modal (:mod:`.forms`); its submit is checked like a button
 press (the session of this thread, a member who may post here) and runs like Run, with the
 form's stdin and arguments; arguments that cannot be split are refused privately.
@@ -41,7 +45,7 @@ from storage import SessionKey
 if TYPE_CHECKING:
     from bot.adapters.discord.adapter import DiscordAdapter
 
-__all__ = ["Interactions"]
+__all__ = ["Interactions", "open_thread"]
 
 Interaction = discord.Interaction[discord.Client]
 Choices = list[app_commands.Choice[str]]
@@ -50,6 +54,28 @@ Work = Callable[[ResponseSurface, Caller], Coroutine[Any, Any, Any]]
 
 def _caller(interaction: Interaction) -> Caller:
     return caller_for(interaction.user, interaction.guild_id, interaction.channel)
+
+
+async def open_thread(
+    message: discord.Message | discord.PartialMessage, caller: Caller, checked: StartCheck
+) -> tuple[discord.abc.Messageable, SessionKey]:
+    """Where a new session lives: a thread from its request post, or in a DM (which has no
+    threads) the DM itself, the session keyed by the request post."""
+    if caller.workspace == DM_WORKSPACE:
+        thread_id = str(message.id)
+        where: discord.abc.Messageable = message.channel
+    else:
+        name = f"{checked.language.label}: {checked.prompt.splitlines()[0]}"
+        with refusals():
+            thread = await message.create_thread(name=name[:100], auto_archive_duration=1440)
+        thread_id, where = str(thread.id), thread
+    key = SessionKey(
+        platform="discord",
+        workspace=caller.workspace,
+        channel=str(message.channel.id),
+        thread=thread_id,
+    )
+    return where, key
 
 
 class Interactions:
@@ -73,11 +99,21 @@ class Interactions:
             caller = _caller(interaction)
             self._check_place(interaction)
             checked = self.sessions.check(caller, prompt=prompt, language=language, model=model)
+        except Exception as err:  # the refusal is the acknowledgement: nothing is posted
+            await self.presenter.fail(surface, err, request=prompt)
+            return
+        worker = self.adapter.worker
+        if worker is not None:  # a job first, performed by the worker (see .durable)
+            await self.adapter.durable.code(
+                worker, interaction, surface, caller, prompt=prompt, language=language, model=model
+            )
+            return
+        try:
             await surface.acknowledge()
             request = self.presenter.request_post(surface, caller, checked)
             message = await surface.post(request)
             try:
-                where, key = await self._open_thread(message, caller, checked)
+                where, key = await open_thread(message, caller, checked)
             except Exception:
                 with contextlib.suppress(PlatformRefused):
                     await surface.remove(message)  # no request post without its thread
@@ -102,28 +138,6 @@ class Interactions:
             raise PlatformRefused("missing_permission", permission_names(missing))
         elif MEMBER_PERMISSIONS & ~interaction.permissions:  # the bot would post for them
             raise PlatformRefused("member_cannot_start")
-
-    @staticmethod
-    async def _open_thread(
-        message: discord.Message, caller: Caller, checked: StartCheck
-    ) -> tuple[discord.abc.Messageable, SessionKey]:
-        """Where the session lives: a thread from the request post, or in a DM (which has no
-        threads) the DM itself, the session keyed by the request post."""
-        if caller.workspace == DM_WORKSPACE:
-            thread_id = str(message.id)
-            where: discord.abc.Messageable = message.channel
-        else:
-            name = f"{checked.language.label}: {checked.prompt.splitlines()[0]}"
-            with refusals():
-                thread = await message.create_thread(name=name[:100], auto_archive_duration=1440)
-            thread_id, where = str(thread.id), thread
-        key = SessionKey(
-            platform="discord",
-            workspace=caller.workspace,
-            channel=str(message.channel.id),
-            thread=thread_id,
-        )
-        return where, key
 
     # -- autocomplete ------------------------------------------------------------------------
 
@@ -240,13 +254,22 @@ class Interactions:
         )
         try:
             await self._check_button(interaction, caller, action)
-            if streams:
-                with refusals():
-                    await interaction.response.defer()
-        except Exception as err:
+        except Exception as err:  # the refusal is the acknowledgement
             await self.presenter.fail(place, err)
             return
+        worker = self.adapter.worker
+        if worker is not None:  # a job first, performed by the worker (see .durable)
+            await self.adapter.durable.press(
+                worker, interaction, caller, action, place, streams=streams
+            )
+            return
         if streams:
+            try:
+                with refusals():
+                    await interaction.response.defer()
+            except Exception as err:
+                await self.presenter.fail(place, err)
+                return
             self.adapter.jobs.spawn(self.presenter.act(place, caller, action))
             return
         await self._answer(

@@ -243,6 +243,31 @@ class ResponseSurface(_Surface):
     _expired: bool = field(default=False, init=False)  # the token was refused
     _original: int | None = field(default=None, init=False)  # the public response's message
 
+    @classmethod
+    def taken_over(
+        cls,
+        client: discord.Client,
+        edit_interval: float,
+        interaction: Interaction,
+        *,
+        private: bool,
+        original: int | None,
+        filled: bool,
+    ) -> ResponseSurface:
+        """The response of an interaction another process (or attempt) acknowledged, as
+        :meth:`acknowledge` left it: ``private``ly or with a public "thinking…" post
+        (``original``, when known), and already ``filled`` when an earlier attempt posted
+        in it (later posts are followups)."""
+        surface = cls(client, edit_interval, interaction)
+        surface._thinking, surface._private = not private, private
+        surface._original, surface._filled = original, filled
+        return surface
+
+    @property
+    def original(self) -> int | None:
+        """The id of the public "thinking…" post :meth:`acknowledge` made (None: none)."""
+        return self._original
+
     def _token_alive(self) -> bool:
         deadline = self.interaction.expires_at - TOKEN_MARGIN
         return not self._expired and discord.utils.utcnow() < deadline

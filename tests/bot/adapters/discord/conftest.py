@@ -3,8 +3,10 @@
 ``bot`` is a whole app built from a config with a Discord token (``build`` makes the adapter),
 talking to a :class:`~tests.fakes.discord_fakes.FakeDiscord`; :meth:`Bot.restart` builds it
 again from the same config and database, as a new process would. Its thread messages are
-turns in process (the adapter without a worker) unless connected ``durable=True``: then they
-are jobs that the app's worker performs once :meth:`Bot.work` has started it.
+turns in process (the adapter without a worker) unless connected ``durable=True``: then they,
+button presses and ``/code`` are jobs that the app's worker performs once :meth:`Bot.work` has
+started it (:meth:`Bot.code` and :meth:`Bot.press` then wait for their jobs), and
+:func:`take_over` has a new worker take over what a dead replica claimed.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pytest
 from bot.adapters.discord import DiscordAdapter
 from bot.app import App, build
 from bot.config import Config
+from bot.jobs import Worker
 from engines import FakeEngine, GenerationRequest
 from tests.fakes.discord_fakes import ALICE, Call, FakeDiscord, FakeGateway, settle
 
@@ -72,9 +75,15 @@ class Bot:
         return [c for c in self.fake.calls if c.params.get("webhook_token") == token]
 
     async def code(self, prompt: str, **options: Any) -> tuple[str, int]:
-        """Run /code to the end; the interaction token and the new thread's id."""
-        token = self.gateway.slash("code", prompt=prompt, **options)
-        await settle()
+        """Run /code to the end (a durable bot's: its job, the worker started); the
+        interaction token and the new thread's id."""
+        if self.adapter.worker is not None:
+            done = await self.app.store.count_jobs("done")
+            token = self.gateway.slash("code", prompt=prompt, **options)
+            await self.jobs_done(done + 1)
+        else:
+            token = self.gateway.slash("code", prompt=prompt, **options)
+            await settle()
         threads = self.fake.calls_to(THREAD)
         assert threads, self.fake.calls
         return token, int(threads[-1].params["message_id"])
@@ -91,11 +100,22 @@ class Bot:
         await settle()
         return self.for_token(token)
 
-    async def restart(self) -> None:
+    async def press(self, message: int, custom_id: str, *, user: dict[str, Any] = ALICE) -> str:
+        """Click a button of a durable bot (its worker started) and wait for its job; the
+        interaction's token."""
+        done = await self.app.store.count_jobs("done")
+        token = self.gateway.click(message, custom_id, user=user)
+        await self.jobs_done(done + 1)
+        return token
+
+    async def restart(self, *, durable: bool = False) -> None:
         """Stop the whole app and build it again from its config and database."""
-        await settle()
+        if self.adapter.worker is not None:
+            await self.stop_working()
+        else:
+            await settle()
         await self.app.aclose()
-        again = await connect(self.app.config, self.engine, self.fake)
+        again = await connect(self.app.config, self.engine, self.fake, durable=durable)
         self.app, self.adapter, self.gateway = again.app, again.adapter, again.gateway
 
 
@@ -114,6 +134,27 @@ async def connect(
     gateway = fake.gateway(adapter.client)
     gateway.guild_create()
     return Bot(app=app, fake=fake, adapter=adapter, gateway=gateway, engine=engine)
+
+
+async def take_over(bot: Bot) -> Worker:
+    """The app's worker stopped, a new worker of this process takes over the job a dead
+    replica claimed, once its heartbeat is stale, and finishes it (its own kept fresh), and
+    any job still queued."""
+    await bot.stop_working()
+    store = bot.app.store
+    taker = Worker(store, stale_after=0.5, heartbeat_every=0.05)
+    bot.adapter.worker = taker
+    bot.adapter.work()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while await store.count_jobs("running") or await store.count_jobs("queued"):
+            assert loop.time() < deadline, "the dead replica's job was not taken over"
+            await asyncio.sleep(0.05)
+        await taker.idle()
+    finally:
+        await taker.stop(drain=5)
+    return taker
 
 
 @pytest.fixture

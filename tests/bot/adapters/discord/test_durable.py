@@ -11,12 +11,13 @@ from bot.present import Notice
 from engines import FakeEngine
 from tests.fakes.discord_fakes import GUILD_ID
 
-from .conftest import EDIT, SEND, Bot, Connect, message_id
+from .conftest import EDIT, SEND, Bot, Connect, message_id, take_over
 
 
 async def _session(connected: Connect) -> tuple[Bot, int]:
-    """A durable bot with a session whose thread it knows (its worker not started yet)."""
+    """A durable bot, its worker started, with a session whose thread it knows."""
     bot = await connected(durable=True)
+    bot.work()
     _, thread_id = await bot.code("write f")
     bot.gateway.thread_create(thread_id)
     return bot, thread_id
@@ -26,11 +27,10 @@ async def test_a_reply_in_a_session_thread_is_answered_through_a_job(
     connected: Connect, fake: FakeEngine
 ) -> None:
     bot, thread_id = await _session(connected)
-    bot.work()
     reply = bot.gateway.message(thread_id, "return 2 instead")
-    await bot.jobs_done(1)
+    await bot.jobs_done(2)
 
-    assert await bot.app.store.count_jobs("done") == 1
+    assert await bot.app.store.count_jobs("done") == 2
     sent = [c for c in bot.fake.in_channel(thread_id) if c.key == SEND][-1]
     assert str(sent.json["message_reference"]["message_id"]) == reply["id"]  # answers it
     assert "Version 2 of #1" in bot.final(thread_id).content
@@ -43,14 +43,13 @@ async def test_a_message_dispatched_twice_is_answered_once(
     connected: Connect, fake: FakeEngine
 ) -> None:
     bot, thread_id = await _session(connected)
-    bot.work()
     asked = len(fake.requests)
     payload = bot.gateway.message(thread_id, "once please")
     bot.gateway._parse("message_create", payload)  # the same MESSAGE_CREATE again
-    await bot.jobs_done(1)
+    await bot.jobs_done(2)
     await asyncio.sleep(0.3)  # time for a second answer that must not come
 
-    assert await bot.app.store.count_jobs("done") == 1
+    assert await bot.app.store.count_jobs("done") == 2  # /code's and the message's
     assert len(fake.requests) == asked + 1
     versions = await bot.app.store.list_versions(1)
     assert [v.request for v in versions] == ["write f", "once please"]
@@ -63,7 +62,8 @@ async def test_a_job_whose_process_died_is_taken_over_in_the_same_message(
 ) -> None:
     bot, thread_id = await _session(connected)
     store = bot.app.store
-    # the message is accepted (the worker is not performing yet) ...
+    await bot.stop_working()
+    # the message is accepted (the worker is not performing any more) ...
     bot.gateway.message(thread_id, "make it count")
     for _ in range(100):
         if await store.count_jobs("queued"):
@@ -80,8 +80,7 @@ async def test_a_job_whose_process_died_is_taken_over_in_the_same_message(
     assert job.lane == f"discord:{GUILD_ID}:{thread_id}"
     await store.job_progress(job.id, {"message": {"channel": thread_id, "id": writing.id}})
 
-    bot.work(stale_after=0.2)  # its heartbeat goes stale: this worker takes it over
-    await bot.jobs_done(1)
+    await take_over(bot)  # its heartbeat goes stale: a new worker takes it over
 
     edits = [
         c
@@ -100,11 +99,10 @@ async def test_a_jobs_files_are_downloaded_from_their_urls_and_in_order(
     connected: Connect, fake: FakeEngine
 ) -> None:
     bot, thread_id = await _session(connected)
-    bot.work()
     data = "item,amount\npen,3\n"
     bot.gateway.message(thread_id, "use this file", files=[("data.csv", "text/csv", data)])
     bot.gateway.message(thread_id, "now sum it")  # while the file downloads: after it
-    await bot.jobs_done(2)
+    await bot.jobs_done(3)
 
     [stored] = await bot.app.store.list_files(1)
     assert stored.name == "data.csv"
@@ -117,8 +115,8 @@ async def test_a_jobs_files_are_downloaded_from_their_urls_and_in_order(
 
 async def test_a_job_in_a_thread_missing_from_the_cache_looks_it_up(connected: Connect) -> None:
     bot = await connected(durable=True)
-    _, thread_id = await bot.code("write f")  # no THREAD_CREATE: the thread is not cached
     bot.work()
+    _, thread_id = await bot.code("write f")  # no THREAD_CREATE: the thread is not cached
     bot.gateway.message(thread_id, "return 2 instead")
-    await bot.jobs_done(1)
+    await bot.jobs_done(2)
     assert "Version 2 of #1" in bot.final(thread_id).content
