@@ -75,7 +75,11 @@ async def _readyz(request: web.Request) -> web.Response:
 async def _bounded_body(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A body must arrive whole within :data:`BODY_SECONDS` (read here, so later reads get
     it from memory); one over :data:`MAX_BODY` (an API file upload: its own cap) is a 413,
-    never read further."""
+    never read further. The larger cap is only for a caller the API knows: anyone else's
+    upload is refused unread (``api.early_refusal``)."""
+    refused = await api.early_refusal(request, MAX_BODY)
+    if refused is not None:
+        return refused
     limit = api.body_limit(request, MAX_BODY)
     if (request.content_length or 0) > limit:
         return web.json_response({"error": "request body too large"}, status=413)

@@ -9,6 +9,7 @@ decision too: each result names its :class:`Action` s, and the presenter only sh
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -83,10 +84,14 @@ class Action:
 
     @classmethod
     def decode(cls, text: str) -> Action | None:
-        """The action :meth:`encode` wrote, or None for anything else."""
+        """The action :meth:`encode` wrote, or None for anything else (ASCII digits only:
+        ``str.isdigit`` also takes "²", which ``int`` refuses)."""
         kind, _, rest = text.partition(":")
         session, _, extra = rest.partition(":")
-        if kind not in _KINDS or not session.isdigit() or (extra and not extra.isdigit()):
+        digits = r"[0-9]{1,18}"  # 64-bit at most, as the store keeps them
+        if kind not in _KINDS or not re.fullmatch(digits, session):
+            return None
+        if extra and not re.fullmatch(digits, extra):
             return None
         number = int(extra) if extra else None
         if kind == "retry":

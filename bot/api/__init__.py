@@ -7,6 +7,10 @@ same core: the core's checks and words, the presenter's outcome, the caller's ow
 only. :mod:`.sessions`, :mod:`.runs` and :mod:`.files` hold the handlers, one module per
 noun; :mod:`.turns` answers a turn once or as server-sent events; :mod:`.openapi` describes
 it all.
+
+Every answer under ``/api/`` is ``Cache-Control: no-store`` (a caller's code and output, for
+nobody's cache to keep) and ``nosniff`` (JSON is never read as a page), set as the answer's
+headers go out (:func:`_private`: streamed answers too, and aiohttp's own refusals).
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from bot.api import files, openapi, runs, sessions
-from bot.api.auth import COOKIE_AUTH, UNSAFE_METHODS, CookieAuth, CsrfRefused
+from bot.api.auth import COOKIE_AUTH, UNSAFE_METHODS, CookieAuth, CsrfRefused, authenticate
 from bot.api.endpoint import API, MAX_JSON, Api
-from bot.api.errors import json_error
+from bot.api.errors import ApiError, error_response, json_error
 from bot.api.files import MAX_FILE_BODY
 from bot.api.surface import ApiSurface
 from bot.api.turns import Turns
@@ -37,6 +41,7 @@ __all__ = [
     "CookieAuth",
     "CsrfRefused",
     "body_limit",
+    "early_refusal",
     "mount",
     "routes",
 ]
@@ -59,6 +64,27 @@ def body_limit(request: web.BaseRequest, default: int) -> int:
     if request.method == "PUT" and _FILE_PUT.fullmatch(request.rel_url.raw_path):
         return max(default, MAX_FILE_BODY)
     return default
+
+
+async def early_refusal(request: web.Request, default: int) -> web.Response | None:
+    """The answer for a request that may send more than ``default`` bytes (a file's PUT)
+    but proves no caller: its 401 (or 403), before its body is read. The server reads bodies
+    before any handler runs (to bound their time), and must not read megabytes for anyone
+    who can reach it. None: go on (another request, or a caller who is signed in)."""
+    if body_limit(request, default) <= default:
+        return None
+    try:
+        await authenticate(request, request.config_dict[API].app.store)
+    except ApiError as err:
+        return error_response(err)
+    return None
+
+
+async def _private(request: web.Request, response: web.StreamResponse) -> None:
+    """An answer under ``/api/`` is for its caller alone, and is what its type says."""
+    if request.path.startswith("/api/"):
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
 
 
 @web.middleware
@@ -86,6 +112,7 @@ def mount(web_app: web.Application, app: App) -> None:
     turns = Turns(app.presenter)
     web_app[API] = Api(app=app, turns=turns)
     web_app.middlewares.append(_json_errors)
+    web_app.on_response_prepare.append(_private)
     web_app.router.add_routes(routes())
 
     async def drain(_: web.Application) -> None:

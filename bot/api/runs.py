@@ -4,15 +4,19 @@ A run gets the session's files beside it (``PUT …/files/{name}``), standard in
 arguments, like Run with input… in chat; ``"kind": "test"`` runs model-written unit tests of
 the latest version instead (Test). The sandbox's limits and the rate limit are the core's.
 
-A file a run made is served as a download (``Content-Disposition: attachment``; pictures
-inline), never sniffed (``nosniff``) and under a sandboxing CSP: it was written by code the
-model wrote, so it must not become a page of this origin.
+A file a run made is served as a download (``Content-Disposition: attachment``), never
+sniffed (``nosniff``) and under a sandboxing CSP: it was written by code the model wrote, so
+it must not become a page of this origin. Only raster pictures (:data:`PICTURES`) keep their
+type, inline, so that the page can show them; everything else is
+``application/octet-stream``, whatever its name: a ``x.js`` served as ``text/javascript``
+from our origin would pass the page's ``script-src 'self'``. Nothing is cached (``no-store``):
+the file is the signed-in person's.
 """
 
 from __future__ import annotations
 
-import mimetypes
 import re
+from collections.abc import Mapping
 from urllib.parse import quote
 
 from aiohttp import web
@@ -21,9 +25,17 @@ from bot.api.endpoint import Call, endpoint, number, strings, text
 from bot.api.errors import ApiError
 from bot.present import api as say
 from bot.present.api import report_json, run_json
-from bot.present.views import IMAGE_SUFFIXES
 
-__all__ = ["routes"]
+__all__ = ["PICTURES", "routes"]
+
+#: the types a run's file is served as (inline) by its name's suffix; any other is a download
+PICTURES: Mapping[str, str] = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+}
 
 #: what cannot stand in a quoted header parameter as it is (the exact name goes in filename*)
 _UNQUOTABLE = re.compile(r'[^\x20-\x7e]|["\\]')
@@ -75,8 +87,9 @@ async def artifact(call: Call) -> web.StreamResponse:
     if item is None:
         raise ApiError(404, say.no_artifact(run_id, name))
     base = name.rsplit("/", 1)[-1]
-    inline = base.lower().endswith(IMAGE_SUFFIXES)
-    kind = mimetypes.guess_type(base)[0] or "application/octet-stream"
+    _, dot, suffix = base.lower().rpartition(".")
+    picture = PICTURES.get(f".{suffix}") if dot else None
+    inline, kind = picture is not None, picture or "application/octet-stream"
     plain = _UNQUOTABLE.sub("_", base)
     disposition = f'{"inline" if inline else "attachment"}; filename="{plain}"'
     if plain != base:
@@ -88,7 +101,7 @@ async def artifact(call: Call) -> web.StreamResponse:
             "Content-Disposition": disposition,
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "default-src 'none'; sandbox",
-            "Cache-Control": "private, max-age=3600",
+            "Cache-Control": "no-store",
         },
     )
 

@@ -40,7 +40,7 @@ Stream = AsyncIterator[Reply | RunReport]
 KEEPALIVE_SECONDS = 15.0
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
-    "Cache-Control": "no-cache",
+    "Cache-Control": "no-store",  # the caller's code and output: for no cache to keep
     "X-Accel-Buffering": "no",  # nginx: pass events on at once
 }
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from bot.files import size_text
 from bot.present import words
-from bot.values import Action, RunReport
+from bot.values import Action, Caller, RunReport
 from sandbox import RunResult
 from storage import Run, Session, Version
 
@@ -22,6 +22,7 @@ __all__ = [
     "FORM_EXPIRED",
     "LABELS",
     "LINK_REJECTED",
+    "LOGIN_ELSEWHERE",
     "NO_BROWSER",
     "SCRIPT",
     "SIGNED_OUT",
@@ -35,13 +36,19 @@ __all__ = [
     "run_title",
     "session_line",
     "signed_in",
+    "signing_in",
     "stamp",
+    "switch_to",
     "version_line",
     "versions_count",
 ]
 
 _HOW = "Ask the bot for a new one: the View history button under any version, or `codethread web`"
 LINK_REJECTED = f"This link has expired or was already used. {_HOW}."
+LOGIN_ELSEWHERE = (
+    "This sign-in was sent from another site, not from this page, so it was refused. "
+    "Open the link the bot gave you again."
+)
 FORM_EXPIRED = "This page was open too long, or from another sign-in: reload it and try again."
 SIGNED_OUT = (
     "You are not signed in, or your sign-in has ended. Ask the bot for a link: the View "
@@ -53,6 +60,8 @@ LABELS: Mapping[str, str] = {
     "product": "codethread",
     "sign_in": "Sign in",
     "sign_out": "Sign out",
+    "continue": "Continue",
+    "stay": "Stay signed in as you are",
     "not_found": "Not found",
     "back": "Back to your snippets",
     "your_snippets": "Your snippets",
@@ -129,6 +138,19 @@ def bad_arguments(error: ValueError) -> str:
 
 def signed_in(user: str, platform: str) -> str:
     return f"Signed in as {user} ({platform})"
+
+
+def signing_in(caller: Caller) -> str:
+    """The login link's page, while its script posts the link (or for a button press)."""
+    return f"This link signs you in as {caller.user} ({caller.platform})."
+
+
+def switch_to(current: Caller, link: Caller) -> str:
+    """The login link's page in a browser signed in as someone else: it asks first."""
+    return (
+        f"You are signed in as {current.user} ({current.platform}). This link is for "
+        f"{link.user} ({link.platform}): continue as {link.user}?"
+    )
 
 
 def stamp(when: float) -> str:

@@ -10,12 +10,17 @@ rotated database (a new key) ends every link and cookie at once.
 * A link works **once**: its nonce is claimed in the store (``claim_delivery``), across
   replicas, so a link read in a log or a browser history after use is worth nothing. It is
   **short-lived** (the expiry is inside the signature), and **cannot be altered** (a changed
-  user breaks the signature).
+  user breaks the signature). Opening it (a GET) only *looks* at it (:func:`peek_link`):
+  link previewers, mail scanners and prefetching fetch links on their own, and must neither
+  spend it nor get the cookie; the page it shows posts it back, and that POST spends it
+  (:func:`read_link`).
 * A used link becomes a **session cookie** ``codethread_session``: the same caller, an expiry
   twelve hours ahead and a random CSRF seed, signed the same way (a distinct ``kind``, so a
   link is never a cookie nor a cookie a link). It is HttpOnly (the page's script cannot read
   it), SameSite=Strict (another site's page cannot make the browser send it) and Secure when
-  the page came over https. Nothing is stored per cookie: any replica checks it with the key.
+  the page came over https. Nothing is stored per cookie: any replica checks it with the key,
+  but signing out writes the cookie's seed down (:func:`end_session`), so a copy of a
+  signed-out cookie is refused for the rest of its twelve hours (:func:`session_ended`).
 * The **CSRF token** is an HMAC of the cookie's seed. The page carries it (a meta tag, hidden
   form fields); a state-changing request must send it back (header ``X-CSRF-Token``, or the
   form's ``csrf`` field). Another site's page can make the browser send the cookie only where
@@ -47,10 +52,13 @@ __all__ = [
     "LINK_SECONDS",
     "Grant",
     "csrf_token",
+    "end_session",
     "login_url",
+    "peek_link",
     "read_cookie",
     "read_link",
     "session_cookie",
+    "session_ended",
     "site_key",
     "store_login_url",
     "valid_csrf",
@@ -166,6 +174,12 @@ async def store_login_url(
     return login_url(await site_key(store), caller, base=base, ttl=ttl)
 
 
+def peek_link(key: bytes, token: str, *, clock: Clock = time.time) -> Grant | None:
+    """The grant of a login link's token when it is ours, unaltered and unexpired, without
+    spending it (a link used before still passes: only :func:`read_link` can tell)."""
+    return _check(key, "login", token, clock())
+
+
 async def read_link(
     key: bytes, store: Store, token: str, *, clock: Clock = time.time
 ) -> Grant | None:
@@ -194,6 +208,34 @@ def session_cookie(
 def read_cookie(key: bytes, value: str, *, clock: Clock = time.time) -> Grant | None:
     """The grant of a session cookie; None when absent, forged, altered or expired."""
     return _check(key, "session", value, clock())
+
+
+def _ended_key(grant: Grant) -> str:
+    return f"web:logout:{grant.nonce}"
+
+
+async def end_session(store: Store, grant: Grant, *, clock: Clock = time.time) -> None:
+    """Sign ``grant``'s cookie out for good, on every replica.
+
+    The cookie is stateless, so deleting it in the browser would leave a copy (a stolen one, a
+    second tab's jar) good for hours. The store has no plain "remember this key" call but its
+    rate limiter: one hit on ``web:logout:<seed>`` with a window of the cookie's remaining
+    lifetime is exactly "this seed ended, until the cookie would have expired anyway" (the
+    store prunes it then). :func:`session_ended` peeks at that window."""
+    remaining = grant.expires - clock()
+    if remaining > 0:
+        await store.rate_hit(_ended_key(grant), window=remaining, limit=1)
+
+
+async def session_ended(store: Store, grant: Grant) -> bool:
+    """Whether ``grant``'s cookie was signed out (:func:`end_session`).
+
+    A peek (``count=False``): with ``limit=1`` the store refuses (answers a number) exactly
+    when the sign-out's hit is inside the window, and counts nothing either way. The window is
+    a cookie's whole lifetime (:data:`COOKIE_SECONDS`, what the page signs them for), which no
+    sign-out of a still valid cookie can be older than."""
+    refused = await store.rate_hit(_ended_key(grant), window=COOKIE_SECONDS, limit=1, count=False)
+    return refused is not None
 
 
 def csrf_token(key: bytes, grant: Grant) -> str:

@@ -13,6 +13,10 @@ goes to ``POST /s/{id}/act`` and through :meth:`Presenter.act`, exactly as a cha
 ``POST /s/{id}/turn``), which the script takes over; without the script they still work, in
 one answer at the end.
 
+Signing in takes two steps (:func:`login`, :func:`login_post`): opening a login link shows a
+page that posts it back, and only that POST, from our own origin, spends the link and sets
+the cookie (``POST /logout`` ends the cookie everywhere).
+
 Only the signed-in person's own sessions are shown; any other id, and any session of another
 person, gets the same "not found" page.
 """
@@ -32,7 +36,7 @@ from bot.present import words
 from bot.values import Action, Caller
 from bot.web import auth, render
 from bot.web.shapes import index_values, session_values
-from bot.web.site import SECURITY_HEADERS, SITE, CsrfMissing, Site, Visitor
+from bot.web.site import LOGIN_REFERRER, SECURITY_HEADERS, SITE, CsrfMissing, Site, Visitor
 from bot.web.surface import PageSurface
 from storage import Session, SessionKey
 
@@ -45,7 +49,8 @@ _PRESSABLE = frozenset({"run", "input", "test", "fix", "revert", "delete", "retr
 def routes() -> list[web.RouteDef]:
     return [
         web.get("/", index),
-        web.get("/login", login),
+        web.get("/login", login, allow_head=False),  # a GET only looks: see login()
+        web.post("/login", login_post),
         web.post("/logout", logout),
         web.post("/new", new_session),
         web.get(r"/s/{id:\d{1,18}}", session_page),
@@ -83,11 +88,6 @@ def _see(location: str) -> web.HTTPSeeOther:
     return web.HTTPSeeOther(location, headers=SECURITY_HEADERS)
 
 
-def _https(request: web.Request) -> bool:
-    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
-    return request.secure or forwarded == "https"
-
-
 async def _visitor(request: web.Request, *, form: bool = False) -> Visitor | web.Response:
     try:
         visitor = await request.app[SITE].visitor(request, form=form)
@@ -118,33 +118,78 @@ def _number(text: str | None) -> int | None:
 
 
 async def login(request: web.Request) -> web.Response:
-    """A login link: a valid one sets the session cookie, then the page goes to ``/``.
+    """A login link opened: a page that posts it back (``POST /login``), spending nothing.
 
-    It goes there by a refresh of this page, not a 302: a link clicked in a chat app is a
-    navigation from another site, and a browser sends a SameSite=Strict cookie on none of its
-    requests, redirects included; the refresh is a navigation of our own page."""
+    Link previewers, mail scanners and browsers' prefetching GET links on their own; were
+    the GET to sign in, they would spend the link, or get the person's cookie themselves.
+    The page's script posts the form at once (a button does without the script), unless the
+    browser is signed in as someone else already: then the page asks first. A link that is
+    forged, altered or expired gets the sign-in page straight away."""
     site = request.app[SITE]
-    key = await site.key()
-    grant = await auth.read_link(key, site.app.store, request.query.get("t", ""))
+    token = request.query.get("t", "")
+    grant = auth.peek_link(await site.key(), token)
     if grant is None:
         return signed_out(say.LINK_REJECTED, status=403)
-    response = html("signed_in.html", {"title": say.LABELS["product"]})
-    response.set_cookie(
-        auth.COOKIE,
-        auth.session_cookie(key, grant.caller),
-        max_age=int(auth.COOKIE_SECONDS),
-        path="/",
-        httponly=True,
-        samesite="Strict",
-        secure=_https(request),
-    )
+    return _continue(token, grant, await site.grant(request))
+
+
+async def login_post(request: web.Request) -> web.Response:
+    """The link's page posted: the link is spent, the cookie set, then ``/`` (a 303).
+
+    Refused unless the post came from our own page (:meth:`Site.same_origin`): else any site
+    could sign a visitor in as whoever's link it holds (login CSRF). A browser signed in as
+    someone else gets the question first (the form's ``switch`` field answers it). The 303's
+    GET follows a same-origin POST, so the browser sends the new SameSite=Strict cookie with
+    it, even when the link was clicked in a chat app on another site."""
+    site = request.app[SITE]
+    if not site.same_origin(request):
+        return signed_out(say.LOGIN_ELSEWHERE, status=403)
+    fields = await request.post()
+    token, key = str(fields.get("t", "")), await site.key()
+    link, current = auth.peek_link(key, token), await site.grant(request)
+    if link is None:
+        return signed_out(say.LINK_REJECTED, status=403)
+    same = current is not None and current.caller == link.caller
+    if current is not None and not same and fields.get("switch") != "1":
+        return _continue(token, link, current)
+    grant = await auth.read_link(key, site.app.store, token)
+    if grant is None and not same:
+        return signed_out(say.LINK_REJECTED, status=403)
+    response = web.Response(status=303, headers={**SECURITY_HEADERS, "Location": "/"})
+    response.headers["Cache-Control"] = "no-store"
+    if grant is not None:  # else: a used link posted again (Back), by who is signed in anyway
+        response.set_cookie(
+            auth.COOKIE,
+            auth.session_cookie(key, grant.caller),
+            max_age=int(auth.COOKIE_SECONDS),
+            path="/",
+            httponly=True,
+            samesite="Strict",
+            secure=site.https(request),
+        )
+    return response
+
+
+def _continue(token: str, link: auth.Grant, current: auth.Grant | None) -> web.Response:
+    """The page that posts ``token``: on its own, or, when ``current`` is someone else's
+    sign-in, when the person says so."""
+    switch = current is not None and current.caller != link.caller
+    message = say.signing_in(link.caller)
+    if current is not None and switch:
+        message = say.switch_to(current.caller, link.caller)
+    values = {"title": say.LABELS["sign_in"], "message": message, "token": token}
+    response = html("login.html", {**values, "switch": switch})
+    response.headers.update(LOGIN_REFERRER)  # the form's Origin, for login_post's checks
     return response
 
 
 async def logout(request: web.Request) -> web.Response:
+    """Sign out: the cookie is deleted, and its seed written down, so that a copy of it (a
+    second tab, a stolen one) is refused on every replica too (:func:`auth.end_session`)."""
     visitor = await _visitor(request, form=True)
     if isinstance(visitor, web.Response):
         return visitor
+    await auth.end_session(request.app[SITE].app.store, visitor.grant)
     response = signed_out(status=200)
     response.del_cookie(auth.COOKIE, path="/")
     return response

@@ -105,6 +105,10 @@
     }
   }
 
+  // A login link's page posts the link at once: opening a link (a GET) spends nothing, so
+  // that previewers and scanners that fetch links on their own neither use it up nor sign in.
+  for (const form of document.querySelectorAll("form[data-autosubmit]")) form.submit();
+
   for (const form of document.querySelectorAll("form[data-stream]")) {
     form.addEventListener("submit", (event) => {
       if (!window.ReadableStream || !window.TextDecoderStream) return; // the plain form

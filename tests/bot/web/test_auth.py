@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,9 +21,9 @@ db_target = pytest.fixture(params=["sqlite", "postgres"])(both_backends)
 
 
 @pytest.fixture
-async def store(db_target: Path | str) -> Store:
+async def store(db_target: Path | str) -> AsyncIterator[Store]:
     opened = await Store.open(db_target)
-    yield opened  # type: ignore[misc]
+    yield opened
     await opened.close()
 
 
@@ -108,3 +109,39 @@ def test_the_csrf_token_belongs_to_one_cookie() -> None:
     assert not auth.valid_csrf(b"z" * 32, first, token)
     for wrong in (None, "", token[:-1], token + "a", "ünïcode"):
         assert not auth.valid_csrf(KEY, first, wrong)
+
+
+async def test_peeking_at_a_link_spends_nothing(store: Store) -> None:
+    token = token_of(auth.login_url(KEY, ALICE, base=""))
+    for _ in range(3):
+        peeked = auth.peek_link(KEY, token)
+        assert peeked is not None and peeked.caller == ALICE
+    assert await auth.read_link(KEY, store, token) is not None  # still good: now spent
+    assert auth.peek_link(KEY, token) is not None  # a peek cannot tell; read_link can
+    assert await auth.read_link(KEY, store, token) is None
+    assert auth.peek_link(KEY, token_of(auth.login_url(KEY, ALICE, base="", ttl=-1))) is None
+    assert auth.peek_link(KEY, resigned(token, u="U_MALLORY")) is None
+    assert auth.peek_link(KEY, auth.session_cookie(KEY, ALICE)) is None
+
+
+async def test_a_signed_out_cookie_stays_out_on_every_replica(db_target: Path | str) -> None:
+    """Signing out writes the cookie's seed down in the store: another process (a replica)
+    refuses the cookie too, and other cookies of the same person are untouched."""
+    first, replica = await Store.open(db_target), await Store.open(db_target)
+    try:
+        out = auth.read_cookie(KEY, auth.session_cookie(KEY, ALICE))
+        other = auth.read_cookie(KEY, auth.session_cookie(KEY, ALICE))
+        assert out is not None and other is not None
+        assert not await auth.session_ended(replica, out)
+        assert not await auth.session_ended(replica, out)  # asking counts nothing
+        await auth.end_session(first, out)
+        assert await auth.session_ended(replica, out) and await auth.session_ended(first, out)
+        assert not await auth.session_ended(replica, other)
+        await auth.end_session(first, out)  # twice: still ended, no error
+        assert await auth.session_ended(replica, out)
+        expired = auth.Grant(caller=ALICE, expires=0.0, nonce="old")
+        await auth.end_session(first, expired)  # nothing left to end: nothing written
+        assert not await auth.session_ended(replica, expired)
+    finally:
+        await first.close()
+        await replica.close()

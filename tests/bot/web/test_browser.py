@@ -1,6 +1,7 @@
 """The page in a real headless Chromium: sign in by link, start a session and watch it stream,
 adjust it, compare versions, run it in the real sandbox and see its output and picture; bad
-links get the sign-in page, and a link clicked on another site signs in despite SameSite.
+links get the sign-in page, a link clicked on another site signs in despite SameSite, a link
+for someone else asks first, and another site's form cannot sign anyone in.
 
 One browser for the module; each test serves its own app on 127.0.0.1. Screenshots of the
 main pages go to ``$CODETHREAD_TEST_ARTIFACTS`` (else pytest's temporary directory).
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from aiohttp.test_utils import TestServer
 
 from bot.app import App
 from bot.present import web as say
+from bot.server import make_web_app
 from bot.values import Caller
 from bot.web import auth, login_url, store_login_url
 from engines import FakeEngine
@@ -27,6 +30,8 @@ from engines import FakeEngine
 from ..conftest import fenced
 from .browser import Browser, GatedEngine, chromium, missing
 from .conftest import Client
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 pytestmark = pytest.mark.skipif(missing() is not None, reason=str(missing()))
 
@@ -158,22 +163,97 @@ async def test_bad_links_get_the_sign_in_page(app: App, client: Client, browser:
     assert say.SIGNED_OUT in await browser.text(".message")
 
 
-async def test_a_link_clicked_on_another_site_signs_in(
-    app: App, client: Client, browser: Browser
-) -> None:
-    """Chat apps are other sites: a browser sends a SameSite=Strict cookie on no request of
-    a navigation that started there (redirects included), so the link page moves on by a
-    refresh of its own, and the page after it is signed in."""
-    link = await store_login_url(app.store, ME, base=base(client))
+@asynccontextmanager
+async def chat_site(*links: str) -> AsyncIterator[str]:
+    """Another site (``localhost``, while the page is on 127.0.0.1): a chat app's page with
+    ``links`` (``#go0``, ``#go1``…); its URL."""
 
     async def chat(request: web.Request) -> web.Response:
-        page = f'<a id="go" href="{link}">View history</a>'
+        page = "".join(
+            f'<a id="go{n}" href="{link}">View history</a>' for n, link in enumerate(links)
+        )
         return web.Response(text=page, content_type="text/html")
 
     other = web.Application()
     other.router.add_get("/", chat)
-    async with TestServer(other, host="localhost") as chat_site:  # localhost ≠ 127.0.0.1
-        await browser.get(str(chat_site.make_url("/")))
-        await browser.do((await browser.find("#go")).click)
-        who = await browser.text(".who")
+    async with TestServer(other, host="localhost") as served:  # localhost ≠ 127.0.0.1
+        yield str(served.make_url("/"))
+
+
+async def test_a_link_clicked_on_another_site_signs_in(app: App, browser: Browser) -> None:
+    """Chat apps are other sites: a browser sends a SameSite=Strict cookie on no request of
+    a navigation that started there (redirects included). The link's page (a GET, which
+    spends nothing) posts the link from our own origin; the 303 after that same-origin POST
+    is same-site, so the GET of ``/`` carries the new cookie."""
+    seen: list[tuple[str, str, str | None, bool]] = []
+
+    @web.middleware
+    async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith("/static/"):
+            fetch_site, cookie = (
+                request.headers.get("Sec-Fetch-Site"),
+                auth.COOKIE in request.cookies,
+            )
+            seen.append((request.method, request.path, fetch_site, cookie))
+        return await handler(request)
+
+    served = make_web_app(app)
+    served.middlewares.insert(0, record)
+    async with TestServer(served, host="127.0.0.1") as page:
+        link = await store_login_url(app.store, ME, base=str(page.make_url("")).rstrip("/"))
+        async with chat_site(link) as chat:
+            await browser.get(chat)
+            await browser.do((await browser.find("#go0")).click)
+            who = await browser.text(".who")
     assert who == say.signed_in("alice", "console") and await browser.path() == "/"
+    assert seen == [
+        ("GET", "/login", "cross-site", False),  # the click: no cookie goes with it
+        ("POST", "/login", "same-origin", False),  # the page's own form
+        ("GET", "/", "same-origin", True),  # the 303: the new Strict cookie is sent
+    ]
+
+
+async def test_a_link_for_someone_else_asks_before_switching(
+    app: App, client: Client, browser: Browser
+) -> None:
+    """Anyone can send alice's browser to their own link; signed in as alice, it does not
+    become theirs without her say."""
+    bob = Caller(platform="slack", workspace="T1", user="bob", channel="C1")
+    await browser.get(await store_login_url(app.store, ME, base=base(client)))
+    await browser.until(lambda d: d.find_elements("css selector", ".who"))
+    before = await browser.do(browser.driver.get_cookies)
+    async with chat_site(await store_login_url(app.store, bob, base=base(client))) as chat:
+        await browser.get(chat)
+        await browser.do((await browser.find("#go0")).click)
+        asked = await browser.text(".message")
+    assert say.switch_to(ME, bob) in asked
+    assert await browser.do(browser.driver.get_cookies) == before  # still alice's cookie
+    await browser.shot("switch")
+    await browser.do((await browser.find('form[action="/login"] button')).click)
+    who = await browser.until(lambda d: d.find_element("css selector", ".who").text)
+    assert who == say.signed_in("bob", "slack")
+
+
+async def test_another_sites_form_cannot_sign_anyone_in(
+    app: App, client: Client, browser: Browser
+) -> None:
+    """Login CSRF: a page elsewhere that posts its own link to /login is refused (the
+    browser says ``Sec-Fetch-Site: cross-site``), and no cookie is set."""
+    key = await auth.site_key(app.store)
+    token = login_url(key, ME, base="").split("?t=", 1)[1]
+
+    async def evil(request: web.Request) -> web.Response:
+        page = (
+            f'<form id="f" method="post" action="{base(client)}/login">'
+            f'<input type="hidden" name="t" value="{token}"><button id="go">Win</button></form>'
+        )
+        return web.Response(text=page, content_type="text/html")
+
+    other = web.Application()
+    other.router.add_get("/", evil)
+    async with TestServer(other, host="localhost") as site:
+        await browser.get(str(site.make_url("/")))
+        await browser.do((await browser.find("#go")).click)
+        refused = await browser.text(".message")
+    assert say.LOGIN_ELSEWHERE in refused
+    assert not await browser.do(browser.driver.get_cookies)

@@ -15,6 +15,8 @@ import aiohttp
 
 from bot.present import web as say
 
+from .conftest import login_form
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -64,15 +66,20 @@ async def test_web_opens_a_link_that_signs_the_terminal_user_in(tmp_path: Path) 
         url = opened.read_text()
         assert url.startswith("http://127.0.0.1:") and "/login?t=" in url
         assert url in printed
+        base = url.split("/login")[0]
         jar = aiohttp.CookieJar(unsafe=True)  # a cookie of an IP address host
         async with aiohttp.ClientSession(cookie_jar=jar) as browser:
-            async with browser.get(url) as signed:
-                assert signed.status == 200
-            async with browser.get(url.split("/login")[0] + "/") as home:
+            async with browser.get(url) as opened_link:  # its page posts it on
+                assert opened_link.status == 200
+                fields = login_form(await opened_link.text())
+            async with browser.post(base + "/login", data=fields) as home:
                 page = await home.text()
-            async with browser.get(url) as again:
-                assert again.status == 403  # once only
         assert say.signed_in("alice", "console") in page and "count the stars" in page
+        async with (
+            aiohttp.ClientSession() as elsewhere,
+            elsewhere.post(base + "/login", data=fields) as again,
+        ):
+            assert again.status == 403  # once only
     finally:
         proc.send_signal(signal.SIGINT)
         await asyncio.wait_for(proc.wait(), 30)

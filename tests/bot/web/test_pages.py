@@ -5,25 +5,31 @@ from __future__ import annotations
 
 import itertools
 import re
+from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
-from bot.app import App
+from bot.app import App, build
+from bot.config import Config, PublicUrl
+from bot.errors import SessionNotFound
 from bot.present import web as say
-from bot.values import Caller
+from bot.present import words
+from bot.server import make_web_app
+from bot.values import Action, Caller
 from bot.web import auth, login_url
 from engines import FakeEngine
 from storage import SessionKey
 
 from ..conftest import collect, fenced
-from .conftest import Client, csrf_of, sign_in
+from .conftest import Client, csrf_of, login_form, sign_in
 
 ALICE = Caller(platform="slack", workspace="T1", user="U_ALICE", channel="C1")
 BOB = Caller(platform="slack", workspace="T1", user="U_BOB", channel="C1")
 ALICE_ELSEWHERE = Caller(platform="discord", workspace="G9", user="U_ALICE", channel="D1")
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-    "frame-ancestors 'none'"
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 _threads = itertools.count()
 
@@ -42,11 +48,11 @@ async def session_of(app: App, fake: FakeEngine, caller: Caller, *codes: str) ->
     return session.id
 
 
-def secured(response: object) -> None:
+def secured(response: object, *, referrer: str = "no-referrer") -> None:
     headers = response.headers  # type: ignore[attr-defined]
     assert headers["Content-Security-Policy"] == CSP
     assert headers["X-Content-Type-Options"] == "nosniff"
-    assert headers["Referrer-Policy"] == "no-referrer"
+    assert headers["Referrer-Policy"] == referrer
 
 
 async def test_pages_need_a_sign_in_and_carry_strict_headers(client: Client) -> None:
@@ -70,10 +76,16 @@ async def test_pages_need_a_sign_in_and_carry_strict_headers(client: Client) -> 
 async def test_a_link_sets_a_strict_cookie_once(app: App, client: Client) -> None:
     key = await auth.site_key(app.store)
     url = login_url(key, ALICE, base="")
-    response = await client.get(url)
-    assert response.status == 200
+    opened = await client.get(url)
+    assert opened.status == 200 and "Set-Cookie" not in opened.headers
+    secured(opened, referrer="same-origin")  # its form's Origin must be real, not "null"
+    assert opened.headers["Cache-Control"] == "no-store"  # the page holds the token
+    fields = login_form(await opened.text())
+    assert fields == {"t": url.split("?t=", 1)[1]}
+    assert say.signing_in(ALICE) in await opened.text()
+    response = await client.post("/login", data=fields, allow_redirects=False)
+    assert response.status == 303 and response.headers["Location"] == "/"
     secured(response)
-    assert '<meta http-equiv="refresh" content="0; url=/">' in await response.text()
     cookie = response.headers["Set-Cookie"]
     assert cookie.startswith(f"{auth.COOKIE}=")
     for part in ("HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"):
@@ -82,13 +94,116 @@ async def test_a_link_sets_a_strict_cookie_once(app: App, client: Client) -> Non
     assert response.headers["Cache-Control"] == "no-store"
     home = await client.get("/")
     assert home.status == 200 and say.signed_in("U_ALICE", "slack") in await home.text()
-    again = await client.get(url)
+    client.session.cookie_jar.clear()
+    again = await client.post("/login", data=fields, allow_redirects=False)
     assert again.status == 403 and say.LINK_REJECTED in await again.text()
     assert "Set-Cookie" not in again.headers
-    behind_https = await client.get(
-        login_url(key, ALICE, base=""), headers={"X-Forwarded-Proto": "https"}
+    behind_https = await client.post(
+        "/login",
+        data={"t": login_url(key, ALICE, base="").split("?t=", 1)[1]},
+        headers={"X-Forwarded-Proto": "https"},
+        allow_redirects=False,
     )
     assert "Secure" in behind_https.headers["Set-Cookie"]
+
+
+async def test_opening_a_link_spends_nothing(app: App, client: Client) -> None:
+    """Previewers, scanners and prefetching GET links: that neither signs in nor uses the
+    link up; only the page's own POST does."""
+    url = login_url(await auth.site_key(app.store), ALICE, base="")
+    for _ in range(3):
+        peeked = await client.get(url)
+        assert peeked.status == 200 and "Set-Cookie" not in peeked.headers
+    assert (await client.head(url)).status == 405
+    assert (await client.get("/")).status == 401  # nobody signed in
+    signed = await client.post("/login", data=login_form(await peeked.text()))
+    assert signed.status == 200 and say.signed_in("U_ALICE", "slack") in await signed.text()
+    posted_again = await client.post("/login", data=login_form(await peeked.text()))
+    assert posted_again.status == 200  # the browser's Back: still alice, nothing refused
+    assert (await client.post("/login", data={"t": "junk"})).status == 403
+
+
+async def test_login_posts_from_other_sites_are_refused(app: App, client: Client) -> None:
+    """Login CSRF: another site's form must not sign the visitor in as whoever's link it
+    holds; the refusal spends nothing."""
+    fields = {"t": login_url(await auth.site_key(app.store), BOB, base="").split("?t=", 1)[1]}
+    own = str(client.make_url("")).rstrip("/")
+    for headers in (
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Sec-Fetch-Site": "none"},
+        {"Sec-Fetch-Site": "cross-site", "Origin": own},
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+    ):
+        refused = await client.post("/login", data=fields, headers=headers)
+        assert refused.status == 403, headers
+        assert say.LOGIN_ELSEWHERE in await refused.text() and "Set-Cookie" not in refused.headers
+        secured(refused)
+    for headers in ({"Sec-Fetch-Site": "same-origin"}, {"Origin": own}):
+        client.session.cookie_jar.clear()
+        link = login_url(await auth.site_key(app.store), BOB, base="").split("?t=", 1)[1]
+        taken = await client.post("/login", data={"t": link}, headers=headers)
+        assert taken.status == 200 and say.signed_in("U_BOB", "slack") in await taken.text()
+    client.session.cookie_jar.clear()
+    first = await client.post("/login", data=fields, headers={"Sec-Fetch-Site": "same-origin"})
+    assert first.status == 200  # the refused link was still good
+
+
+async def test_a_link_for_someone_else_asks_first(app: App, client: Client) -> None:
+    """A browser signed in as alice, sent (by anyone) to bob's link, is not switched to bob
+    silently: the page asks, and only a press that says so switches."""
+    await sign_in(client, app, ALICE)
+    url = login_url(await auth.site_key(app.store), BOB, base="")
+    opened = await client.get(url)
+    page = await opened.text()
+    fields = login_form(page, autosubmit=False)
+    assert fields["switch"] == "1"
+    assert say.switch_to(ALICE, BOB) in page and say.LABELS["stay"] in page
+    # the GET of a link clicked on another site carries no Strict cookie, so its page posts
+    # the link at once; the POST (same-origin) carries alice's cookie: it asks there too
+    asked = await client.post("/login", data={"t": fields["t"]}, allow_redirects=False)
+    assert asked.status == 200 and "Set-Cookie" not in asked.headers
+    assert login_form(await asked.text(), autosubmit=False) == fields
+    still = await client.get("/")
+    assert say.signed_in("U_ALICE", "slack") in await still.text()
+    switched = await client.post("/login", data=fields)
+    assert switched.status == 200 and say.signed_in("U_BOB", "slack") in await switched.text()
+
+
+async def test_an_https_public_url_makes_the_cookie_secure(
+    tmp_path: Path, fake: FakeEngine
+) -> None:
+    """Behind a proxy that does not say X-Forwarded-Proto, the configured https public URL
+    still makes the cookie Secure, and its origin counts as ours; a browser on a plain http
+    page gets a cookie it can keep."""
+    config = Config(
+        db_path=tmp_path / "https.db", model="fake:echo",
+        public_url=PublicUrl("https://bot.example.com"),
+    )  # fmt: skip
+    other = await build(config, engine_factory=lambda spec: fake)
+    try:
+        async with TestClient(TestServer(make_web_app(other), host="127.0.0.1")) as client:
+            token = login_url(await auth.site_key(other.store), ALICE, base="").split("?t=")[1]
+            response = await client.post(
+                "/login",
+                data={"t": token},
+                headers={"Origin": "https://bot.example.com"},
+                allow_redirects=False,
+            )
+            assert response.status == 303
+            assert "Secure" in response.headers["Set-Cookie"]
+            # `codethread web` with the same config: the browser's page is plain http on
+            # 127.0.0.1, where a Secure cookie could not be kept; its Origin says so
+            token = login_url(await auth.site_key(other.store), ALICE, base="").split("?t=")[1]
+            local = str(client.make_url("")).rstrip("/")
+            response = await client.post(
+                "/login", data={"t": token}, headers={"Origin": local}, allow_redirects=False
+            )
+            assert response.status == 303
+            assert "Secure" not in response.headers["Set-Cookie"]
+    finally:
+        await other.aclose()
 
 
 async def test_expired_forged_and_tampered_links_and_cookies_get_the_login_page(
@@ -251,11 +366,21 @@ async def test_the_prompt_boxes_work_without_the_script(
     assert prose.status == 400 and "I only answer in prose." in await prose.text()
 
 
-async def test_sign_out(app: App, client: Client) -> None:
+async def test_sign_out_ends_the_session_everywhere(app: App, client: Client) -> None:
+    """The cookie is stateless, so a copy of it (another tab's, a stolen one) must be
+    refused after sign-out too, by the page and by the API."""
     csrf = await sign_in(client, app, ALICE)
+    copy = client.session.cookie_jar.filter_cookies(client.make_url("/"))[auth.COOKIE].value
     out = await client.post("/logout", data={"csrf": csrf})
     assert out.status == 200 and auth.COOKIE in out.headers["Set-Cookie"]
     assert (await client.get("/")).status == 401
+    client.session.cookie_jar.update_cookies({auth.COOKIE: copy})
+    assert (await client.get("/")).status == 401
+    assert (await client.get("/api/sessions")).status == 401
+    again = await client.post("/logout", data={"csrf": csrf})
+    assert again.status == 401
+    await sign_in(client, app, ALICE)  # a new sign-in is a new cookie: it works
+    assert (await client.get("/")).status == 200
 
 
 async def test_the_new_session_box_offers_languages_and_models(app: App, client: Client) -> None:
@@ -301,3 +426,28 @@ async def test_run_with_input_then_fix_through_the_forms(
     )
     assert fixed.status == 303, await fixed.text()
     assert (await app.store.get_version(sid)).code == "print('fixed')"  # type: ignore[union-attr]
+
+
+def test_an_action_has_ascii_numbers_only() -> None:
+    assert Action.decode("run:12:3") == Action(kind="run", session_id=12, number=3)
+    assert Action.decode("retry:12:5") == Action(kind="retry", session_id=12, failure=5)
+    assert Action.decode("delete:12") == Action(kind="delete", session_id=12)
+    refused = ["run:²", "run:1:²", "run:\u0661", "run:1:\u0661\u0662", "run:1:+2", "run:-1"]
+    refused += ["run: 1", "run:1:" + "9" * 19, "run:", "run::1", "nope:1", "", "run:1:2:3"]
+    for text in refused:
+        assert Action.decode(text) is None, text
+
+
+async def test_a_button_with_odd_digits_is_not_found(
+    app: App, fake: FakeEngine, client: Client
+) -> None:
+    """Text only a forged form sends (superscripts, other scripts' digits) is refused as a
+    button that is not there, never a server error."""
+    sid = await session_of(app, fake, ALICE, "print(1)")
+    csrf = await sign_in(client, app, ALICE)
+    for action in (f"run:{sid}:²", f"run:{sid}:\u0661", f"revert:{sid}:" + "9" * 30, "run:²"):
+        answer = await client.post(
+            f"/s/{sid}/act", data={"csrf": csrf, "action": action}, allow_redirects=False
+        )
+        assert answer.status == 404, action
+        assert words.explain(SessionNotFound(sid)) in await answer.text()
