@@ -43,6 +43,12 @@ log = logging.getLogger("codethread.jobs")
 STALE_AFTER = 30.0  # seconds without a heartbeat before a running job is claimed again
 HEARTBEAT_EVERY = 5.0
 POLL_EVERY = 0.5  # when idle, how often another replica's new jobs are looked for
+#: jobs one process performs at once. A turn mostly waits (for the model, the platform, its
+#: place in its thread's line: a lane's later jobs are claimed, and wait, beside its first),
+#: and the engine pool and the sandbox pool bound the work itself; a low cap here would make
+#: the ninth thread wait for a free slot while the model sits idle (with 8, twenty threads of
+#: replies took three times as long as the model needed: bench.discord_replies)
+CONCURRENCY = 256
 
 
 @dataclass(slots=True)
@@ -99,7 +105,7 @@ class Worker:
         self,
         store: Store,
         *,
-        concurrency: int = 8,
+        concurrency: int = CONCURRENCY,
         owner: str | None = None,
         stale_after: float = STALE_AFTER,
         heartbeat_every: float = HEARTBEAT_EVERY,
