@@ -623,7 +623,10 @@ class SessionService:
         self, session: Session, request: str, base: int | None
     ) -> AsyncGenerator[Reply]:
         language = self.language(session.language)
-        history = await self.store.list_versions(session.id)
+        # both reads at once: under a burst each waits its turn for a reader connection
+        history, stored = await asyncio.gather(
+            self.store.list_versions(session.id), self.store.list_files(session.id)
+        )
         if base is not None and len(history) != base:
             raise StaleVersion("Fix", session.id, base, len(history))
         if not history and session.updated_at > session.created_at:
@@ -649,7 +652,7 @@ class SessionService:
             context_window=engine.context_window,
             reserve_for_answer=min(spec.max_new_tokens, engine.context_window // 2),
         )
-        attached = files.describe(await self.store.list_files(session.id))
+        attached = files.describe(stored)
         try:
             messages = build_messages(
                 language=language,
