@@ -8,14 +8,16 @@ import asyncio
 import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import discord
 import pytest
 
 from bot.adapters.discord.durable import CODE_KIND, PRESS_KIND, RecordedInteraction
 from bot.adapters.discord.surface import ResponseSurface
-from bot.config import Config
+from bot.config import Config, PublicUrl
 from bot.present import Notice
+from bot.web.auth import read_link, site_key
 from engines import EngineUnavailable, FakeEngine
 from storage import Job
 from tests.fakes.discord_fakes import CHANNEL_ID, http_error, settle, texts
@@ -353,3 +355,26 @@ async def test_a_code_command_cut_short_mid_answer_is_answered_again_in_that_mes
     [session] = await bot.app.store.list_sessions()
     assert session.key.thread == str(thread.id) and session.version_count == 1
     assert await bot.app.store.count_jobs("failed") == 0
+
+
+async def test_view_history_tells_the_presser_alone_a_one_time_link(
+    connected: Connect, fake: FakeEngine
+) -> None:
+    fake.responder = lambda request: fenced("print(1 + 2)")
+    bot = await connected(durable=True, public_url=PublicUrl("https://bot.example.com"))
+    bot.work()
+    await bot.code("add one and two")
+    thread_id = int(bot.fake.calls_to(THREAD)[0].params["message_id"])
+    version = message_id(bot.final(thread_id))
+
+    token = await bot.press(version, "ct:history:1:1")
+
+    [answer] = [c for c in bot.for_token(token) if c.key == FOLLOWUP]
+    assert answer.json["flags"] & EPHEMERAL  # the link signs in as the presser: theirs alone
+    text = str(answer.json)
+    [link] = [w.strip("()<>\"',") for w in text.split() if "/login?t=" in w]
+    grant = await read_link(
+        await site_key(bot.app.store), bot.app.store, parse_qs(urlsplit(link).query)["t"][0]
+    )
+    assert grant is not None and grant.caller.platform == "discord"
+    assert grant.caller.user == str(bot.fake.interactions[token]["member"]["user"]["id"])
