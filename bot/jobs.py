@@ -220,9 +220,10 @@ class Worker:
             raise  # shutdown: left running, so the next start claims it again
         except Exception:
             log.exception("job %d failed", job.id)
-            await self.store.finish_job(job.id, state="failed")
+            await self.store.finish_job(job.id, state="failed", owner=self.owner)
             return
-        await self.store.finish_job(job.id, state="done")
+        if not await self.store.finish_job(job.id, state="done", owner=self.owner):
+            log.warning("job %d was taken over by another process before it finished", job.id)
 
     async def _heartbeat_loop(self) -> None:
         while True:

@@ -666,15 +666,20 @@ class PostgresStore:
             "UPDATE jobs SET progress = $1::jsonb WHERE id = $2", document, job_id
         )
 
-    async def finish_job(self, job_id: int, *, state: Literal["done", "failed"] = "done") -> None:
+    async def finish_job(
+        self, job_id: int, *, state: Literal["done", "failed"] = "done", owner: str | None = None
+    ) -> bool:
         if state not in FINISHED_STATES:
             raise ValueError(f"a job finishes 'done' or 'failed', not {state!r}")
         now = self._clock()
-        await self._pool.execute(
-            "UPDATE jobs SET state = $1, finished_at = $2 WHERE id = $3", state, now, job_id
-        )
+        status = await self._pool.execute(
+            "UPDATE jobs SET state = $1, finished_at = $2 WHERE id = $3"
+            " AND ($4::text IS NULL OR owner = $4)",
+            state, now, job_id, owner,
+        )  # fmt: skip
         if self._due("jobs"):
             await self._pool.execute(_PRUNE_JOBS, now - FINISHED_JOB_TTL)
+        return _count(status) > 0
 
     async def count_jobs(self, state: JobState) -> int:
         return int(await self._pool.fetchval("SELECT COUNT(*) FROM jobs WHERE state = $1", state))

@@ -312,8 +312,12 @@ class Store(Protocol):
         """Record what a running job has done so far (a JSON object, replacing the last)."""
         ...
 
-    async def finish_job(self, job_id: int, *, state: Literal["done", "failed"] = "done") -> None:
-        """Mark a job finished; finished jobs are deleted a day later (lazily)."""
+    async def finish_job(
+        self, job_id: int, *, state: Literal["done", "failed"] = "done", owner: str | None = None
+    ) -> bool:
+        """Mark a job finished; finished jobs are deleted a day later (lazily). With
+        ``owner``, only while the job is still that owner's: a process that was thought dead
+        and whose job another took over finishes nothing (False)."""
         ...
 
     async def count_jobs(self, state: JobState) -> int:

@@ -624,20 +624,25 @@ class SqliteStore:
         document = rows.dump_object(progress, "progress")
         await self._pool.write("UPDATE jobs SET progress = ? WHERE id = ?", (document, job_id))
 
-    async def finish_job(self, job_id: int, *, state: Literal["done", "failed"] = "done") -> None:
+    async def finish_job(
+        self, job_id: int, *, state: Literal["done", "failed"] = "done", owner: str | None = None
+    ) -> bool:
         if state not in FINISHED_STATES:
             raise ValueError(f"a job finishes 'done' or 'failed', not {state!r}")
         now = self._clock()
         prune = self._due("jobs")
 
-        def finish(db: sqlite3.Connection) -> None:
-            db.execute(
-                "UPDATE jobs SET state = ?, finished_at = ? WHERE id = ?", (state, now, job_id)
-            )
+        def finish(db: sqlite3.Connection) -> bool:
+            done = db.execute(
+                "UPDATE jobs SET state = ?, finished_at = ? WHERE id = ?"
+                " AND (? IS NULL OR owner = ?)",
+                (state, now, job_id, owner, owner),
+            ).rowcount
             if prune:
                 db.execute(_PRUNE_JOBS, (now - FINISHED_JOB_TTL,))
+            return bool(done)
 
-        await self._pool.transaction(finish)
+        return await self._pool.transaction(finish)
 
     async def count_jobs(self, state: JobState) -> int:
         found = await self._pool.read("SELECT COUNT(*) AS n FROM jobs WHERE state = ?", (state,))

@@ -310,3 +310,21 @@ async def test_finished_jobs_are_pruned_after_a_day(db: Database, clock: FakeClo
         ids = sorted(int(str(row[0])) for row in await db.rows("SELECT id FROM jobs"))
         assert ids == [old.id + 1, unfinished.id]
         assert await store.prune_jobs(older_than=0) == 0  # running and queued ones stay
+
+
+async def test_a_process_whose_job_was_taken_over_finishes_nothing(
+    pair: tuple[Store, Store], clock: FakeClock
+) -> None:
+    """A replica thought dead (its heartbeat stale) that comes back and ends the job another
+    one now runs must not mark it done under that one."""
+    slow, taker = pair
+    job = await add_job(slow, "Ev1")
+    assert (await slow.claim_job("slow", stale_after=30)) is not None
+    clock.advance(31)
+    taken = await taker.claim_job("taker", stale_after=30)
+    assert taken is not None and taken.id == job.id and taken.attempts == 2
+
+    assert not await slow.finish_job(job.id, owner="slow")
+    assert await taker.count_jobs("running") == 1
+    assert await taker.finish_job(job.id, owner="taker")
+    assert await taker.count_jobs("done") == 1
