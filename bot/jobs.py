@@ -109,11 +109,15 @@ class Worker:
         owner: str | None = None,
         stale_after: float = STALE_AFTER,
         heartbeat_every: float = HEARTBEAT_EVERY,
+        poll_every: float = POLL_EVERY,
     ) -> None:
+        """``poll_every``: how often, when idle, the database is asked for jobs that other
+        processes wrote down (a job this process accepts wakes it at once)."""
         self.store = store
         self.concurrency = concurrency
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stale_after = stale_after
+        self.poll_every = poll_every
         # a running job must never look stale to another replica: beat well within it
         self.heartbeat_every = min(heartbeat_every, stale_after / 3)
         self._performers: dict[str, Perform] = {}
@@ -173,7 +177,7 @@ class Worker:
     async def _claim_loop(self) -> None:
         while not self._stopping:
             if len(self._running) >= self.concurrency:
-                await self._wait(POLL_EVERY)
+                await self._wait(self.poll_every)
                 continue
             try:
                 job = await self.store.claim_job(
@@ -181,12 +185,12 @@ class Worker:
                 )
             except Exception as err:  # the database is away: try again soon
                 log.warning("could not claim a job: %s", err)
-                await self._wait(POLL_EVERY)
+                await self._wait(self.poll_every)
                 continue
             if job is None:
                 if not self._running:
                     self._drained.set()
-                await self._wait(POLL_EVERY)
+                await self._wait(self.poll_every)
                 continue
             self._drained.clear()
             task = asyncio.create_task(self._perform(job), name=f"codethread-job-{job.id}")

@@ -31,11 +31,11 @@ from sandbox import Limits, RunResult, Sandbox, SandboxPool
 from sandbox.artifacts import Artifact
 from storage import Job, Store
 
-__all__ = ["CLAIM_TIMEOUT", "RUN_KIND", "JobPool", "perform_run"]
+__all__ = ["CLAIM_TIMEOUT", "POLL_EVERY", "RUN_KIND", "JobPool", "perform_run"]
 
 RUN_KIND = "run.sandbox"
 CLAIM_TIMEOUT = 60.0  # seconds a run waits for a worker before it is given up
-POLL_EVERY = 0.1  # how often the caller looks whether its run is done
+POLL_EVERY = 0.1  # how often a caller looks whether its run is done, and a worker for runs
 
 
 class JobPool(SandboxPool):

@@ -36,6 +36,7 @@ from bot.config import Config
 from bot.errors import UserError
 from bot.health import Readiness
 from bot.jobs import Worker
+from bot.remote_runs import POLL_EVERY as RUN_POLL_EVERY
 from bot.remote_runs import RUN_KIND, perform_run
 
 __all__ = ["make_web_app", "serve"]
@@ -214,7 +215,13 @@ async def work(config: Config, *, stop: asyncio.Event | None = None) -> None:
         if pool is None or not app.runs.can_run:
             reason = app.runs.disabled or "running snippets is off (run_snippets = false)"
             raise UserError(f"This machine cannot run snippets: {reason}")
-        worker = Worker(app.store, concurrency=pool.size, stale_after=config.job_stale_after)
+        # every run it performs was written down by another process: look often
+        worker = Worker(
+            app.store,
+            concurrency=pool.size,
+            stale_after=config.job_stale_after,
+            poll_every=RUN_POLL_EVERY,
+        )
         worker.handle(RUN_KIND, functools.partial(perform_run, pool))
         worker.start()
         log.info("run worker %s: up to %d runs at once", worker.owner, pool.size)
