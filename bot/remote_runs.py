@@ -35,7 +35,7 @@ __all__ = ["CLAIM_TIMEOUT", "POLL_EVERY", "RUN_KIND", "JobPool", "perform_run"]
 
 RUN_KIND = "run.sandbox"
 CLAIM_TIMEOUT = 60.0  # seconds a run waits for a worker before it is given up
-POLL_EVERY = 0.1  # how often a caller looks whether its run is done, and a worker for runs
+POLL_EVERY = 0.05  # at most, how long a run waits unseen: by its caller, by an idle worker
 
 
 class JobPool(SandboxPool):
@@ -93,8 +93,10 @@ class JobPool(SandboxPool):
         job = await self.store.add_job(delivery=name, lane=name, kind=RUN_KIND, payload=request)
         assert job is not None  # a fresh delivery id
         deadline = time.monotonic() + self.claim_timeout
+        wait = 0.005  # a short run is back within milliseconds: look soon, then less often
         while True:
-            await asyncio.sleep(POLL_EVERY)
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, POLL_EVERY)
             now = await self.store.get_job(job.id)
             if now is None or now.state == "failed":
                 return _unavailable("The run worker failed on this run; see its log.")
