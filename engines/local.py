@@ -341,14 +341,16 @@ class LocalEngine(Engine):
         )
 
     async def _submit(self, batcher: Batcher, prompt_ids: list[int], sampling: Sampling) -> Ticket:
+        refused_by: int | None = None  # a thread that refused: still stopping after a failure
         for _ in range(2):
-            if not batcher.running:
+            if not batcher.running or refused_by is not None:
                 async with self._restarting:  # one restart, however many requests noticed
-                    await asyncio.to_thread(batcher.ensure_running)
+                    await asyncio.to_thread(batcher.ensure_running, refused_by)
             try:
                 return batcher.submit(prompt_ids, sampling)
             except Refused:
                 log.warning("the generation thread refused a request; restarting it")
+                refused_by = batcher.epoch
             except Exception as exc:
                 log.exception("submitting to the generation thread of %s failed", self.spec.ref)
                 raise EngineUnavailable(

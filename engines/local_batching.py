@@ -270,11 +270,18 @@ class Batcher:
         self._swap_manager()
         _running.add(self)
 
-    def ensure_running(self) -> None:
-        """Start a fresh generation thread if the last one died (blocking)."""
-        if not self.running:
+    def ensure_running(self, refused_by: int | None = None) -> None:
+        """Start a fresh generation thread if the last one died (blocking); with
+        ``refused_by`` (the :attr:`epoch` of a thread that refused a request), also when that
+        thread is still winding down after a failure, unless another restart came first."""
+        if not self.running or refused_by == self._epoch:
             log.warning("the local model's generation thread had stopped; starting a new one")
             self._swap_manager()
+
+    @property
+    def epoch(self) -> int:
+        """Which generation thread this is (one more at each start)."""
+        return self._epoch
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop generating (blocking); requests in flight get an output with ``error`` set.
