@@ -140,8 +140,8 @@ class RunService:
             )
         except ValueError as err:  # input over the sandbox's limits
             raise UserError(str(err)) from None
-        await self._store(version, result, kind="run", stdin=stdin, args=args)
-        return self._report(session, version, result, stdin=stdin, args=tuple(args))
+        run_id = await self._store(version, result, kind="run", stdin=stdin, args=args)
+        return self._report(session, version, result, stdin=stdin, args=tuple(args), run_id=run_id)
 
     async def test(
         self,
@@ -175,8 +175,10 @@ class RunService:
             result = await pool.run_tests(
                 language.name, version.code, extraction.code, on_queued=on_queued
             )
-        await self._store(version, result, kind="test", tests=extraction.code)
-        return self._report(session, version, result, kind="test", tests=extraction.code)
+        run_id = await self._store(version, result, kind="test", tests=extraction.code)
+        return self._report(
+            session, version, result, kind="test", tests=extraction.code, run_id=run_id
+        )
 
     async def judge(
         self,
@@ -205,8 +207,8 @@ class RunService:
             result = await pool.run(
                 session.language, tests, files={code_file: version.code}, on_queued=on_queued
             )
-        await self._store(version, result, kind="test", tests=tests)
-        return self._report(session, version, result, kind="test", tests=tests)
+        run_id = await self._store(version, result, kind="test", tests=tests)
+        return self._report(session, version, result, kind="test", tests=tests, run_id=run_id)
 
     def check_test(self, session: Session, number: int | None) -> None:
         """What :meth:`test` refuses that the session alone tells (a surface asks first, so
@@ -280,6 +282,7 @@ class RunService:
         tests: str = "",
         stdin: str = "",
         args: tuple[str, ...] = (),
+        run_id: int | None = None,
     ) -> RunReport:
         """The stored run as a result, with Fix offered when the code itself failed."""
         actions = (
@@ -289,7 +292,7 @@ class RunService:
         )
         return RunReport(
             session=session, version=version, result=result, kind=kind, tests=tests,
-            actions=actions, stdin=stdin, args=args,
+            actions=actions, stdin=stdin, args=args, run_id=run_id,
         )  # fmt: skip
 
     @staticmethod
@@ -333,9 +336,10 @@ class RunService:
         tests: str = "",
         stdin: str = "",
         args: Sequence[str] = (),
-    ) -> None:
+    ) -> int:
+        """Store the run with the files it made; its id."""
         try:
-            await self.sessions.store.add_run(
+            stored = await self.sessions.store.add_run(
                 version.id,
                 kind=kind,
                 status=result.status,
@@ -353,3 +357,4 @@ class RunService:
             )
         except VersionNotFound:
             raise UserError("The session was deleted while its code ran.") from None
+        return stored.id

@@ -214,3 +214,4 @@ class RunReport:
     actions: tuple[Action, ...] = ()
     stdin: str = ""  # what the run was given on standard input
     args: tuple[str, ...] = ()  # and on its command line
+    run_id: int | None = None  # the stored run (its files' URLs name it)

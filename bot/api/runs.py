@@ -57,11 +57,7 @@ async def run(call: Call) -> web.StreamResponse:
         report = await runs.run(
             session.id, call.caller, number=target, scoped=True, stdin=stdin, args=args
         )
-    # The run was stored as the version's latest; its id names its files' URLs. (Two runs of
-    # one version that end at the same moment could swap ids here; their files are listed
-    # correctly by GET …/runs either way.)
-    stored = await call.app.store.latest_run(report.version.id)
-    return web.json_response({"run": report_json(report, stored.id if stored else None)})
+    return web.json_response({"run": report_json(report, report.run_id)})
 
 
 async def listing(call: Call) -> web.StreamResponse:
