@@ -131,7 +131,7 @@ def _first_run_notice(config: Config, env: Mapping[str, str] | None = None) -> s
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """codethread: a chat bot that writes code, one thread per snippet."""
-    if ctx.invoked_subcommand != "serve":  # a service logs to stderr; the terminal doesn't
+    if ctx.invoked_subcommand not in ("serve", "worker"):  # services log to stderr
         _log_to_file()
 
 

@@ -17,6 +17,7 @@ DESIGN_ENV = {
     "OPENAI_API_KEY", "OPENAI_BASE_URL", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET",
     "SLACK_APP_TOKEN", "SLACK_API_URL", "DISCORD_BOT_TOKEN", "DISCORD_API_URL",
     "DISCORD_SHARD_COUNT", "DISCORD_SHARD_IDS",
+    "CODETHREAD_PUBLIC_URL",  # the web page's address (issue 16; DESIGN.md to follow)
 }  # fmt: skip
 _DEFAULT = re.compile(r"^\$\{(\w+):-(.*)\}$")
 
@@ -128,3 +129,15 @@ def test_the_readme_starts_replicas_the_way_compose_yaml_allows() -> None:
     assert "postgres" in compose["services"]
     for variable in ("DISCORD_SHARD_COUNT", "DISCORD_SHARD_IDS", "POSTGRES_PASSWORD"):
         assert variable in readme
+
+
+def test_the_workers_profile_runs_codethread_worker_on_the_shared_database() -> None:
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    worker = compose["services"]["worker"]
+    assert worker["profiles"] == ["workers"] and worker["command"] == ["codethread", "worker"]
+    assert _DEFAULT.match(worker["environment"]["CODETHREAD_DB"])
+    assert worker["depends_on"]["postgres"] == {"condition": "service_healthy", "required": False}
+    # the sandbox needs the same namespaces as the bot's
+    assert worker["security_opt"] == compose["services"]["bot"]["security_opt"]
+    result = CliRunner().invoke(main, ["worker", "--help"])
+    assert result.exit_code == 0 and "run_workers" in result.output
