@@ -33,7 +33,8 @@
   delivery), so a redelivery does nothing and a process killed while acting on one is taken
   over by the next (:mod:`bot.jobs`): the messages it had posted are noted as it goes (the
   parent, the answer), so the next attempt says so in the answer's message and goes on from
-  what was stored. A bare ``/code`` (the form) and form submissions are not: a form's
+  what was stored. Messages to the app (direct messages, the assistant pane) are jobs too,
+  in their thread's lane. A bare ``/code`` (the form) and form submissions are not: a form's
   trigger expires in seconds, and a lost submission is typed again.
 - The Run with input… button opens a form (standard input, arguments); its submission runs
   the version in the button's thread, as the Run button does. Arguments that do not split like
@@ -118,6 +119,7 @@ _APP_TOKEN_FIX = "set SLACK_APP_TOKEN to an xapp- token with connections:write"
 JOB_KIND = "slack.thread"  # a person's message in a channel thread, as a durable job
 PRESS_KIND = "slack.press"  # a button pressed under a result, as a durable job
 CODE_KIND = "slack.code"  # a /code command with a prompt, as a durable job
+DM_KIND = "slack.dm"  # a message to the app (a direct message, the assistant pane)
 _BUTTON = re.compile(rf"^{ACTION_PREFIX}({'|'.join(get_args(ActionKind))})$")
 #: the hosts a file's URL may name for the bot token to go with it (besides the API's own)
 _FILE_HOSTS = ("slack.com", "slack-gov.com")
@@ -126,6 +128,9 @@ _RUN_USAGE = "/snippets run ID [N] [--stdin TEXT] [-- ARG…]"
 
 #: a message's text and the files that came with it (Slack's file objects)
 Files = Sequence[dict[str, Any]]
+#: a direct message waiting for its thread's first one: where, who, text, files, and what
+#: to set once it is shown (a durable job waits for it)
+_Later = tuple["SlackSurface", Caller, str, Files, "asyncio.Future[None] | None"]
 
 
 def _by_person(event: dict[str, Any], bot_user: str | None) -> bool:
@@ -200,7 +205,7 @@ class SlackAdapter(ChatAdapter):
         self.pace = Pace(metrics=metrics)  # Slack's rate limits, shared by every answer
         self._known: OrderedDict[SessionKey, None] = OrderedDict()  # direct-message sessions
         #: threads whose first message is in hand, with the messages that came after it
-        self._opening: dict[SessionKey, list[tuple[SlackSurface, Caller, str, Files]]] = {}
+        self._opening: dict[SessionKey, list[_Later]] = {}
         #: threads with a message whose files are downloading: set once it has its place
         self._fetching: dict[SessionKey, asyncio.Event] = {}
         self._file_hosts = {urlsplit(api_url).hostname} if api_url else set()
@@ -241,6 +246,7 @@ class SlackAdapter(ChatAdapter):
             self.worker.handle(JOB_KIND, self._perform)
             self.worker.handle(PRESS_KIND, self._perform_press)
             self.worker.handle(CODE_KIND, self._perform_code)
+            self.worker.handle(DM_KIND, self._perform_dm)
             self.worker.start()
         if self._connecting is None:
             self._connecting = asyncio.create_task(self._connect())
@@ -362,9 +368,10 @@ class SlackAdapter(ChatAdapter):
         if "command" in body:
             return body["command"] == "/code" and bool(str(body.get("text") or "").strip())
         event = body.get("event") or {}
+        if event.get("type") == "message" and event.get("channel_type") == "im":
+            return True  # every message to the app (its own and edits are ignored anyway)
         return (
             event.get("type") in ("message", "app_mention")
-            and event.get("channel_type") != "im"
             and bool(event.get("thread_ts"))
             and event.get("thread_ts") != event.get("ts")
         )
@@ -585,7 +592,7 @@ class SlackAdapter(ChatAdapter):
 
     async def _on_message(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
         if event.get("channel_type") == "im" and _by_person(event, context.bot_user_id):
-            self._in_dm(context, event)
+            await self._in_dm(context, event)
             return
         if not _is_reply(event, context.bot_user_id):
             return
@@ -816,32 +823,82 @@ class SlackAdapter(ChatAdapter):
         names = [language.name for language in self.sessions.languages]
         self.jobs.spawn(surface.suggest(words.SUGGESTIONS_TITLE, words.suggestions(names)))
 
-    def _in_dm(self, context: AsyncBoltContext, event: dict[str, Any]) -> None:
+    async def _in_dm(self, context: AsyncBoltContext, event: dict[str, Any]) -> None:
         """A person's message to the app: each thread is a session (a message outside a thread
-        starts one in its own thread)."""
+        starts one in its own thread). With a worker, a durable job first (its lane the
+        thread's), performed by :meth:`_perform_dm`."""
         caller = self._caller(context, event["user"], event["channel"])
-        if not self.sessions.first_delivery(f"slack:ts:{caller.channel}:{event['ts']}"):
-            return
+        delivery = f"slack:ts:{caller.channel}:{event['ts']}"
         thread = str(event.get("thread_ts") or event["ts"])
-        key = SessionKey(
+        text = to_plain(event.get("text") or "", bot_user=context.bot_user_id)
+        if self.worker is not None:
+            payload = {"event": event, "bot": dataclasses.asdict(_bot(context)), "text": text,
+                       "team": caller.workspace, "thread": thread}  # fmt: skip
+            lane = f"{PLATFORM}:{caller.workspace}:{caller.channel}:{thread}"
+            if not await self.worker.accept(
+                delivery=delivery, lane=lane, kind=DM_KIND, payload=payload
+            ):
+                self._count("duplicate")
+            return
+        if not self.sessions.first_delivery(delivery):
+            return
+        surface = self._surface(context, caller, thread=thread, assistant=True)
+        self._dm_turn(surface, caller, self._dm_key(caller, thread), text, event.get("files") or [])
+
+    @staticmethod
+    def _dm_key(caller: Caller, thread: str) -> SessionKey:
+        return SessionKey(
             platform=PLATFORM, workspace=caller.workspace, channel=caller.channel, thread=thread
         )
-        surface = self._surface(context, caller, thread=thread, assistant=True)
-        text = to_plain(event.get("text") or "", bot_user=context.bot_user_id)
-        self._dm_turn(surface, caller, key, text, event.get("files") or [])
+
+    async def _perform_dm(self, job: Job, journal: Journal) -> None:
+        """A message to the app written down by :meth:`_in_dm`, answered now, in its thread's
+        order (the worker may start the thread's next job meanwhile: its turn follows this
+        one's, as :meth:`_dm_turn` orders them). Performed again after a crash, the message
+        the first attempt was writing says so, or shows the version it had stored."""
+        payload = job.payload
+        event = payload["event"]
+        caller = Caller(
+            platform=PLATFORM, workspace=payload["team"], user=event["user"],
+            channel=event["channel"],
+        )  # fmt: skip
+        thread = str(payload["thread"])
+        key = self._dm_key(caller, thread)
+        bot = SlackBot(**payload["bot"])
+        surface = self._surface(bot, caller, thread=thread, assistant=True)
+        if journal.resumed and isinstance(journal.previous, dict):
+            previous = Message(**journal.previous)
+            with contextlib.suppress(SlackApiError):  # a stream left open is ended first
+                await self.client.chat_stopStream(channel=previous.channel, ts=previous.ts)
+            if await self.presenter.resume(surface, previous, key, payload["text"], job.created_at):
+                return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        journaled = Journaled(surface, journal.message, dataclasses.asdict)
+        self._dm_turn(
+            journaled,  # type: ignore[arg-type]  # a journaled surface is a SlackSurface's proxy
+            caller, key, payload["text"], event.get("files") or [], done,
+        )  # fmt: skip
+        await done
 
     def _dm_turn(
-        self, surface: SlackSurface, caller: Caller, key: SessionKey, text: str, files: Files
+        self,
+        surface: SlackSurface,
+        caller: Caller,
+        key: SessionKey,
+        text: str,
+        files: Files,
+        done: asyncio.Future[None] | None = None,
     ) -> None:
         """The thread's next turn, its place in line taken now; while the thread's first
-        message is being looked at (does it hold a session?), kept to follow that one."""
+        message is being looked at (does it hold a session?), kept to follow that one.
+        ``done`` is set once the turn has been shown (a durable job waits for it)."""
         if key in self._known:
-            self.jobs.spawn(self._reply(surface, caller, key, text, files))
+            self.jobs.spawn(_settles(self._reply(surface, caller, key, text, files), done))
         elif key in self._opening:
-            self._opening[key].append((surface, caller, text, files))
+            self._opening[key].append((surface, caller, text, files, done))
         else:
             self._opening[key] = []
-            self.jobs.spawn(self._first(surface, caller, key, text, files))
+            self.jobs.spawn(_settles(self._first(surface, caller, key, text, files), done))
 
     async def _first(
         self, surface: SlackSurface, caller: Caller, key: SessionKey, text: str, files: Files
@@ -872,7 +929,7 @@ class SlackAdapter(ChatAdapter):
             shown = self.presenter.fail(surface, err, request=text)
         finally:  # the messages that came meanwhile take their places now, in order
             for later in self._opening.pop(key):
-                self._dm_turn(later[0], later[1], key, later[2], later[3])
+                self._dm_turn(later[0], later[1], key, later[2], later[3], later[4])
         outcome = await shown
         session = getattr(outcome, "session", None)
         if opening and session is not None:
@@ -1041,6 +1098,15 @@ def _bot(context: AsyncBoltContext) -> SlackBot:
     """The bot as this request's authorization names it."""
     auth = context.authorize_result
     return SlackBot(user=context.bot_user_id, bot_id=context.bot_id, url=auth.url if auth else None)
+
+
+async def _settles(work: Awaitable[Any], done: asyncio.Future[None] | None) -> None:
+    """``work``, then ``done`` set (also when ``work`` failed or was cancelled)."""
+    try:
+        await work
+    finally:
+        if done is not None and not done.done():
+            done.set_result(None)
 
 
 async def _nothing() -> None:

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from bot.jobs import Worker
 from engines import FakeEngine
 from storage import Job
-from tests.bot.adapters.slack.harness import Bot
+from tests.bot.adapters.slack.harness import Bot, direct
 from tests.bot.conftest import fenced
 from tests.fakes.slack_api import TEAM
 
@@ -164,5 +164,35 @@ async def test_a_code_command_cut_short_mid_answer_is_answered_again_in_that_mes
     assert interrupted.ts == writing["ts"]
     assert "Interrupted by a restart — answering again below" in interrupted.body()
     assert answer.text == "Version 1 of snippet #1"
+    [session] = await bot.app.store.list_sessions()
+    assert session.version_count == 1 and await bot.app.store.count_jobs("failed") == 0
+
+
+async def test_a_message_to_the_app_cut_short_is_answered_again_in_that_message(
+    bot: Bot, engine: FakeEngine
+) -> None:
+    """The assistant pane (and direct messages): a message is a job in its thread's lane;
+    the message a dead replica was writing says so, and the session is opened after all."""
+    engine.responder = lambda request: fenced("print('hi')")
+    worker = bot.app.worker
+    assert worker is not None
+    await worker.stop(drain=0)
+    message = direct("python say hi", thread="1800000000.000001")
+    assert await bot.event(message) == 200
+    assert await bot.event(message) == 200  # delivered again: still one job
+    job = await bot.app.store.claim_job("dead-replica", stale_after=30)
+    assert job is not None and job.kind == "slack.dm"
+    assert job.lane == f"slack:{TEAM}:D1:1800000000.000001"
+    writing = await bot.adapter.client.chat_postMessage(
+        channel="D1", thread_ts="1800000000.000001", text="Writing version 1 …"
+    )
+    await bot.app.store.job_progress(job.id, {"message": {"channel": "D1", "ts": writing["ts"]}})
+
+    await _take_over(bot)
+
+    interrupted, answer = bot.slack.thread("D1", "1800000000.000001")
+    assert interrupted.ts == writing["ts"]
+    assert "Interrupted by a restart — answering again below" in interrupted.body()
+    assert "Version 1 of #1" in answer.body()
     [session] = await bot.app.store.list_sessions()
     assert session.version_count == 1 and await bot.app.store.count_jobs("failed") == 0
