@@ -13,7 +13,7 @@
   streams, with the place in line while it waits, and finally the version with its buttons
   (:mod:`.buttons`). ``/snippets`` answers only the caller.
 - Durable turns: with a :class:`~bot.jobs.Worker` (``serve``), a person's message in a
-  server thread is a job row first (unique by the message's id, so a second replica on the
+  server thread (or an allowed DM, in its DM's lane) is a job row first (unique by the message's id, so a second replica on the
   same shard, or a repeated dispatch, adds nothing), and the worker performs it, one turn of a
   thread at a time across replicas (:meth:`DiscordAdapter._perform`); a process killed in the
   middle of an answer is taken over, and the message it was writing says it was interrupted.
@@ -79,6 +79,7 @@ from bot.adapters.discord.forms import submitted
 from bot.adapters.discord.http import ApiHTTPClient, ApiWebhooks
 from bot.adapters.discord.interactions import Interactions
 from bot.adapters.discord.surface import (
+    DM_WORKSPACE,
     ResponseSurface,
     ThreadSurface,
     caller_for,
@@ -100,6 +101,7 @@ __all__ = ["DiscordAdapter", "sync_commands"]
 log = logging.getLogger("codethread.discord")
 
 JOB_KIND = "discord.thread"  # a person's message in a server thread, as a durable job
+DM_KIND = "discord.dm"  # a person's direct message to the bot (allow_dms), as a durable job
 Interaction = discord.Interaction[discord.Client]
 #: a wait for Discord's rate limit longer than this raises discord.RateLimited (shown to users)
 MAX_RATE_LIMIT_WAIT = 30.0
@@ -386,6 +388,7 @@ class DiscordAdapter(ChatAdapter):
         if worker is not None and self._working is not worker:
             self._working = worker
             worker.handle(JOB_KIND, self._perform)
+            worker.handle(DM_KIND, self._perform)
             worker.handle(PRESS_KIND, self.durable.perform_press)
             worker.handle(CODE_KIND, self.durable.perform_code)
             worker.start()
@@ -489,8 +492,8 @@ class DiscordAdapter(ChatAdapter):
                 return  # only threads the bot opened can be sessions
         elif not isinstance(channel, discord.PartialMessageable):
             return  # a plain channel
-        if self.worker is not None and message.guild is not None:
-            await self._accept(self.worker, message, message.guild.id)
+        if self.worker is not None:
+            await self._accept(self.worker, message, message.guild.id if message.guild else None)
             return
         if not self.sessions.first_delivery(f"discord:message:{message.id}"):
             return
@@ -506,9 +509,10 @@ class DiscordAdapter(ChatAdapter):
         self._joining[channel.id] = joined
         self.jobs.spawn(self._later(message, earlier, joined))
 
-    async def _accept(self, worker: Worker, message: discord.Message, guild: int) -> None:
-        """Write a server thread's message down as a job (nothing comes of a message that
-        was accepted before, here or by another replica on the same shard)."""
+    async def _accept(self, worker: Worker, message: discord.Message, guild: int | None) -> None:
+        """Write a server thread's message (or, ``guild`` None, a direct message) down as a
+        job (nothing comes of a message that was accepted before, here or by another replica
+        on the same shard)."""
         payload = {
             "guild": guild,
             "channel": message.channel.id,
@@ -519,8 +523,8 @@ class DiscordAdapter(ChatAdapter):
         }
         accepted = await worker.accept(
             delivery=f"discord:message:{message.id}",
-            lane=f"discord:{guild}:{message.channel.id}",
-            kind=JOB_KIND,
+            lane=f"discord:{guild or DM_WORKSPACE}:{message.channel.id}",
+            kind=JOB_KIND if guild is not None else DM_KIND,
             payload=payload,
         )
         if accepted:
@@ -558,22 +562,68 @@ class DiscordAdapter(ChatAdapter):
     ) -> Callable[[], Coroutine[Any, Any, object]] | None:
         """What starts the turn of a job's message, its files in hand (None: no turn)."""
         payload = job.payload
+        if payload["guild"] is None:
+            return await self._prepare_dm(job, journal)
         thread = await self.owned_thread(int(payload["channel"]))
         if thread is None:
             return None  # not a thread the bot opened: not a session
         caller = caller_for(_user(payload["author"]), payload["guild"], thread)
         key = thread_key(caller.workspace, thread)
+        if payload["attachments"] and await self.sessions.find(key) is None:
+            return None  # not a session: its files are not worth reading
+        return await self._prepared(job, journal, thread, caller, key, quiet=True, files=True)
+
+    async def _prepare_dm(
+        self, job: Job, journal: Journal
+    ) -> Callable[[], Coroutine[Any, Any, object]] | None:
+        """A direct message's turn: the session is the most recently updated one started in
+        that DM (as :meth:`_where` finds it); without one, the turn says how to start one."""
+        payload = job.payload
+        channel_id = int(payload["channel"])
+        cached = self.client.get_channel(channel_id)
+        # a DM needs no lookup to be written to: its id is enough (after a restart it is
+        # not in the cache until the person writes again)
+        channel = (
+            cached
+            if isinstance(cached, discord.DMChannel)
+            else self.client.get_partial_messageable(channel_id, type=discord.ChannelType.private)
+        )
+        caller = caller_for(_user(payload["author"]), None, channel)
+        mine = await self.sessions.list_sessions(caller)  # most recently updated first
+        here = str(channel.id)
+        found = next((s.key for s in mine if s.key.channel == here), None)
+        key = found or SessionKey(
+            platform="discord", workspace=caller.workspace, channel=here, thread=here
+        )
+        # without a session, its files are not worth reading
+        return await self._prepared(
+            job, journal, channel, caller, key, quiet=False, files=found is not None
+        )
+
+    async def _prepared(
+        self,
+        job: Job,
+        journal: Journal,
+        channel: discord.Thread | discord.DMChannel | discord.PartialMessageable,
+        caller: Caller,
+        key: SessionKey,
+        *,
+        quiet: bool,
+        files: bool,
+    ) -> Callable[[], Coroutine[Any, Any, object]] | None:
+        """A job's turn in ``channel``, resumed in the message a dead attempt was writing
+        (or shown there as stored), its files (when ``files``) downloaded from their
+        recorded URLs."""
+        payload = job.payload
         text = str(payload["content"])
-        surface = self.in_channel(thread, reply_to=thread.get_partial_message(payload["message"]))
+        surface = self.in_channel(channel, reply_to=channel.get_partial_message(payload["message"]))
         previous = journal.previous
         if journal.resumed and isinstance(previous, dict):
-            handle = cast(discord.Message, thread.get_partial_message(int(previous["id"])))
+            handle = cast(discord.Message, channel.get_partial_message(int(previous["id"])))
             if await self.presenter.resume(surface, handle, key, text, job.created_at):
                 return None
         uploads: Sequence[Upload] | Exception = ()
-        if payload["attachments"]:
-            if await self.sessions.find(key) is None:
-                return None  # not a session: its files are not worth reading
+        if files and payload["attachments"]:
             state = self.client._connection
             attachments = [
                 discord.Attachment(data=cast(Any, a), state=state) for a in payload["attachments"]
@@ -582,7 +632,7 @@ class DiscordAdapter(ChatAdapter):
         journaled = Journaled(surface, journal.message, _handle)
         return lambda: self._turn_in(
             journaled,  # type: ignore[arg-type]  # a journaled surface is a ThreadSurface's proxy
-            caller, key, text, uploads=uploads, quiet=True,
+            caller, key, text, uploads=uploads, quiet=quiet,
         )  # fmt: skip
 
     async def owned_thread(self, channel_id: int) -> discord.Thread | None:

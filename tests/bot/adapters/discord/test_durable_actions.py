@@ -378,3 +378,51 @@ async def test_view_history_tells_the_presser_alone_a_one_time_link(
     )
     assert grant is not None and grant.caller.platform == "discord"
     assert grant.caller.user == str(bot.fake.interactions[token]["member"]["user"]["id"])
+
+
+# -- direct messages ---------------------------------------------------------------------------
+
+
+async def test_direct_messages_are_jobs_answered_once_and_taken_over_in_their_message(
+    connected: Connect, fake: FakeEngine
+) -> None:
+    bot = await connected(durable=True, discord_allow_dms=True)
+    bot.work()
+    dm = bot.fake.next_id()
+    bot.gateway.message(dm, "before any snippet", guild=False)
+    await bot.jobs_done(1)
+    assert "Start one with `/code PROMPT`" in bot.fake.in_channel(dm)[-1].content
+
+    fake.responder = lambda r: fenced(f"# {r.messages[-1].content}")
+    bot.gateway.slash("code", prompt="in a dm", channel_id=dm, dm=True)
+    await bot.jobs_done(2)
+    payload = bot.gateway.message(dm, "adjust it", guild=False)
+    bot.gateway._parse("message_create", payload)  # the same MESSAGE_CREATE again
+    await bot.jobs_done(3)
+    await asyncio.sleep(0.2)  # time for a second answer that must not come
+    versions = await bot.app.store.list_versions(1)
+    assert [v.request for v in versions] == ["in a dm", "adjust it"]
+
+    # a message a dead replica claimed, mid-answer: said in its message, answered below
+    await bot.stop_working()
+    payload = bot.gateway.message(dm, "once more", guild=False)
+    store = bot.app.store
+
+    async def queued() -> bool:
+        return await store.count_jobs("queued") == 1
+
+    await _until(queued)
+    job = await store.claim_job("dead-replica", stale_after=30)
+    assert job is not None and job.kind == "discord.dm" and job.lane == f"discord:@me:{dm}"
+    channel = bot.adapter.client.get_partial_messageable(dm, type=discord.ChannelType.private)
+    writing = await bot.adapter.in_channel(channel).post(
+        Notice(text="Writing version 3 …", summary="writing")
+    )
+    await store.job_progress(job.id, {"message": {"channel": dm, "id": writing.id}})
+    await take_over(bot)
+    await bot.jobs_done(4)
+
+    assert "Interrupted by a restart" in shown(bot, writing.id)
+    versions = await store.list_versions(1)
+    assert [v.request for v in versions] == ["in a dm", "adjust it", "once more"]
+    assert "# once more" in bot.fake.in_channel(dm)[-1].content
