@@ -13,10 +13,11 @@
   streams, with the place in line while it waits, and finally the version with its buttons
   (:mod:`.buttons`). ``/snippets`` answers only the caller.
 - Durable turns: with a :class:`~bot.jobs.Worker` (``serve``), a person's message in a
-  server thread (or an allowed DM, in its DM's lane) is a job row first (unique by the message's id, so a second replica on the
-  same shard, or a repeated dispatch, adds nothing), and the worker performs it, one turn of a
-  thread at a time across replicas (:meth:`DiscordAdapter._perform`); a process killed in the
-  middle of an answer is taken over, and the message it was writing says it was interrupted.
+  server thread (or an allowed DM, in its DM's lane) is a job row first (unique by the
+  message's id, so a second replica on the same shard, or a repeated dispatch, adds nothing),
+  and the worker performs it, one turn of a thread at a time across replicas
+  (:meth:`DiscordAdapter._perform`); a process killed in the middle of an answer is taken
+  over, and the message it was writing says it was interrupted.
   Button presses and ``/code`` with its prompt are jobs too, written down before they are
   acknowledged and answerable from any replica through the interaction's token
   (:mod:`.durable`).
