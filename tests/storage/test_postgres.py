@@ -243,6 +243,22 @@ async def test_search_can_use_the_trigram_indexes(postgres_db: str, conn: Any) -
     assert "versions_code_trgm" in found and "versions_request_trgm" in found
 
 
+async def test_one_persons_search_reads_their_sessions_versions_by_index(
+    postgres_db: str, conn: Any
+) -> None:
+    """The bot's searches name their owner: a correlated EXISTS through the versions'
+    (session_id, number) index, not an IN list of every matching version in the database
+    (which a common word makes too large to hash, and so scanned again per session)."""
+    async with await open_store(postgres_db):
+        pass
+    sql, params = _list_query(owner="U7", platform="slack", workspace="T1", limit=10, search="x")
+
+    found = await plan(conn, sql, params)
+
+    assert "IN (SELECT" not in sql and "v.session_id = s.id" in sql
+    assert "versions_session_id_number_key" in found, found
+
+
 async def test_the_owner_listing_reads_its_index_without_sorting(
     postgres_db: str, conn: Any
 ) -> None:

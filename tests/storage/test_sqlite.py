@@ -118,6 +118,26 @@ async def test_memory_database_and_close_twice() -> None:
     await store.close()
 
 
+async def test_one_persons_search_looks_through_their_sessions_not_the_whole_index(
+    store: Store, db_path: Path
+) -> None:
+    """The bot's searches name their owner: each of that person's sessions is looked
+    through (fast however common the word), never the full list of matching versions the
+    trigram index gives (hundreds of thousands for a common word); everyone's search still
+    goes through the index."""
+    mine, _ = _list_query(
+        owner="alice", platform="slack", workspace="T1", limit=50, search="savefig"
+    )
+    everyone, _ = _list_query(owner=None, platform=None, workspace=None, limit=50, search="savefig")
+
+    assert "versions_search" not in mine and "sessions_owner_recent" in " | ".join(
+        str(row[3])
+        for row in raw(db_path, "EXPLAIN QUERY PLAN " + mine, "alice", "slack", "T1",
+                       "%savefig%", "%savefig%", "%savefig%", "%savefig%", 50)
+    )  # fmt: skip
+    assert "versions_search MATCH" in everyone
+
+
 @pytest.mark.parametrize("with_versions", [False, True])
 async def test_owner_listing_uses_the_index_without_sorting(
     store: Store, db_path: Path, with_versions: bool
