@@ -26,7 +26,6 @@ __all__ = [
     "NO_BROWSER",
     "SCRIPT",
     "SIGNED_OUT",
-    "bad_arguments",
     "cannot_listen",
     "delete_confirm",
     "launched",
@@ -129,11 +128,6 @@ def cannot_listen(host: str, port: int, reason: str | None) -> str:
     if reason is None:
         reason = "the port is in use. Pick another --port, or leave it out for a free one"
     return f"Cannot listen on {host}:{port}: {reason}."
-
-
-def bad_arguments(error: ValueError) -> str:
-    """Arguments that do not split like a shell's (an open quote)."""
-    return f"The arguments could not be read ({error}): quote them like a shell, e.g. `a 'b c'`."
 
 
 def signed_in(user: str, platform: str) -> str:

@@ -23,7 +23,6 @@ person, gets the same "not found" page.
 
 from __future__ import annotations
 
-import shlex
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -33,6 +32,7 @@ from aiohttp import web
 from bot.errors import NotOwner, SessionNotFound, UserError
 from bot.present import web as say
 from bot.present import words
+from bot.run_options import parse_args
 from bot.values import Action, Caller
 from bot.web import auth, render
 from bot.web.shapes import index_values, session_values
@@ -95,6 +95,21 @@ async def _visitor(request: web.Request, *, form: bool = False) -> Visitor | web
         return html("message.html", {"title": say.LABELS["sign_in"], "message": say.FORM_EXPIRED},
                     status=403)  # fmt: skip
     return visitor if visitor is not None else signed_out()
+
+
+async def _visited(
+    request: web.Request, *, form: bool = False
+) -> tuple[Site, Visitor, Session] | web.Response:
+    """The signed-in visitor and their session ``{id}`` of the path; else the page to answer
+    (sign in, the form expired, not found)."""
+    visitor = await _visitor(request, form=form)
+    if isinstance(visitor, web.Response):
+        return visitor
+    site, session_id = request.app[SITE], int(request.match_info["id"])
+    session = await _owned(site, visitor, session_id)
+    if session is None:
+        return not_found(session_id)
+    return site, visitor, session
 
 
 async def _owned(site: Site, visitor: Visitor, session_id: int) -> Session | None:
@@ -208,13 +223,11 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def session_page(request: web.Request) -> web.Response:
-    visitor = await _visitor(request)
-    if isinstance(visitor, web.Response):
-        return visitor
-    site, session_id = request.app[SITE], int(request.match_info["id"])
-    session = await _owned(site, visitor, session_id)
-    if session is None:
-        return not_found(session_id)
+    visited = await _visited(request)
+    if isinstance(visited, web.Response):
+        return visited
+    site, visitor, session = visited
+    session_id = session.id
     try:
         number = _number(request.query.get("v"))
         values = await session_values(site, visitor, session, number)
@@ -224,13 +237,11 @@ async def session_page(request: web.Request) -> web.Response:
 
 
 async def diff_page(request: web.Request) -> web.Response:
-    visitor = await _visitor(request)
-    if isinstance(visitor, web.Response):
-        return visitor
-    site, session_id = request.app[SITE], int(request.match_info["id"])
-    session = await _owned(site, visitor, session_id)
-    if session is None:
-        return not_found(session_id)
+    visited = await _visited(request)
+    if isinstance(visited, web.Response):
+        return visited
+    site, visitor, session = visited
+    session_id = session.id
     try:
         old, new = _number(request.query.get("from")), _number(request.query.get("to"))
     except ValueError:
@@ -241,12 +252,11 @@ async def diff_page(request: web.Request) -> web.Response:
 
 async def download(request: web.Request) -> web.StreamResponse:
     """A version's code as a file (the presenter's Download, as every surface has it)."""
-    visitor = await _visitor(request)
-    if isinstance(visitor, web.Response):
-        return visitor
-    site, session_id = request.app[SITE], int(request.match_info["id"])
-    if await _owned(site, visitor, session_id) is None:
-        return not_found(session_id)
+    visited = await _visited(request)
+    if isinstance(visited, web.Response):
+        return visited
+    site, visitor, session = visited
+    session_id = session.id
     try:
         number = _number(request.query.get("v"))
     except ValueError:
@@ -282,13 +292,11 @@ async def static(request: web.Request) -> web.Response:
 async def act(request: web.Request) -> web.Response:
     """A button's form: the presenter acts as for any surface's button, then the page that
     shows the new state (or the refusal, in the presenter's words)."""
-    visitor = await _visitor(request, form=True)
-    if isinstance(visitor, web.Response):
-        return visitor
-    site, session_id = request.app[SITE], int(request.match_info["id"])
-    session = await _owned(site, visitor, session_id)
-    if session is None:
-        return not_found(session_id)
+    visited = await _visited(request, form=True)
+    if isinstance(visited, web.Response):
+        return visited
+    site, visitor, session = visited
+    session_id = session.id
     fields = await request.post()
     action = Action.decode(str(fields.get("action", "")))
     if action is None or action.session_id != session_id or action.kind not in _PRESSABLE:
@@ -297,9 +305,9 @@ async def act(request: web.Request) -> web.Response:
     presenter, caller = site.app.presenter, visitor.caller
     if action.kind == "input":  # Run with input…: the form carries stdin and arguments
         try:
-            args = shlex.split(str(fields.get("args", "")))
-        except ValueError as err:
-            return await _refused(site, visitor, session, [say.bad_arguments(err)])
+            args = parse_args(str(fields.get("args", "")))
+        except UserError as err:
+            return await _refused(site, visitor, session, [words.explain(err)])
         stdin = str(fields.get("stdin", "")).replace("\r\n", "\n")
         await presenter.run(
             surface, caller, session_id, number=action.number, stdin=stdin, args=args
@@ -318,13 +326,11 @@ async def act(request: web.Request) -> web.Response:
 
 async def turn(request: web.Request) -> web.Response:
     """The prompt box under a version, without the script: the next version, in one answer."""
-    visitor = await _visitor(request, form=True)
-    if isinstance(visitor, web.Response):
-        return visitor
-    site, session_id = request.app[SITE], int(request.match_info["id"])
-    session = await _owned(site, visitor, session_id)
-    if session is None:
-        return not_found(session_id)
+    visited = await _visited(request, form=True)
+    if isinstance(visited, web.Response):
+        return visited
+    site, visitor, session = visited
+    session_id = session.id
     text = str((await request.post()).get("text", ""))
     surface = PageSurface()
     service = site.app.service
