@@ -54,8 +54,22 @@ class CsrfRefused(Exception):
         super().__init__(message)
 
 
+#: a request's caller once found (a large upload is asked twice: see authenticate)
+_CALLER: web.RequestKey[Caller] = web.RequestKey("codethread_caller", Caller)
+
+
 async def authenticate(request: web.Request, store: Store) -> Caller:
-    """The caller of ``request``; raises :class:`~bot.api.errors.ApiError` (401 or 403)."""
+    """The caller of ``request``; raises :class:`~bot.api.errors.ApiError` (401 or 403).
+    Found once per request: the server's early check of a large upload and its handler
+    share the answer (one token lookup, one cookie check)."""
+    if _CALLER in request:
+        return request[_CALLER]
+    caller = await _find(request, store)
+    request[_CALLER] = caller
+    return caller
+
+
+async def _find(request: web.Request, store: Store) -> Caller:
     header = request.headers.get("Authorization")
     if header is None:
         hook = request.config_dict.get(COOKIE_AUTH)
