@@ -385,9 +385,19 @@ class SlackAdapter(ChatAdapter):
     # -- who and where -----------------------------------------------------------------------
 
     def _caller(self, context: AsyncBoltContext, user: str, channel: str) -> Caller:
-        return Caller(
-            platform=PLATFORM, workspace=context.team_id or "", user=user, channel=channel
-        )
+        return _member(context.team_id or "", user, channel)
+
+    async def _interrupted(self, journal: Journal) -> Message | None:
+        """The message a dead attempt at this job was writing (None: this is the first
+        attempt, or it wrote none), its stream ended first: Slack refuses to update a message
+        that is still streaming."""
+        previous = journal.previous
+        if not (journal.resumed and isinstance(previous, dict)):
+            return None
+        handle = Message(**previous)
+        with contextlib.suppress(SlackApiError):  # no stream left open: nothing to end
+            await self.client.chat_stopStream(channel=handle.channel, ts=handle.ts)
+        return handle
 
     def _surface(
         self,
@@ -450,10 +460,7 @@ class SlackAdapter(ChatAdapter):
         crash goes on from there: it says so in the answer's message, then opens the session
         (or, stored already, answers it, or shows the version stored)."""
         payload = job.payload
-        caller = Caller(
-            platform=PLATFORM, workspace=payload["team"], user=payload["user"],
-            channel=payload["channel"],
-        )  # fmt: skip
+        caller = _member(payload["team"], payload["user"], payload["channel"])
         url = payload.get("response_url")
         surface = self._surface(
             SlackBot(**payload["bot"]), caller,
@@ -474,13 +481,11 @@ class SlackAdapter(ChatAdapter):
             thread=posted.ts,
         )  # fmt: skip
         request = parse_code(payload["text"], self.sessions.languages)
-        previous = journal.previous
-        if isinstance(previous, dict):
-            handle = Message(**previous)
-            with contextlib.suppress(SlackApiError):  # a stream left open is ended first
-                await self.client.chat_stopStream(channel=handle.channel, ts=handle.ts)
-            if await self.presenter.resume(thread, handle, key, request.prompt, job.created_at):
-                return
+        handle = await self._interrupted(journal)
+        if handle is not None and await self.presenter.resume(
+            thread, handle, key, request.prompt, job.created_at
+        ):
+            return
         journaled = Journaled(thread, journal.message, dataclasses.asdict)
         session = await self.sessions.find(key)
         if session is None:  # the parent was posted, the session not stored: open it here
@@ -661,21 +666,12 @@ class SlackAdapter(ChatAdapter):
         version that attempt had stored, which is then not asked for again)."""
         payload = job.payload
         event = payload["event"]
-        caller = Caller(
-            platform=PLATFORM, workspace=payload["team"], user=event["user"],
-            channel=event["channel"],
-        )  # fmt: skip
+        caller = _member(payload["team"], event["user"], event["channel"])
         thread = str(event["thread_ts"])
         surface = self._surface(SlackBot(**payload["bot"]), caller, thread=thread)
-        if journal.resumed and isinstance(journal.previous, dict):
-            key = SessionKey(
-                platform=PLATFORM, workspace=caller.workspace, channel=caller.channel,
-                thread=thread,
-            )  # fmt: skip
-            previous = Message(**journal.previous)
-            with contextlib.suppress(SlackApiError):  # a stream left open is ended first
-                # (Slack refuses to update a message still streaming); else nothing to end
-                await self.client.chat_stopStream(channel=previous.channel, ts=previous.ts)
+        previous = await self._interrupted(journal)
+        if previous is not None:
+            key = self._thread_key(caller, thread)
             if await self.presenter.resume(surface, previous, key, payload["text"], job.created_at):
                 return
         journaled = Journaled(surface, journal.message, dataclasses.asdict)
@@ -843,10 +839,12 @@ class SlackAdapter(ChatAdapter):
         if not self.sessions.first_delivery(delivery):
             return
         surface = self._surface(context, caller, thread=thread, assistant=True)
-        self._dm_turn(surface, caller, self._dm_key(caller, thread), text, event.get("files") or [])
+        self._dm_turn(
+            surface, caller, self._thread_key(caller, thread), text, event.get("files") or []
+        )
 
     @staticmethod
-    def _dm_key(caller: Caller, thread: str) -> SessionKey:
+    def _thread_key(caller: Caller, thread: str) -> SessionKey:
         return SessionKey(
             platform=PLATFORM, workspace=caller.workspace, channel=caller.channel, thread=thread
         )
@@ -858,20 +856,16 @@ class SlackAdapter(ChatAdapter):
         the first attempt was writing says so, or shows the version it had stored."""
         payload = job.payload
         event = payload["event"]
-        caller = Caller(
-            platform=PLATFORM, workspace=payload["team"], user=event["user"],
-            channel=event["channel"],
-        )  # fmt: skip
+        caller = _member(payload["team"], event["user"], event["channel"])
         thread = str(payload["thread"])
-        key = self._dm_key(caller, thread)
+        key = self._thread_key(caller, thread)
         bot = SlackBot(**payload["bot"])
         surface = self._surface(bot, caller, thread=thread, assistant=True)
-        if journal.resumed and isinstance(journal.previous, dict):
-            previous = Message(**journal.previous)
-            with contextlib.suppress(SlackApiError):  # a stream left open is ended first
-                await self.client.chat_stopStream(channel=previous.channel, ts=previous.ts)
-            if await self.presenter.resume(surface, previous, key, payload["text"], job.created_at):
-                return
+        previous = await self._interrupted(journal)
+        if previous is not None and await self.presenter.resume(
+            surface, previous, key, payload["text"], job.created_at
+        ):
+            return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         journaled = Journaled(surface, journal.message, dataclasses.asdict)
         self._dm_turn(
@@ -990,15 +984,10 @@ class SlackAdapter(ChatAdapter):
         action = Action.decode(payload["action"])
         if action is None:
             return
-        caller = Caller(
-            platform=PLATFORM, workspace=payload["team"], user=payload["user"],
-            channel=payload["channel"],
-        )  # fmt: skip
+        caller = _member(payload["team"], payload["user"], payload["channel"])
         surface = self._surface(SlackBot(**payload["bot"]), caller, thread=payload["thread"])
-        if journal.resumed and isinstance(journal.previous, dict):
-            previous = Message(**journal.previous)
-            with contextlib.suppress(SlackApiError):  # a stream left open is ended first
-                await self.client.chat_stopStream(channel=previous.channel, ts=previous.ts)
+        previous = await self._interrupted(journal)
+        if previous is not None:
             await self.presenter.restarted(surface, previous, answer=False)
         journaled = Journaled(surface, journal.message, dataclasses.asdict)
         await self.presenter.act(journaled, caller, action)
@@ -1092,6 +1081,11 @@ class SlackAdapter(ChatAdapter):
         """A line of help for the person who asked (best effort)."""
         with contextlib.suppress(PlatformRefused):
             await surface.tell(Notice(text=text, summary=text))
+
+
+def _member(team: str, user: str, channel: str) -> Caller:
+    """A person of workspace ``team``, asking in ``channel``."""
+    return Caller(platform=PLATFORM, workspace=team, user=user, channel=channel)
 
 
 def _bot(context: AsyncBoltContext) -> SlackBot:
