@@ -157,6 +157,15 @@ def runner(web_app: web.Application) -> web.AppRunner:
     return _Runner(web_app, keepalive_timeout=HEADER_SECONDS, lingering_time=1.0, access_log=None)
 
 
+def stop_signal() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM (``serve``, ``worker`` and ``web`` run until then)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
 async def serve(config: Config, *, host: str, port: int) -> None:
     """Run until SIGINT or SIGTERM."""
     app = await build(config)
@@ -185,11 +194,7 @@ async def serve(config: Config, *, host: str, port: int) -> None:
             )
         start = asyncio.create_task(app.start())
         start.add_done_callback(_log_start)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await stop_signal().wait()
         log.info("shutting down")
         start.cancel()
     finally:
@@ -226,10 +231,7 @@ async def work(config: Config, *, stop: asyncio.Event | None = None) -> None:
         worker.start()
         log.info("run worker %s: up to %d runs at once", worker.owner, pool.size)
         if stop is None:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
+            stop = stop_signal()
         try:
             await stop.wait()
             log.info("shutting down")

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import errno
 import logging
-import signal
 import webbrowser
 from collections.abc import Callable
 
@@ -42,7 +41,7 @@ async def launch(
 ) -> None:
     """Serve the page on :data:`HOST`:``port`` (0: any free port) until SIGINT or SIGTERM;
     ``echo`` the login link and hand it to ``open_browser``."""
-    from bot.server import make_web_app, runner
+    from bot.server import make_web_app, runner, stop_signal
 
     app = await build(config, adapters=False)
     site_runner: web.AppRunner | None = None
@@ -60,11 +59,7 @@ async def launch(
         echo(say.launched(url))
         if not await asyncio.to_thread(open_browser, url):
             echo(say.NO_BROWSER)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await stop_signal().wait()
         start.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await start
