@@ -126,6 +126,17 @@ def _first_run_notice(config: Config, env: Mapping[str, str] | None = None) -> s
     return f"no OpenAI key or server set: using the local model {spec.name}, {cost}"
 
 
+#: the services' --log-level (serve, worker)
+_log_level = click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    envvar="CODETHREAD_LOG_LEVEL",
+    help="Least severe log lines written (env CODETHREAD_LOG_LEVEL).",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="codethread")
 @click.pass_context
@@ -515,14 +526,7 @@ def models(as_json: bool, server: bool) -> None:
     help="Port of /livez, /readyz, /metrics and /slack/events.",
 )
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
-@click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    default="info",
-    show_default=True,
-    envvar="CODETHREAD_LOG_LEVEL",
-    help="Least severe log lines written (env CODETHREAD_LOG_LEVEL).",
-)
+@_log_level
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
@@ -548,14 +552,7 @@ def serve(port: int, host: str, log_level: str, log_format: str) -> None:
 
 
 @main.command()
-@click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    default="info",
-    show_default=True,
-    envvar="CODETHREAD_LOG_LEVEL",
-    help="Least severe log lines written (env CODETHREAD_LOG_LEVEL).",
-)
+@_log_level
 def worker(log_level: str) -> None:
     """Perform the sandbox runs that `serve` processes write down (run_workers = true).
 
